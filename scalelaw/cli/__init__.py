@@ -1,0 +1,7 @@
+"""Command-line interface: a thin layer over the library; the only place that prints or exits."""
+from .app import main
+
+# Each module below attaches its verbs to ``main`` when imported.
+from . import fitting  # noqa: E402,F401  laws, fit, predict, optimum, backtest, check, isoflop
+
+__all__ = ["main"]

@@ -1,0 +1,49 @@
+"""The click group every verb attaches to, and the one place that turns errors into exit codes.
+
+Verb modules (scalelaw/cli/*.py) import ``main`` from here and decorate their commands with
+``@main.command()`` or ``@main.group()``; scalelaw/cli/__init__.py imports them all.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import ScalelawError
+
+
+class ScalelawGroup(click.Group):
+    """A click group that reports ScalelawError as one line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ScalelawError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug in scalelaw: still one line, unless debugging
+            if os.environ.get("SCALELAW_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (this is a scalelaw bug; "
+                "rerun with SCALELAW_DEBUG=1 for the traceback and report it)",
+                err=True,
+            )
+            sys.exit(3)
+
+
+@click.group(cls=ScalelawGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="scalelaw")
+def main():
+    """scalelaw: scaling laws from training-run logs, with honest uncertainty.
+
+    Typical flow: ingest logs into a run table, fit a law, predict or plan.
+    Every verb that computes takes --json for machine-readable output.
+    """
