@@ -1,0 +1,220 @@
+"""Declarative laws and the registry.
+
+A law is a plain, vectorised numpy function whose leading arguments are the inputs (canonical
+run-table columns) and whose remaining arguments are the parameters, plus a declaration of each
+parameter (bounds, starting grid, whether it is fitted in log space). Adding a law is one
+``register(Law(...))`` call; the shared contract test (tests/test_law_contract.py) then checks
+it. Laws are stored in fit files by name and version, never pickled.
+
+Functions must broadcast: the fitting engine calls them with inputs of shape ``(n,)`` and
+parameters of shape ``(S, 1)`` to evaluate S parameter vectors at once.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ScalelawError, unknown_name
+
+OBJECTIVES = ("huber-log", "lsq-log", "lsq", "huber")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One fitted parameter.
+
+    ``lower``/``upper`` are bounds in natural units. With ``log=True`` the engine fits
+    ``ln(value)`` (value must be positive) and ``grid`` lists starting values of ``ln(value)``,
+    as Hoffmann et al. state their grid; otherwise ``grid`` holds natural values.
+    """
+
+    name: str
+    lower: float = -math.inf
+    upper: float = math.inf
+    grid: tuple = ()
+    log: bool = False
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.log and self.lower < 0:
+            raise ValueError(f"Param {self.name!r}: log=True needs lower >= 0, got {self.lower}")
+        if not self.lower < self.upper:
+            raise ValueError(f"Param {self.name!r}: lower {self.lower} must be < upper {self.upper}")
+        object.__setattr__(self, "grid", tuple(float(g) for g in self.grid))
+
+    # internal <-> natural coordinates
+    def internal_bounds(self) -> tuple[float, float]:
+        if self.log:
+            lo = math.log(self.lower) if self.lower > 0 else -math.inf
+            hi = math.log(self.upper) if math.isfinite(self.upper) else math.inf
+            return lo, hi
+        return self.lower, self.upper
+
+    def to_internal(self, value):
+        return np.log(value) if self.log else np.asarray(value, dtype=float)
+
+    def to_natural(self, theta):
+        return np.exp(theta) if self.log else theta
+
+    def default_start(self) -> float:
+        """A start in internal coordinates when the grid is empty."""
+        if self.grid:
+            return self.grid[len(self.grid) // 2]
+        lo, hi = self.internal_bounds()
+        if math.isfinite(lo) and math.isfinite(hi):
+            return 0.5 * (lo + hi)
+        if math.isfinite(lo):
+            return lo + 1.0
+        if math.isfinite(hi):
+            return hi - 1.0
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Law:
+    """A scaling law declaration.
+
+    func: ``func(*inputs, *params) -> prediction`` (names from its signature).
+    jac: optional ``jac(*inputs, *params) -> tuple`` of d prediction / d param (natural units),
+        one array per parameter in declaration order; without it the engine differentiates
+        numerically.
+    derived: name -> ``f(params: Mapping) -> value`` (works on arrays for intervals).
+    optimum: ``optimum(params, **given) -> dict`` e.g. compute-optimal N and D for a budget C;
+        ``optimum_args`` names the keyword(s) it takes.
+    inverse: ``inverse(y, params, **other_inputs) -> value of inverse_of`` solving f = y.
+    prepare: ``prepare(df, **options) -> df`` run on the selected rows before fitting.
+    domain: input -> (lo, hi) range used by the contract test (log-uniform when lo > 0).
+    example: parameter values the contract test recovers from noiseless synthetic data.
+    published: label -> {param: value} of published constants ("ready fits").
+    """
+
+    name: str
+    func: Callable
+    inputs: tuple
+    params: tuple
+    target: str = "loss"
+    formula: str = ""
+    version: int = 1
+    citation: str = ""
+    description: str = ""
+    family: str = "loss"
+    jac: Callable | None = None
+    derived: Mapping[str, Callable] = field(default_factory=dict)
+    optimum: Callable | None = None
+    optimum_args: tuple = ()
+    inverse: Callable | None = None
+    inverse_of: str | None = None
+    domain: Mapping[str, tuple] = field(default_factory=dict)
+    example: Mapping[str, float] = field(default_factory=dict)
+    published: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    default_objective: str = "huber-log"
+    positive_target: bool = True
+    starts: Callable | None = None  # optional custom start generator: starts(X, y) -> (S, P) internal
+    # optional table transform applied before fitting (after --where), e.g. a sweep -> the
+    # near-optimal rows of each (N, D) cell; prepare(df, **options) -> DataFrame
+    prepare: Callable | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "params", tuple(self.params))
+        sig = list(inspect.signature(self.func).parameters)
+        want = list(self.inputs) + [p.name for p in self.params]
+        if sig != want:
+            raise ValueError(f"law {self.name!r}: function arguments {sig} must be inputs then params {want}")
+        if self.default_objective not in OBJECTIVES:
+            raise ValueError(f"law {self.name!r}: unknown default objective {self.default_objective!r}")
+        if self.inverse is not None and self.inverse_of not in self.inputs + (self.target,):
+            raise ValueError(f"law {self.name!r}: inverse_of must name an input")
+
+    # ---- conveniences -------------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise unknown_name(f"parameter of law {self.name!r}", name, self.param_names)
+
+    def __call__(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+    def evaluate(self, X: Mapping[str, np.ndarray], params: Mapping[str, object]) -> np.ndarray:
+        """Evaluate on inputs ``X`` (column -> array) with ``params`` (name -> value)."""
+        missing = [c for c in self.inputs if c not in X]
+        if missing:
+            raise ScalelawError(
+                f"law {self.name!r} needs input(s) {', '.join(missing)}; give them (e.g. --at {missing[0]}=...)"
+            )
+        with np.errstate(all="ignore"):
+            return self.func(*(np.asarray(X[c], dtype=float) for c in self.inputs),
+                             *(params[p] for p in self.param_names))
+
+    def grid_starts(self, free: Sequence[str] | None = None) -> np.ndarray:
+        """Cartesian product of the parameters' grids, internal coordinates, shape (S, P_free)."""
+        ps = [p for p in self.params if free is None or p.name in free]
+        axes = [p.grid if p.grid else (p.default_start(),) for p in ps]
+        return np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(ps))
+
+    def describe(self) -> dict:
+        """A JSON-able description (for `scalelaw laws`)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "family": self.family,
+            "formula": self.formula,
+            "inputs": list(self.inputs),
+            "target": self.target,
+            "params": [
+                {"name": p.name, "lower": p.lower, "upper": p.upper, "log": p.log,
+                 "n_grid": len(p.grid), "doc": p.doc}
+                for p in self.params
+            ],
+            "derived": list(self.derived),
+            "optimum": list(self.optimum_args) if self.optimum else None,
+            "inverse_of": self.inverse_of,
+            "default_objective": self.default_objective,
+            "published": {k: dict(v) for k, v in self.published.items()},
+            "citation": self.citation,
+        }
+
+
+_REGISTRY: dict[str, Law] = {}
+_LOADED = False
+
+
+def register(law: Law, *, replace: bool = False) -> Law:
+    """Add a law to the registry (validated once, at import)."""
+    if law.name in _REGISTRY and not replace:
+        raise ValueError(f"law {law.name!r} is already registered")
+    _REGISTRY[law.name] = law
+    return law
+
+
+def _load_builtin():
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import laws  # noqa: F401  (registers the built-in families)
+
+
+def get_law(name) -> Law:
+    """Look a law up by name (a Law passes through)."""
+    if isinstance(name, Law):
+        return name
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name("law", str(name), _REGISTRY) from None
+
+
+def all_laws() -> list[Law]:
+    _load_builtin()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

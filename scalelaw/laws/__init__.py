@@ -1,0 +1,2 @@
+"""Built-in law families. Importing this package registers every law in it."""
+from . import loss  # noqa: F401

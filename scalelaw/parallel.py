@@ -1,0 +1,56 @@
+"""Run chunks of work on local processes, or on a Dask cluster when a scheduler is given."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Sequence
+
+from .errors import ScalelawError
+
+
+def _context():
+    # fork is cheap and inherits the imported modules; fall back to spawn where it is missing.
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+def map_chunks(fn: Callable, tasks: Sequence, *, n_jobs: int | None = None, scheduler: str | None = None,
+               sizes: Sequence[int] | None = None, progress: Callable | None = None) -> list:
+    """Apply ``fn`` to every task, in order; ``progress(size)`` is called as each task finishes."""
+    sizes = list(sizes) if sizes is not None else [1] * len(tasks)
+    if scheduler:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise ScalelawError("--scheduler needs Dask: pip install 'scalelaw[dask]'") from None
+        try:
+            client = Client(scheduler, timeout="10s", set_as_default=False)
+        except Exception as exc:
+            raise ScalelawError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; "
+                                "check the address (e.g. tcp://host:8786)") from None
+        try:
+            futs = client.map(fn, list(tasks), pure=False)
+            index = {f.key: i for i, f in enumerate(futs)}
+            for fut in as_completed(futs):
+                if progress:
+                    progress(sizes[index[fut.key]])
+            return client.gather(futs)
+        finally:
+            client.close()
+    jobs = n_jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(tasks) <= 1:
+        out = []
+        for t, s in zip(tasks, sizes):
+            out.append(fn(t))
+            if progress:
+                progress(s)
+        return out
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=_context()) as ex:
+        futs = [ex.submit(fn, t) for t in tasks]
+        out = []
+        for f, s in zip(futs, sizes):
+            out.append(f.result())
+            if progress:
+                progress(s)
+        return out

@@ -1,0 +1,391 @@
+"""Fit: what a fit learned, how sure it is, and how healthy it was.
+
+A Fit predicts with two bands (``lower``/``upper``: where the fitted curve lies;
+``pred_lower``/``pred_upper``: where a new run would land, adding the residual scatter), gives
+the law's derived quantities and optimum with intervals, prints a summary (text and HTML), and
+round-trips through JSON. Laws are stored by name and version, never pickled.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScalelawError
+from .law import Law, get_law
+from .uncertainty import percentile_interval, simulate_params
+from .util import atomic_write_text, dumps
+
+SCHEMA = 1
+EXTRAPOLATION_WARN = 10.0  # warn when an input is this many times beyond the fitted range
+
+
+def _versions() -> dict:
+    import numpy
+    import pandas
+    import scipy
+
+    from . import __version__
+    return {"scalelaw": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "pandas": pandas.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class Fit:
+    law: Law
+    params: dict
+    free: tuple
+    theta: np.ndarray | None = None          # internal coordinates of the free params
+    cov: np.ndarray | None = None            # internal covariance (delta method)
+    boot: np.ndarray | None = None           # (K, n_params) natural bootstrap samples
+    level: float = 0.95
+    objective: dict = field(default_factory=dict)
+    n_obs: int = 0
+    input_ranges: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    residuals: np.ndarray | None = None
+    log_residuals: bool = True
+    versions: dict = field(default_factory=_versions)
+    label: str | None = None                 # e.g. "published: hoffmann-2022"
+
+    # ---- parameter uncertainty ------------------------------------------------------------
+    def param_samples(self, k: int = 4000, seed: int = 0) -> np.ndarray | None:
+        """Samples of all parameters (natural units), from the bootstrap or the delta method."""
+        if self.boot is not None and len(self.boot):
+            s = self.boot
+            return s[np.all(np.isfinite(s), axis=1)]
+        if self.cov is None or self.theta is None or not np.all(np.isfinite(self.cov)):
+            return None
+        th = simulate_params(np.asarray(self.theta), np.asarray(self.cov), k=k, seed=seed)
+        out = np.empty((k, len(self.law.param_names)))
+        for i, name in enumerate(self.law.param_names):
+            if name in self.free:
+                j = self.free.index(name)
+                p = self.law.params[i]
+                out[:, i] = np.exp(np.minimum(th[:, j], 700)) if p.log else th[:, j]
+            else:
+                out[:, i] = self.params[name]
+        return out
+
+    @property
+    def interval_method(self) -> str:
+        if self.boot is not None and len(self.boot):
+            return f"bootstrap ({len(self.boot)} resamples, percentile)"
+        if self.cov is not None:
+            return "delta method (Gauss-Newton covariance)"
+        return "none"
+
+    @property
+    def stderr(self) -> dict:
+        s = self.param_samples()
+        if s is None:
+            return {n: None for n in self.law.param_names}
+        sd = np.nanstd(s, axis=0, ddof=1)
+        return {n: (None if n not in self.free else float(v)) for n, v in zip(self.law.param_names, sd)}
+
+    @property
+    def ci(self) -> dict:
+        s = self.param_samples()
+        if s is None:
+            return {}
+        lo, hi = percentile_interval(s, self.level)
+        return {n: [float(a), float(b)] for n, a, b in zip(self.law.param_names, lo, hi) if n in self.free}
+
+    def derived(self) -> dict:
+        """Derived quantities with intervals: {name: {value, lower, upper}}."""
+        out = {}
+        s = self.param_samples()
+        for name, fn in self.law.derived.items():
+            v = float(fn(self.params))
+            row = {"value": v, "lower": None, "upper": None}
+            if s is not None:
+                vals = np.asarray(fn({n: s[:, i] for i, n in enumerate(self.law.param_names)}), dtype=float)
+                lo, hi = percentile_interval(vals, self.level)
+                row.update(lower=float(lo), upper=float(hi), sd=float(np.nanstd(vals, ddof=1)))
+            out[name] = row
+        return out
+
+    # ---- prediction ---------------------------------------------------------------------------
+    def _frame(self, X) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            df = X.copy()
+        else:
+            df = pd.DataFrame({k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in dict(X).items()})
+        missing = [c for c in self.law.inputs if c not in df.columns]
+        if missing:
+            raise ScalelawError(f"law {self.law.name!r} needs input(s) {', '.join(missing)} to predict; "
+                                f"give them, e.g. --at {missing[0]}=1e9")
+        for c in self.law.inputs:
+            v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+            if np.any(~np.isfinite(v)):
+                raise ScalelawError(f"input {c!r} must be a finite number; got {df[c].tolist()!r}")
+            df[c] = v
+        return df
+
+    def extrapolation(self, X) -> dict:
+        """How far each input lies beyond the fitted range: factor (1 = inside)."""
+        df = self._frame(X)
+        out = {}
+        for c in self.law.inputs:
+            if c not in self.input_ranges:
+                continue
+            lo, hi = self.input_ranges[c]
+            v = df[c].to_numpy(dtype=float)
+            with np.errstate(all="ignore"):
+                if lo > 0 and np.all(v > 0):
+                    f = np.maximum(np.maximum(v / hi, lo / v), 1.0)
+                else:
+                    span = max(hi - lo, 1e-300)
+                    f = 1.0 + np.maximum(np.maximum(v - hi, lo - v), 0.0) / span
+            out[c] = f
+        return out
+
+    def predict(self, X, level: float | None = None) -> pd.DataFrame:
+        """Predict at the rows of ``X`` (DataFrame or mapping input -> values).
+
+        Returns the inputs plus ``mean``, ``lower``/``upper`` (interval of the fitted curve),
+        ``pred_lower``/``pred_upper`` (where a new run would land) and ``extrapolation`` (the
+        largest factor by which an input lies outside the fitted range).
+        """
+        level = level or self.level
+        df = self._frame(X)
+        Xd = {c: df[c].to_numpy(dtype=float) for c in self.law.inputs}
+        mean = np.asarray(self.law.evaluate(Xd, self.params), dtype=float) * np.ones(len(df))
+        out = df[list(self.law.inputs)].copy()
+        out["mean"] = mean
+        s = self.param_samples()
+        if s is not None:
+            P = {n: s[:, i][:, None] for i, n in enumerate(self.law.param_names)}
+            draws = np.asarray(self.law.evaluate(Xd, P), dtype=float)
+            draws = np.broadcast_to(draws, (s.shape[0], len(df)))
+            lo, hi = percentile_interval(draws, level)
+        else:
+            lo = hi = np.full(len(df), np.nan)
+        out["lower"], out["upper"] = lo, hi
+        # prediction band: add the residual scatter (log-space when the fit was on logs)
+        from scipy.stats import norm
+        z = norm.ppf(0.5 + level / 2)
+        sd = float(self.diagnostics.get("residual_sd") or 0.0)
+        lo_c = np.where(np.isfinite(lo), lo, mean)
+        hi_c = np.where(np.isfinite(hi), hi, mean)
+        if self.log_residuals:
+            with np.errstate(all="ignore"):
+                half_lo = np.log(mean) - np.log(lo_c)
+                half_hi = np.log(hi_c) - np.log(mean)
+                out["pred_lower"] = mean * np.exp(-np.sqrt(half_lo ** 2 + (z * sd) ** 2))
+                out["pred_upper"] = mean * np.exp(np.sqrt(half_hi ** 2 + (z * sd) ** 2))
+        else:
+            out["pred_lower"] = mean - np.sqrt((mean - lo_c) ** 2 + (z * sd) ** 2)
+            out["pred_upper"] = mean + np.sqrt((hi_c - mean) ** 2 + (z * sd) ** 2)
+        ex = self.extrapolation(df)
+        out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex else 1.0
+        return out
+
+    def optimum(self, level: float | None = None, **given) -> dict:
+        """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals."""
+        if self.law.optimum is None:
+            raise ScalelawError(f"law {self.law.name!r} defines no optimum; laws with one: "
+                                "chinchilla, overtrain, data_constrained")
+        level = level or self.level
+        point = self.law.optimum(self.params, **given)
+        out = {k: float(np.asarray(v)) for k, v in point.items()}
+        s = self.param_samples()
+        if s is not None:
+            P = {n: s[:, i] for i, n in enumerate(self.law.param_names)}
+            draws = self.law.optimum(P, **given)
+            for k, v in draws.items():
+                lo, hi = percentile_interval(np.asarray(v, dtype=float), level)
+                out[f"{k}_lower"], out[f"{k}_upper"] = float(lo), float(hi)
+        return out
+
+    # ---- reporting --------------------------------------------------------------------------
+    def summary(self) -> "Summary":
+        return Summary(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return f"<Fit {self.law.name} v{self.law.version}: {ps}; n_obs={self.n_obs}>"
+
+    # ---- serialisation ------------------------------------------------------------------------
+    def to_dict(self, include_boot: bool = True) -> dict:
+        d = {
+            "schema": SCHEMA,
+            "law": self.law.name,
+            "law_version": self.law.version,
+            "formula": self.law.formula,
+            "params": self.params,
+            "free": list(self.free),
+            "stderr": self.stderr,
+            "ci": self.ci,
+            "level": self.level,
+            "interval_method": self.interval_method,
+            "derived": self.derived(),
+            "objective": self.objective,
+            "n_obs": self.n_obs,
+            "input_ranges": self.input_ranges,
+            "diagnostics": self.diagnostics,
+            "data": self.data,
+            "settings": self.settings,
+            "versions": self.versions,
+            "theta": None if self.theta is None else list(map(float, self.theta)),
+            "cov": None if self.cov is None else np.asarray(self.cov).tolist(),
+            "log_residuals": self.log_residuals,
+        }
+        if self.label:
+            d["label"] = self.label
+        if include_boot and self.boot is not None:
+            d["boot"] = {"params": list(self.law.param_names), "samples": np.asarray(self.boot).tolist()}
+        return d
+
+    def to_json(self, indent: int | None = 2, include_boot: bool = True) -> str:
+        return dumps(self.to_dict(include_boot=include_boot), indent=indent)
+
+    def save(self, path, force: bool = False) -> Path:
+        return atomic_write_text(path, self.to_json() + "\n", force=force)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Fit":
+        if d.get("schema") != SCHEMA:
+            raise ScalelawError(f"fit file has schema {d.get('schema')!r}; this scalelaw reads schema {SCHEMA}")
+        law = get_law(d["law"])
+        if int(d.get("law_version", law.version)) != law.version:
+            raise ScalelawError(f"fit was made with law {law.name!r} version {d.get('law_version')}, "
+                                f"this scalelaw has version {law.version}; refit it")
+        boot = None
+        if d.get("boot"):
+            names = d["boot"]["params"]
+            arr = np.array(d["boot"]["samples"], dtype=float)
+            boot = arr[:, [names.index(n) for n in law.param_names]]
+        params = {n: float(d["params"][n]) for n in law.param_names}
+        return cls(
+            law=law, params=params, free=tuple(d.get("free") or law.param_names),
+            theta=None if d.get("theta") is None else np.array(d["theta"], dtype=float),
+            cov=None if d.get("cov") is None else np.array(d["cov"], dtype=float),
+            boot=boot, level=float(d.get("level", 0.95)), objective=dict(d.get("objective") or {}),
+            n_obs=int(d.get("n_obs") or 0), input_ranges=dict(d.get("input_ranges") or {}),
+            diagnostics=dict(d.get("diagnostics") or {}), data=dict(d.get("data") or {}),
+            settings=dict(d.get("settings") or {}), log_residuals=bool(d.get("log_residuals", True)),
+            versions=dict(d.get("versions") or {}), label=d.get("label"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Fit":
+        return cls.from_dict(json.loads(text))
+
+
+def load_fit(path) -> Fit:
+    """Read a fit JSON file, or a published ready fit by name (e.g. 'hoffmann-2022')."""
+    p = Path(str(path))
+    if not p.exists():
+        ready = published_fit(str(path))
+        if ready is not None:
+            return ready
+        raise ScalelawError(f"fit file {path} does not exist; give a JSON file written by `scalelaw fit -o`, "
+                            f"or a published fit name ({', '.join(published_names())})")
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScalelawError(f"cannot read fit file {p}: {exc}; it must be JSON written by `scalelaw fit -o`") from None
+    if not isinstance(d, dict) or "law" not in d or "params" not in d:
+        raise ScalelawError(f"{p} is not a scalelaw fit file (no 'law'/'params' keys)")
+    return Fit.from_dict(d)
+
+
+def published_names() -> list:
+    from .law import all_laws
+    return sorted({label for law in all_laws() for label in law.published})
+
+
+def published_fit(name: str) -> Fit | None:
+    """A Fit holding published constants (no intervals unless the law gives them)."""
+    from .law import all_laws
+    for law in all_laws():
+        if name in law.published:
+            params = dict(law.published[name])
+            full = {n: float(params[n]) for n in law.param_names}
+            return Fit(law=law, params=full, free=law.param_names, label=f"published: {name}",
+                       data={"source": name}, diagnostics={"converged": True, "message": "published constants"},
+                       settings={"published": name})
+    return None
+
+
+class Summary:
+    """Text and HTML summary of a Fit, with a fixed health checklist that never hides."""
+
+    def __init__(self, fit: Fit):
+        self.fit = fit
+
+    def _rows(self):
+        f = self.fit
+        se, ci = f.stderr, f.ci
+        rows = []
+        for p in f.law.params:
+            v = f.params[p.name]
+            lo, hi = ci.get(p.name, [None, None])
+            rows.append((p.name, v, se.get(p.name), lo, hi,
+                         "fixed" if p.name not in f.free else ("AT BOUND" if p.name in f.diagnostics.get("params_at_bounds", []) else "")))
+        return rows
+
+    def checklist(self) -> list:
+        d = self.fit.diagnostics
+        if self.fit.label:
+            return [("source", self.fit.label)]
+        items = [
+            ("converged", "yes" if d.get("converged") else "NO - do not use this fit"),
+            ("parameters at bounds", ", ".join(d.get("params_at_bounds") or []) or "none"),
+            ("starts reaching best", f"{d.get('starts_at_best')} of {d.get('n_starts')}"),
+            ("condition number", f"{d.get('condition_number', float('nan')):.3g}"),
+            ("residual sd", f"{d.get('residual_sd', float('nan')):.4g}" + (" (log)" if self.fit.log_residuals else "")),
+            ("intervals", self.fit.interval_method),
+        ]
+        return items
+
+    def __str__(self) -> str:
+        f = self.fit
+        lvl = int(round(f.level * 100))
+        lines = [f"scalelaw fit: {f.law.name} (v{f.law.version})   {f.law.formula}",
+                 f"data: {f.data.get('source')}  rows: {f.n_obs}" + (f"  filter: {f.data.get('filter')}" if f.data.get("filter") else ""),
+                 f"objective: {f.objective.get('name')}" + (f" (delta {f.objective.get('delta')})" if f.objective.get("delta") else "")
+                 + (f" = {f.objective.get('value'):.8g}" if f.objective.get("value") is not None else ""),
+                 "",
+                 f"{'param':<10}{'value':>14}{'stderr':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}  note"]
+        for name, v, se, lo, hi, note in self._rows():
+            fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+            lines.append(f"{name:<10}{fmt(v):>14}{fmt(se):>12}{fmt(lo):>14}{fmt(hi):>14}  {note}")
+        der = f.derived() if f.law.derived else {}
+        if der:
+            lines.append("")
+            for k, r in der.items():
+                iv = f"  [{r['lower']:.4g}, {r['upper']:.4g}]" if r.get("lower") is not None else ""
+                lines.append(f"{k:<10}{r['value']:>14.5g}{iv}")
+        lines.append("")
+        lines.append("health:")
+        for k, v in self.checklist():
+            lines.append(f"  {k:<22}{v}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+        f = self.fit
+        lvl = int(round(f.level * 100))
+        esc = html.escape
+        fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+        rows = "".join(
+            f"<tr><td>{esc(n)}</td><td>{fmt(v)}</td><td>{fmt(se)}</td><td>{fmt(lo)}</td><td>{fmt(hi)}</td>"
+            f"<td style='color:#b00'>{esc(note)}</td></tr>" for n, v, se, lo, hi, note in self._rows())
+        checks = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
+        return (f"<div class='scalelaw-summary'><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
+                f"data: {esc(str(f.data.get('source')))}, rows: {f.n_obs}; objective: {esc(str(f.objective.get('name')))}"
+                f"<table><tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th><th></th></tr>{rows}</table>"
+                f"<table><tr><th colspan=2>health</th></tr>{checks}</table></div>")
