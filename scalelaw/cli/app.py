@@ -41,9 +41,13 @@ class ScalelawGroup(click.Group):
 
 @click.group(cls=ScalelawGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="scalelaw")
-def main():
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
+def main(quiet):
     """scalelaw: scaling laws from training-run logs, with honest uncertainty.
 
     Typical flow: ingest logs into a run table, fit a law, predict or plan.
     Every verb that computes takes --json for machine-readable output.
     """
+    from ..progress import set_quiet
+
+    set_quiet(quiet)

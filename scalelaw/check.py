@@ -1,0 +1,103 @@
+"""Re-check reference fits: refit each from its recorded dataset and settings, compare.
+
+A law fit file (written by ``Fit.save`` / ``scalelaw fit -o``) is refitted from
+``data.source`` with its recorded settings; its parameters must match the recorded ones within
+``reference.rtol`` (default 1e-3), and, when the file carries a ``reference`` block, the
+published values, objective bound, optimum and interval overlaps listed there. Files of other
+kinds delegate to their family's checker ("kind": "mixture", "reference-values").
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScalelawError
+
+DEFAULT_RTOL = 1e-3
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def refit(d: dict):
+    """Refit a law fit from its recorded dataset and settings."""
+    from .fit import fit
+    from .io import load_table
+
+    src = (d.get("data") or {}).get("source")
+    if not src:
+        raise ScalelawError("fit file records no data source; it cannot be re-checked")
+    table = load_table(src)
+    s = d.get("settings") or {}
+    return fit(d["law"], table, objective=s.get("objective"), delta=s.get("delta", 1e-3),
+               where=s.get("where"), weights=s.get("weights") if isinstance(s.get("weights"), str) else None,
+               fixed=s.get("fixed") or None, boot=int(s.get("boot") or 0), seed=int(s.get("seed") or 0),
+               level=float(s.get("level") or 0.95), prepare_options=s.get("prepare_options") or None,
+               source=src)
+
+
+def check_law_fit(d: dict, name: str) -> list[str]:
+    msgs: list[str] = []
+    new = refit(d)
+    ref = d.get("reference") or {}
+    rtol = ref.get("rtol_refit", DEFAULT_RTOL)
+    if not new.diagnostics.get("converged"):
+        msgs.append(f"{name}: refit did not converge ({new.diagnostics.get('message')})")
+    for k, v in d["params"].items():
+        if v is None:
+            continue
+        if _rel(new.params[k], v) > rtol:
+            msgs.append(f"{name}: {k} refit {new.params[k]:.6g} vs recorded {v:.6g} (rtol {rtol})")
+    # against published values
+    for k, spec in (ref.get("published") or {}).items():
+        val, tol = spec["value"], spec["rtol"]
+        if _rel(new.params[k], val) > tol:
+            msgs.append(f"{name}: {k} = {new.params[k]:.6g} is more than {tol:.0%} from published {val:.6g}")
+    if "objective_max" in ref and new.objective["value"] > ref["objective_max"]:
+        msgs.append(f"{name}: objective {new.objective['value']:.10g} worse than the baseline's {ref['objective_max']:.10g}")
+    for k, (lo, hi) in (ref.get("ci_overlap") or {}).items():
+        ci = new.ci.get(k)
+        if ci is None or ci[1] < lo or ci[0] > hi:
+            msgs.append(f"{name}: interval for {k} {ci} does not overlap the published ({lo}, {hi})")
+    opt = ref.get("optimum")
+    if opt:
+        got = new.optimum(**opt["given"])
+        for k, spec in opt["expect"].items():
+            if _rel(got[k], spec["value"]) > spec["rtol"]:
+                msgs.append(f"{name}: optimum {k} = {got[k]:.6g} vs published {spec['value']:.6g} (rtol {spec['rtol']})")
+    return msgs
+
+
+def check_file(path) -> list[str]:
+    """Drift messages for one reference file (empty when everything holds)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScalelawError(f"cannot read reference file {p}: {exc}") from None
+    kind = d.get("kind", "law-fit") if isinstance(d, dict) else None
+    if kind == "mixture":
+        from .analysis.mixture import check_reference
+        return list(check_reference(p))
+    if kind == "reference-values":
+        from .analysis.trajectory import check_reference_values
+        return list(check_reference_values(p))
+    if kind == "law-fit" and "law" in d:
+        if d.get("label"):  # published constants: nothing to refit
+            return []
+        return check_law_fit(d, p.name)
+    raise ScalelawError(f"{p} is not a reference file scalelaw can check (kind {kind!r})")
+
+
+def default_files(root: Path | None = None) -> list[Path]:
+    root = Path(root or "fits")
+    if not root.is_dir():
+        raise ScalelawError(f"no reference fits folder {root}/ here; run from the project root or name the files")
+    files = sorted(root.glob("*.json"))
+    if not files:
+        raise ScalelawError(f"{root}/ holds no *.json reference fits")
+    return files

@@ -1,0 +1,245 @@
+"""Verbs of the fitting core: laws, fit, predict, optimum, backtest, check."""
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import click
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..law import OBJECTIVES, all_laws, get_law
+from .app import main
+from .common import coerce, emit_json, fail, load_data, parse_pairs, table_options, warn
+
+EXTRAPOLATION_WARN = 10.0
+
+
+@main.command("laws")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def laws_cmd(name, as_json):
+    """List registered laws (or describe one): formula, inputs, parameters, citation."""
+    laws = [get_law(name)] if name else all_laws()
+    if as_json:
+        emit_json([l.describe() for l in laws] if not name else laws[0].describe())
+        return
+    for law in laws:
+        click.echo(f"{law.name}  [{law.family}]  {law.formula}")
+        click.echo(f"    inputs: {', '.join(law.inputs)} -> {law.target}")
+        for p in law.params:
+            b = f"[{p.lower:g}, {p.upper:g}]" + (" log" if p.log else "")
+            click.echo(f"    {p.name:<10}{b:<26}{p.doc}")
+        if law.published:
+            click.echo(f"    published: {', '.join(law.published)}")
+        if law.citation:
+            click.echo(f"    cite: {law.citation}")
+        if name:
+            click.echo(f"    {law.description}")
+
+
+def _fit_options(f):
+    f = click.option("--where", help='Keep rows matching a pandas expression, e.g. "N < 1e9".')(f)
+    f = click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
+                     help="Loss to minimise (default: the law's, huber-log for loss laws).")(f)
+    f = click.option("--delta", type=float, default=1e-3, show_default=True, help="Huber delta.")(f)
+    f = click.option("--fix", "fixes", multiple=True, metavar="PARAM=VALUE", help="Hold a parameter fixed.")(f)
+    f = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="Option for the law's data preparation (e.g. select=plateau, tol=0.0025).")(f)
+    f = click.option("--weights", help="Column of observation weights.")(f)
+    f = table_options(f)
+    return f
+
+
+def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot=0, seed=0,
+            level=0.95, jobs=None, scheduler=None):
+    from ..fit import fit
+    from ..progress import enabled_by_default
+
+    law = get_law(law)
+    table = load_data(data, maps, units)
+    fixed = parse_pairs(fixes, "--fix", numeric=True)
+    opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit(law, table, objective=objective, delta=delta, where=where, weights=weights,
+                   fixed=fixed or None, boot=boot, seed=seed, level=level, n_jobs=jobs,
+                   scheduler=scheduler, progress=enabled_by_default(), source=data,
+                   prepare_options=opts or None)
+
+
+@main.command("fit")
+@click.argument("law")
+@click.argument("data")
+@_fit_options
+@click.option("--boot", type=click.IntRange(0), default=0, show_default=True, help="Bootstrap resamples over runs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Local processes (default: all cores).")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the fit as one JSON object.")
+def fit_cmd(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed, level,
+            jobs, scheduler, output, force, as_json):
+    """Fit LAW to DATA (a run-table file or a dataset name)."""
+    from ..util import check_writable
+
+    if output:
+        check_writable(output, force)
+    res = _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed,
+                  level, jobs, scheduler)
+    if not res.diagnostics.get("converged"):
+        fail(f"the fit of {res.law.name!r} did NOT converge ({res.diagnostics.get('message')}); "
+             "no result is reported. Check units, add runs, or fix a parameter with --fix")
+    if res.diagnostics.get("params_at_bounds"):
+        warn(f"parameter(s) at a bound: {', '.join(res.diagnostics['params_at_bounds'])}; the optimum may lie outside the allowed range")
+    if output:
+        res.save(output, force=force)
+    if as_json:
+        emit_json(res.to_dict(include_boot=False))
+    else:
+        click.echo(str(res.summary()))
+        if output:
+            click.echo(f"\nwrote {output}")
+
+
+def _grid_from_at(at) -> pd.DataFrame:
+    vals = parse_pairs(at, "--at", numeric=True)
+    if not vals:
+        raise ScalelawError("give the inputs to predict at with --at, e.g. --at N=7e10 --at D=1.4e12")
+    keys = list(vals)
+    lists = [v if isinstance(v, list) else [v] for v in vals.values()]
+    return pd.DataFrame(list(itertools.product(*lists)), columns=keys)
+
+
+def _warn_extrapolation(df: pd.DataFrame, fit_name: str):
+    if "extrapolation" in df and np.nanmax(df["extrapolation"]) > EXTRAPOLATION_WARN:
+        warn(f"predicting up to {np.nanmax(df['extrapolation']):.0f}x beyond the range {fit_name} was fitted on; "
+             "intervals assume the law holds that far")
+
+
+@main.command("predict")
+@click.argument("fit", required=False)
+@click.option("--at", "at", multiple=True, metavar="INPUT=VALUE[,VALUE...]",
+              help="Input value(s); several --at give the product grid.")
+@click.option("--table", type=click.Path(exists=True, dir_okay=False), help="A CSV of inputs to predict at.")
+@click.option("--chain", help="LOSSFIT,ERRFIT: predict loss then downstream error, both with intervals.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rows.")
+def predict_cmd(fit, at, table, chain, level, as_json):
+    """Predict from a saved FIT (or a published fit name) with intervals.
+
+    Rows hold the inputs plus mean, lower, upper (interval of the fitted curve), pred_lower and
+    pred_upper (where a new run would land) and the extrapolation factor.
+    """
+    from ..result import load_fit
+
+    X = pd.read_csv(table) if table else _grid_from_at(at)
+    if chain:
+        parts = [p for p in chain.split(",") if p]
+        if len(parts) != 2:
+            raise ScalelawError(f"--chain takes LOSSFIT,ERRFIT (two fits); got {chain!r}")
+        from ..analysis.gadre import chain_predict
+
+        out = chain_predict(load_fit(parts[0]), load_fit(parts[1]), X, level=level or 0.95)
+        name = parts[0]
+    else:
+        if not fit:
+            raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
+        f = load_fit(fit)
+        out = f.predict(X, level=level)
+        name = fit
+    _warn_extrapolation(out, name)
+    if as_json:
+        emit_json(out.to_dict(orient="records"))
+    else:
+        click.echo(out.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+
+
+@main.command("optimum")
+@click.argument("fit")
+@click.option("--compute", "computes", multiple=True, type=float, required=True, help="Training FLOPs budget C.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def optimum_cmd(fit, computes, level, as_json):
+    """Compute-optimal N, D and loss (with intervals) for laws that define an allocation."""
+    from ..result import load_fit
+
+    f = load_fit(fit)
+    rows = []
+    for c in computes:
+        if not (c > 0 and math.isfinite(c)):
+            raise ScalelawError(f"--compute must be a positive number of FLOPs; got {c!r}")
+        r = {"C": c}
+        r.update(f.optimum(level=level, compute=c))
+        ex = f.extrapolation({k: [r[f"{k}_opt"]] for k in ("N", "D") if f"{k}_opt" in r})
+        r["extrapolation"] = float(max((v.max() for v in ex.values()), default=1.0))
+        rows.append(r)
+    for r in rows:
+        if r["extrapolation"] > EXTRAPOLATION_WARN:
+            warn(f"C={r['C']:.3g}: the optimum lies {r['extrapolation']:.0f}x beyond the fitted range")
+    if as_json:
+        emit_json(rows[0] if len(rows) == 1 else rows)
+    else:
+        for r in rows:
+            parts = [f"C={r['C']:.4g}"]
+            for k in ("N_opt", "D_opt", "loss"):
+                if k in r:
+                    iv = f" [{r[k + '_lower']:.4g}, {r[k + '_upper']:.4g}]" if f"{k}_lower" in r else ""
+                    parts.append(f"{k}={r[k]:.4g}{iv}")
+            click.echo("  ".join(parts))
+
+
+@main.command("backtest")
+@click.argument("law")
+@click.argument("data")
+@click.option("--train", required=True, help='Rows to fit on (pandas expression, e.g. "C < 1e21"); the rest are predicted.')
+@_fit_options
+@click.option("--json", "as_json", is_flag=True)
+def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, maps, units, as_json):
+    """Fit on the rows matching --train, predict the rest, report relative errors."""
+    from ..predict import backtest
+
+    table = load_data(data, maps, units)
+    fixed = parse_pairs(fixes, "--fix", numeric=True)
+    opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
+    res = backtest(law, table, train=train, where=where, objective=objective, delta=delta,
+                   fixed=fixed or None, weights=weights, prepare_options=opts or None, source=data)
+    if as_json:
+        emit_json(res)
+    else:
+        click.echo(f"backtest {res['law']} on {data}: trained on {res['n_train']} rows ({train}), "
+                   f"predicted {res['n_test']}")
+        click.echo(pd.DataFrame(res["rows"]).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        click.echo(f"relative error: mean {res['mean_rel_error']:.4%}  max {res['max_rel_error']:.4%}  "
+                   f"inside prediction band: {res['coverage']:.0%}")
+
+
+@main.command("check")
+@click.argument("fits", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def check_cmd(fits, as_json):
+    """Re-fit reference fits (default: fits/*.json) and exit 1 naming anything that drifted."""
+    from pathlib import Path
+
+    from ..check import check_file, default_files
+
+    files = [Path(f) for f in fits] if fits else default_files()
+    report = {}
+    for f in files:
+        if not f.exists():
+            raise ScalelawError(f"reference fit {f} does not exist")
+        report[str(f)] = check_file(f)
+    bad = {k: v for k, v in report.items() if v}
+    if as_json:
+        emit_json({"ok": not bad, "files": report})
+    else:
+        for k, v in report.items():
+            click.echo(f"{'ok   ' if not v else 'DRIFT'} {k}")
+            for m in v:
+                click.echo(f"      {m}")
+    if bad:
+        raise SystemExit(1)
