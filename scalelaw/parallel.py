@@ -21,7 +21,7 @@ def map_chunks(fn: Callable, tasks: Sequence, *, n_jobs: int | None = None, sche
     sizes = list(sizes) if sizes is not None else [1] * len(tasks)
     if scheduler:
         try:
-            from distributed import Client, as_completed
+            from distributed import Client
         except ImportError:
             raise ScalelawError("--scheduler needs Dask: pip install 'scalelaw[dask]'") from None
         try:
@@ -31,11 +31,12 @@ def map_chunks(fn: Callable, tasks: Sequence, *, n_jobs: int | None = None, sche
                                 "check the address (e.g. tcp://host:8786)") from None
         try:
             futs = client.map(fn, list(tasks), pure=False)
-            index = {f.key: i for i, f in enumerate(futs)}
-            for fut in as_completed(futs):
+            out = []
+            for fut, size in zip(futs, sizes):
+                out.append(fut.result())
                 if progress:
-                    progress(sizes[index[fut.key]])
-            return client.gather(futs)
+                    progress(size)
+            return out
         finally:
             client.close()
     jobs = n_jobs or os.cpu_count() or 1
