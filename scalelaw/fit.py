@@ -174,22 +174,32 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
     done = ~np.isfinite(f)
     conv = np.zeros(S, dtype=bool)
     eye = np.eye(P)
+    # gradient and Gauss-Newton matrix depend only on theta: keep them for starts whose last
+    # step was rejected (they have not moved) and recompute only where a step was accepted
+    G = np.zeros((S, P))
+    HH = np.zeros((S, P, P))
+    stale = np.ones(S, dtype=bool)
     for _ in range(max_iter):
         idx = np.flatnonzero(~done)
         if idx.size == 0:
             break
+        upd = idx[stale[idx]]
+        if upd.size:
+            wi = Wfull[upd]
+            r, pred = r_all[upd], pred_all[upd]
+            J = prob.jacobian(theta[upd], r, pred)   # (s, P, n)
+            if prob.huber:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    omega = wi * np.minimum(1.0, prob.delta / np.abs(r))
+            else:
+                omega = wi
+            G[upd] = np.matmul(J, (wi * prob.psi(r))[:, :, None])[:, :, 0]
+            HH[upd] = np.matmul(J * omega[:, None, :], np.swapaxes(J, 1, 2))
+            stale[upd] = False
         th = theta[idx]
         wi = Wfull[idx]
-        r, pred = r_all[idx], pred_all[idx]
-        J = prob.jacobian(th, r, pred)   # (s, P, n)
-        psi = prob.psi(r)
-        if prob.huber:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                omega = wi * np.minimum(1.0, prob.delta / np.abs(r))
-        else:
-            omega = wi
-        g = np.matmul(J, (wi * psi)[:, :, None])[:, :, 0]
-        H = np.matmul(J * omega[:, None, :], np.swapaxes(J, 1, 2))
+        g = G[idx].copy()
+        H = HH[idx]
         dH = np.einsum("spp->sp", H)
         scale = np.maximum(dH, 1e-12 * (dH.max(axis=1, keepdims=True) + 1e-300))
         A = H + (lam[idx][:, None, None] * scale[:, :, None]) * eye
@@ -212,6 +222,7 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
         f[ia] = f_new[acc]
         r_all[ia] = r_new[acc]
         pred_all[ia] = pred_new[acc]
+        stale[ia] = True
         iters[idx] += 1
         lam[idx] = np.where(acc, np.maximum(lam[idx] / 3.0, 1e-12), lam[idx] * 4.0)
         small = acc & ((fo - f_new) <= ftol * np.maximum(np.abs(fo), 1e-300))
