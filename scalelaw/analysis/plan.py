@@ -1,0 +1,446 @@
+"""One training plan from a compute budget: N, D, lr*, B*, loss and downstream error, with intervals.
+
+``plan(compute=C, loss_fit=...)`` splits the budget C = 6 N D into a model size N and a token
+count D (compute-optimal, or constrained by a tokens-per-parameter ratio or a fixed N), predicts
+the loss there, and, when the fits are given, the optimal learning rate and batch size at (N, D)
+and the downstream error at the predicted loss. ``plan(target_loss=L, loss_fit=...)`` inverts
+it: the compute needed to reach L.
+
+Intervals propagate every fit's parameter uncertainty jointly: for each parameter sample
+(``Fit.param_samples()``: the bootstrap, else delta-method draws) the split, the loss, lr*, B*
+and the error are recomputed, and the percentile interval of each quantity is reported. Each
+fit's inputs at the plan are compared with the range it was fitted on (``Fit.extrapolation``);
+past ``warn_factor`` (10x by default) the plan carries a warning.
+
+Laws are used generically through ``law.inputs``: a plan can feed N, D, C, M = D/N
+(``tokens_per_param``) and, to the downstream law, the loss; anything else (e.g. unique tokens
+U of a data-constrained law) comes from ``at={"U": 25e9}``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ScalelawError
+from ..result import EXTRAPOLATION_WARN, Fit
+from ..uncertainty import percentile_interval
+
+FLOPS_PER_TOKEN_PARAM = 6.0
+_GRID_DECADES = 6.0        # numeric split: search N within +-6 decades of sqrt(C/6)
+_GRID_POINTS = 241
+_GOLDEN_ITERS = 48
+_C_BRACKET = (1e3, 1e40)   # inverse: compute searched in this range (FLOPs)
+_BISECT_ITERS = 48
+
+# output key for each role (a fit's law target may be spelled differently)
+ROLES = (("lr", "lr_fit"), ("batch_tokens", "bs_fit"), ("error", "downstream_fit"))
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _positive(value, option: str):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ScalelawError(f"{option} must be a positive number; got {value!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise ScalelawError(f"{option} must be a positive finite number; got {value!r}")
+    return v
+
+
+def _as_fit(fit, option: str) -> Fit | None:
+    if fit is None:
+        return None
+    if isinstance(fit, Fit):
+        return fit
+    if isinstance(fit, str):
+        from ..result import load_fit
+        return load_fit(fit)
+    raise ScalelawError(f"{option} must be a Fit, a fit JSON path or a published fit name; got {type(fit).__name__}")
+
+
+def _features(N, D, C, loss=None, extra: Mapping | None = None) -> dict:
+    """Every quantity a law may take as input at a plan point."""
+    with np.errstate(all="ignore"):
+        M = np.asarray(D, dtype=float) / np.asarray(N, dtype=float)
+    out = {"N": N, "D": D, "C": C, "M": M, "tokens_per_param": M}
+    if loss is not None:
+        out["loss"] = loss
+    for k, v in (extra or {}).items():
+        out[k] = v
+    return out
+
+
+def _check_inputs(fit: Fit, role: str, available) -> None:
+    missing = [c for c in fit.law.inputs if c not in available]
+    if missing:
+        raise ScalelawError(
+            f"the {role} fit's law {fit.law.name!r} needs input(s) {', '.join(missing)} that a plan "
+            f"does not compute (it knows {', '.join(sorted(available))}); give them with --at "
+            f"{missing[0]}=VALUE")
+
+
+def _evaluate(fit: Fit, feats: Mapping, P: Mapping) -> np.ndarray:
+    X = {c: np.asarray(feats[c], dtype=float) for c in fit.law.inputs}
+    return np.asarray(fit.law.evaluate(X, P), dtype=float)
+
+
+def _param_arrays(fit: Fit, samples: np.ndarray | None, S: int, rng) -> dict:
+    """{param: (S,) array}: the fit's samples matched to S draws, else its point values."""
+    names = fit.law.param_names
+    if samples is None or len(samples) == 0:
+        return {n: np.full(S, float(fit.params[n])) for n in names}
+    if len(samples) == S:
+        idx = np.arange(S)
+    else:
+        idx = rng.integers(0, len(samples), size=S)
+    return {n: samples[idx, i].astype(float) for i, n in enumerate(names)}
+
+
+def _point_arrays(fit: Fit) -> dict:
+    return {n: np.array([float(fit.params[n])]) for n in fit.law.param_names}
+
+
+def _uses_split(law) -> bool:
+    return any(c in ("N", "D", "M", "tokens_per_param") for c in law.inputs)
+
+
+def _has_closed_optimum(law) -> bool:
+    return law.optimum is not None and tuple(law.optimum_args) == ("compute",)
+
+
+# --------------------------------------------------------------------------------------------
+# the split of a budget into N and D, vectorised over parameter samples
+# --------------------------------------------------------------------------------------------
+def _split(fit: Fit, P: dict, C: np.ndarray, mode: str, ratio=None, n_fixed=None, extra=None):
+    """N, D, loss (each (S,)) for budgets C (S,) under ``mode``; also the count of draws whose
+    compute-optimal N fell on the edge of the search range (no interior optimum)."""
+    law = fit.law
+    C = np.asarray(C, dtype=float)
+    k = FLOPS_PER_TOKEN_PARAM
+    edge = np.zeros(C.shape, dtype=bool)
+    with np.errstate(all="ignore"):
+        if mode == "params":
+            N = np.full(C.shape, float(n_fixed))
+            D = C / (k * N)
+        elif mode == "tokens_per_param":
+            N = np.sqrt(C / (k * float(ratio)))
+            D = float(ratio) * N
+        elif not _uses_split(law):
+            N = np.full(C.shape, np.nan)
+            D = np.full(C.shape, np.nan)
+        elif _has_closed_optimum(law):
+            out = law.optimum(P, compute=C)
+            N = np.asarray(out["N_opt"], dtype=float) * np.ones(C.shape)
+            D = np.asarray(out["D_opt"], dtype=float) * np.ones(C.shape)
+        else:
+            N, D, edge = _numeric_split(fit, P, C, extra)
+        loss = _evaluate(fit, _features(N, D, C, extra=extra), P) * np.ones(C.shape)
+    return N, D, loss, edge
+
+
+def _numeric_split(fit: Fit, P: dict, C: np.ndarray, extra=None):
+    """Minimise loss over ln N with D = C / (6N): a coarse grid, then golden section."""
+    k = FLOPS_PER_TOKEN_PARAM
+    S = C.shape[0]
+    center = 0.5 * np.log(C / k)                                  # (S,)
+    offs = np.linspace(-_GRID_DECADES, _GRID_DECADES, _GRID_POINTS) * math.log(10.0)
+    step = offs[1] - offs[0]
+    x = center[:, None] + offs[None, :]                          # (S, G)
+    P2 = {n: np.asarray(v)[:, None] for n, v in P.items()}
+    Cg = C[:, None]
+    ex2 = {kk: np.asarray(v, dtype=float)[..., None] if np.ndim(v) else v for kk, v in (extra or {}).items()}
+
+    def f(xx, PP, CC, ee):
+        N = np.exp(xx)
+        D = CC / (k * N)
+        y = _evaluate(fit, _features(N, D, CC, extra=ee), PP)
+        y = np.broadcast_to(y, np.broadcast_shapes(np.shape(y), np.shape(xx)))
+        return np.where(np.isfinite(y), y, np.inf)
+
+    with np.errstate(all="ignore"):
+        yg = f(x, P2, Cg, ex2)
+    i = np.argmin(yg, axis=1)
+    edge = (i == 0) | (i == _GRID_POINTS - 1) | ~np.isfinite(yg[np.arange(S), i])
+    a = x[np.arange(S), np.clip(i - 1, 0, _GRID_POINTS - 1)]
+    b = x[np.arange(S), np.clip(i + 1, 0, _GRID_POINTS - 1)]
+    b = np.where(b <= a, a + step, b)
+    g = (math.sqrt(5) - 1) / 2
+    with np.errstate(all="ignore"):
+        for _ in range(_GOLDEN_ITERS):
+            c1 = b - g * (b - a)
+            c2 = a + g * (b - a)
+            left = f(c1, P, C, extra) <= f(c2, P, C, extra)
+            b = np.where(left, c2, b)
+            a = np.where(left, a, c1)
+    xs = 0.5 * (a + b)
+    N = np.exp(xs)
+    D = C / (k * N)
+    N = np.where(edge, np.nan, N)
+    D = np.where(edge, np.nan, D)
+    return N, D, edge
+
+
+def _invert(fit: Fit, P: dict, target: float, mode, ratio, n_fixed, extra, progress=None):
+    """Per draw, the compute whose (optimal or constrained) loss equals ``target``, by bisection
+    on ln C. Returns C (S,) with NaN where the target is out of reach in the bracket."""
+    S = len(next(iter(P.values())))
+    lo = np.full(S, math.log(_C_BRACKET[0]))
+    hi = np.full(S, math.log(_C_BRACKET[1]))
+    loss_lo = _split(fit, P, np.exp(lo), mode, ratio, n_fixed, extra)[2]
+    loss_hi = _split(fit, P, np.exp(hi), mode, ratio, n_fixed, extra)[2]
+    ok = (loss_hi <= target) & (loss_lo >= target)
+    for _ in range(_BISECT_ITERS):
+        mid = 0.5 * (lo + hi)
+        lm = _split(fit, P, np.exp(mid), mode, ratio, n_fixed, extra)[2]
+        above = ~(lm <= target)         # NaN counts as "not reached yet"
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+        if progress is not None:
+            progress(1)
+    C = np.exp(0.5 * (lo + hi))
+    return np.where(ok, C, np.nan), loss_lo, loss_hi
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=None, *,
+         tokens_per_param=None, params=None, target_loss=None, level: float = 0.95,
+         warn_factor: float = EXTRAPOLATION_WARN, at: Mapping | None = None, seed: int = 0,
+         progress: bool | None = None) -> dict:
+    """A training plan for a compute budget (or the budget for a target loss), with intervals.
+
+    compute: training FLOPs C (C = 6 N D). Give this or ``target_loss``.
+    loss_fit: a Fit (or fit path / published name) of a loss law; its inputs may be any of
+        N, D, C, M (= D/N). The split is compute-optimal unless constrained by
+        ``tokens_per_param`` (R: N = sqrt(C/(6R)), D = R N) or ``params`` (N; D = C/(6N)).
+    lr_fit, bs_fit: fits of the optimal learning rate / batch size (e.g. ``lr_opt`` on N, D;
+        ``bs_opt`` on D), evaluated at the plan's N and D.
+    downstream_fit: a fit of downstream error against loss (e.g. ``downstream_exp``), evaluated
+        at the predicted loss.
+    target_loss: the inverse: the compute needed for this loss.
+    level: interval level; warn_factor: extrapolation factor above which a warning is added.
+    at: values of any further law inputs (e.g. {"U": 25e9}).
+
+    Returns a dict with ``C``, ``N``, ``D``, ``tokens_per_param``, ``loss`` and, where the fits
+    were given, ``lr``, ``batch_tokens``, ``error``; each value also as ``<name>_lower`` /
+    ``<name>_upper`` (None without parameter uncertainty), plus ``mode``, ``level``,
+    ``extrapolation`` ({role: {input: factor}}), ``max_extrapolation``, ``warnings``, ``fits``.
+    """
+    from ..progress import Progress
+
+    loss_fit = _as_fit(loss_fit, "--loss")
+    if loss_fit is None:
+        raise ScalelawError("a plan needs a loss fit; give --loss FIT (a fit JSON from `scalelaw fit -o` "
+                            "or a published fit name such as epoch-2024)")
+    fits = {"loss": loss_fit}
+    for key, opt in (("lr", lr_fit), ("batch_tokens", bs_fit), ("error", downstream_fit)):
+        f = _as_fit(opt, {"lr": "--lr", "batch_tokens": "--bs", "error": "--downstream"}[key])
+        if f is not None:
+            fits[key] = f
+    if (compute is None) == (target_loss is None):
+        raise ScalelawError("give exactly one of --compute C (the budget in FLOPs) or --target-loss L "
+                            "(the loss to reach); got " + ("both" if compute is not None else "neither"))
+    if tokens_per_param is not None and params is not None:
+        raise ScalelawError("give at most one of --tokens-per-param R and --params N; the other follows "
+                            "from C = 6 N D")
+    if not 0 < level < 1:
+        raise ScalelawError(f"--level must be between 0 and 1; got {level!r}")
+    mode = "compute-optimal"
+    ratio = n_fixed = None
+    if tokens_per_param is not None:
+        ratio = _positive(tokens_per_param, "--tokens-per-param")
+        mode = "tokens_per_param"
+    if params is not None:
+        n_fixed = _positive(params, "--params")
+        mode = "params"
+    extra = {k: _positive(v, f"--at {k}=") for k, v in dict(at or {}).items()}
+
+    law = loss_fit.law
+    avail = {"N", "D", "C", "M", "tokens_per_param", *extra}
+    _check_inputs(loss_fit, "loss", avail)
+    for key in ("lr", "batch_tokens"):
+        if key in fits:
+            _check_inputs(fits[key], {"lr": "--lr", "batch_tokens": "--bs"}[key], avail)
+    if "error" in fits:
+        _check_inputs(fits["error"], "--downstream", avail | {"loss"})
+    if mode == "compute-optimal" and not _uses_split(law) and len(fits) > 1 and any(
+            _uses_split(f.law) for k, f in fits.items() if k != "loss"):
+        raise ScalelawError(f"loss law {law.name!r} depends on C only, so it cannot choose N and D for the "
+                            "lr/batch fits; constrain the split with --tokens-per-param R or --params N")
+
+    # ---- parameter draws, matched across fits ---------------------------------------------
+    rng = np.random.default_rng(seed)
+    samples = {k: f.param_samples(seed=seed) for k, f in fits.items()}
+    counts = [len(s) for s in samples.values() if s is not None and len(s)]
+    S = max(counts) if counts else 0
+    draws = {k: _param_arrays(f, samples[k], S, rng) for k, f in fits.items()} if S else None
+    point = {k: _point_arrays(f) for k, f in fits.items()}
+
+    warnings_: list = []
+    n_steps = (_BISECT_ITERS * (2 if S else 1)) if target_loss is not None else 0
+    bar = Progress(total=n_steps, desc="plan", enabled=progress if n_steps else False)
+
+    # ---- the budget ---------------------------------------------------------------------
+    if target_loss is not None:
+        target = _positive(target_loss, "--target-loss")
+        Cp, llo, lhi = _invert(loss_fit, point["loss"], target, mode, ratio, n_fixed, extra, bar.update)
+        if not np.isfinite(Cp[0]):
+            if not lhi[0] <= target:
+                floor = f" (its irreducible loss E is {loss_fit.params['E']:.4g})" if "E" in loss_fit.params else ""
+                raise ScalelawError(f"--target-loss {target:g} is not reached by loss law {law.name!r} even at "
+                                    f"{_C_BRACKET[1]:.0e} FLOPs{floor}; choose a higher target")
+            raise ScalelawError(f"--target-loss {target:g} is already reached below {_C_BRACKET[0]:.0e} FLOPs "
+                                f"(loss there {llo[0]:.4g}); choose a lower target")
+        C_point = np.asarray(Cp, dtype=float)
+        C_draws = None
+        if S:
+            C_draws = _invert(loss_fit, draws["loss"], target, mode, ratio, n_fixed, extra, bar.update)[0]
+            miss = float(np.mean(~np.isfinite(C_draws)))
+            if miss > 0:
+                warnings_.append(f"{miss:.1%} of the loss fit's parameter draws never reach loss {target:g}; "
+                                 "the upper end of the compute interval is unbounded" if miss > (1 - level) / 2
+                                 else f"{miss:.1%} of the loss fit's parameter draws never reach loss {target:g}")
+    else:
+        C_point = np.array([_positive(compute, "--compute")])
+        C_draws = np.full(S, C_point[0]) if S else None
+    bar.close()
+
+    # ---- split and loss ------------------------------------------------------------------
+    N, D, L, edge = _split(loss_fit, point["loss"], C_point, mode, ratio, n_fixed, extra)
+    if edge[0]:
+        raise ScalelawError(
+            f"loss law {law.name!r} has no compute-optimal split at C={C_point[0]:.3g} (the loss keeps "
+            f"falling towards the edge of a {2 * _GRID_DECADES:.0f}-decade search in N); constrain it with "
+            "--tokens-per-param R or --params N")
+    with np.errstate(all="ignore"):
+        values = {"C": C_point, "N": N, "D": D, "tokens_per_param": D / N, "loss": L}
+    dvals = None
+    if S:
+        Nd, Dd, Ld, edged = _split(loss_fit, draws["loss"], C_draws, mode, ratio, n_fixed, extra)
+        with np.errstate(all="ignore"):
+            dvals = {"C": C_draws, "N": Nd, "D": Dd, "tokens_per_param": Dd / Nd, "loss": Ld}
+        if edged.mean() > 0.01:
+            warnings_.append(f"{edged.mean():.1%} of the loss fit's parameter draws have no interior "
+                             "compute-optimal split; they are left out of the intervals")
+
+    # ---- lr, batch size, downstream error -------------------------------------------------
+    feats_p = _features(values["N"], values["D"], values["C"], values["loss"], extra)
+    feats_d = _features(dvals["N"], dvals["D"], dvals["C"], dvals["loss"], extra) if S else None
+    for key in ("lr", "batch_tokens", "error"):
+        if key not in fits:
+            continue
+        values[key] = _evaluate(fits[key], feats_p, point[key]) * np.ones(1)
+        if S:
+            dvals[key] = _evaluate(fits[key], feats_d, draws[key]) * np.ones(S)
+
+    # ---- assemble -------------------------------------------------------------------------
+    out: dict = {"mode": mode, "level": level}
+    if target_loss is not None:
+        out["target_loss"] = float(target_loss)
+    if ratio is not None:
+        out["tokens_per_param_given"] = ratio
+    if n_fixed is not None:
+        out["params_given"] = n_fixed
+    order = ["C", "N", "D", "tokens_per_param", "loss", "lr", "batch_tokens", "error"]
+    for key in order:
+        if key not in values:
+            continue
+        v = float(values[key][0])
+        out[key] = v if math.isfinite(v) else None
+        lo = hi = None
+        if S:
+            arr = np.asarray(dvals[key], dtype=float)
+            if np.isfinite(arr).any():
+                a, b = percentile_interval(arr[np.isfinite(arr)], level)
+                lo, hi = float(a), float(b)
+                if key == "C" and target_loss is not None:
+                    miss = float(np.mean(~np.isfinite(arr)))
+                    if miss > (1 - level) / 2:
+                        hi = math.inf
+        elif key == "C" and target_loss is None:
+            lo = hi = v
+        out[f"{key}_lower"], out[f"{key}_upper"] = lo, hi
+
+    # ---- extrapolation ---------------------------------------------------------------------
+    ex, worst = {}, 1.0
+    for key, f in fits.items():
+        X = {c: [float(np.asarray(feats_p[c]).ravel()[0])] for c in f.law.inputs}
+        if any(not math.isfinite(v[0]) for v in X.values()):
+            continue
+        facs = {c: float(np.asarray(v).ravel()[0]) for c, v in f.extrapolation(X).items()}
+        ex[key] = facs
+        for c, fac in facs.items():
+            worst = max(worst, fac)
+            if fac > warn_factor:
+                lo_r, hi_r = f.input_ranges[c]
+                warnings_.append(f"{key} fit ({f.law.name}): {c} = {X[c][0]:.4g} is {fac:.0f}x beyond the "
+                                 f"fitted range [{lo_r:.3g}, {hi_r:.3g}]; the interval assumes the law holds that far")
+        if not f.input_ranges:
+            warnings_.append(f"{key} fit ({f.law.name}) records no fitted range ({f.label or 'no data'}); "
+                             "extrapolation cannot be judged")
+    if not S:
+        warnings_.append("no fit carries parameter uncertainty (bootstrap or covariance); values have no intervals")
+    out["extrapolation"] = ex
+    out["max_extrapolation"] = worst
+    out["warn_factor"] = warn_factor
+    out["warnings"] = warnings_
+    out["samples"] = S
+    out["fits"] = {k: {"law": f.law.name, "source": f.label or f.data.get("source"),
+                       "intervals": f.interval_method, "inputs": list(f.law.inputs)}
+                   for k, f in fits.items()}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# text
+# --------------------------------------------------------------------------------------------
+_LABELS = {"C": "C (FLOPs)", "N": "N (parameters)", "D": "D (tokens)", "loss": "loss",
+           "lr": "lr*", "batch_tokens": "B* (tokens)", "error": "downstream error"}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.4g}"
+
+
+def plan_rows(result: Mapping) -> list:
+    """(label, value, lower, upper) rows of a plan, in display order."""
+    rows = []
+    for key in ("C", "N", "D", "tokens_per_param", "loss", "lr", "batch_tokens", "error"):
+        if key not in result:
+            continue
+        label = _LABELS.get(key, "tokens per param" if key == "tokens_per_param" else key)
+        rows.append((label, result[key], result.get(f"{key}_lower"), result.get(f"{key}_upper")))
+    return rows
+
+
+def format_plan(result: Mapping) -> str:
+    """The plan as a few lines of text (what `scalelaw plan` prints)."""
+    lvl = int(round(100 * result.get("level", 0.95)))
+    mode = {"compute-optimal": "compute-optimal split",
+            "tokens_per_param": f"{_fmt(result.get('tokens_per_param_given'))} tokens per parameter",
+            "params": f"N fixed at {_fmt(result.get('params_given'))}"}[result["mode"]]
+    head = (f"compute to reach loss {result['target_loss']:.4g}" if "target_loss" in result
+            else f"plan for C = {result['C']:.4g} FLOPs")
+    lines = [f"{head} ({mode}; {lvl}% intervals)", ""]
+    lines.append(f"  {'':<18}{'value':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}")
+    for label, v, lo, hi in plan_rows(result):
+        lines.append(f"  {label:<18}{_fmt(v):>12}{_fmt(lo) if lo is not None else '':>14}{_fmt(hi) if hi is not None else '':>14}")
+    ex = result.get("extrapolation") or {}
+    if any(ex.values()):
+        lines.append("")
+        lines.append("extrapolation beyond each fit's data (1 = inside):")
+        for key, facs in ex.items():
+            if not facs:
+                continue
+            law = result.get("fits", {}).get(key, {}).get("law", "")
+            lines.append(f"  {key + ' (' + law + ')':<28}" + "  ".join(f"{c} {v:.3g}x" for c, v in facs.items()))
+    return "\n".join(lines)
