@@ -1,0 +1,392 @@
+"""Plotly figures from fits: data with fitted curves and interval bands, residuals, backtests, plans.
+
+Every function returns a ``plotly.graph_objects.Figure`` and never calls ``.show()``. They are
+generic over laws: the x axis is the law's main (first) input unless ``x=`` says otherwise; rows
+are grouped by the secondary input with the fewest distinct values (a ladder's model sizes or
+token budgets, an IsoFLOP profile's budget, a tokens-per-parameter ratio), or by quantile bins
+of it when every value is distinct; each group gets its own curve, along which the other inputs
+follow the group's rows (log-linear in x), so IsoFLOP and fixed-ratio groups come out exact.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScalelawError
+
+_MAX_GROUPS = 12
+_BINS = 5
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#393b79", "#637939")
+
+
+def _go():
+    import plotly.graph_objects as go
+    return go
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}"
+
+
+def fit_rows(fit, data: pd.DataFrame) -> pd.DataFrame:
+    """The rows ``fit`` was fitted on: the fit's --where filter and the law's prepare step applied,
+    inputs and target numeric. Raises ScalelawError naming missing columns."""
+    law = fit.law
+    if not isinstance(data, pd.DataFrame):
+        raise ScalelawError("data must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
+    df = data
+    where = (fit.data or {}).get("filter") or (fit.settings or {}).get("where")
+    if where:
+        try:
+            df = df.query(where, engine="python")
+        except Exception:
+            pass  # the fit's filter may name columns this table lacks: show every row
+    if law.prepare is not None:
+        attrs = dict(df.attrs)
+        try:
+            df = law.prepare(df, **dict((fit.settings or {}).get("prepare_options") or {}))
+        except ScalelawError:
+            raise
+        except Exception as exc:  # a prepare step failing on a foreign table
+            raise ScalelawError(f"law {law.name!r} could not prepare the data table: {exc}; "
+                                "pass the table the fit was made on (--data)") from None
+        df.attrs.update({k: v for k, v in attrs.items() if k not in df.attrs})
+    need = list(law.inputs) + [law.target]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        src = data.attrs.get("source", "the data table")
+        raise ScalelawError(f"law {law.name!r} needs column(s) {', '.join(missing)} but {src} has "
+                            f"{', '.join(map(str, df.columns[:12]))}; pass the table the fit was made on (--data)")
+    out = df.copy()
+    for c in need:
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    out = out[np.all(np.isfinite(out[need].to_numpy(dtype=float)), axis=1)]
+    if len(out) == 0:
+        raise ScalelawError(f"no rows of the data table have finite {', '.join(need)}")
+    return out
+
+
+def _positive_spread(v: np.ndarray, ratio: float = 20.0) -> bool:
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(v.size and np.all(v > 0) and v.max() / v.min() >= ratio)
+
+
+def _candidates(fit, df: pd.DataFrame, x: str) -> dict:
+    law = fit.law
+    cands = {}
+    for c in law.inputs:
+        if c != x:
+            cands[c] = df[c].to_numpy(dtype=float)
+    if "C" in df.columns and "C" != x and "C" not in cands:
+        cands["C"] = pd.to_numeric(df["C"], errors="coerce").to_numpy(dtype=float)
+    if "N" in law.inputs and "D" in law.inputs and x in ("N", "D"):
+        with np.errstate(all="ignore"):
+            cands["tokens_per_param"] = df["D"].to_numpy(dtype=float) / df["N"].to_numpy(dtype=float)
+    return {k: v for k, v in cands.items() if np.all(np.isfinite(v))}
+
+
+def _keys(v: np.ndarray) -> np.ndarray:
+    """Values rounded to ~1% (log space when positive) so near-equal settings group together."""
+    if np.all(v > 0):
+        return np.round(np.log10(v), 2)
+    return np.round(v, 6)
+
+
+def choose_grouping(fit, df: pd.DataFrame, x: str | None = None, group: str | None = None):
+    """(x, group column or None, group labels per row (array) or None)."""
+    law = fit.law
+    x = x or law.inputs[0]
+    if x not in df.columns:
+        raise ScalelawError(f"x axis {x!r} is not a column of the data; choose one of {', '.join(law.inputs)}")
+    if len(law.inputs) == 1 and group is None:
+        return x, None, None
+    cands = _candidates(fit, df, x)
+    if group is not None:
+        if group not in cands and group in df.columns:
+            cands[group] = pd.to_numeric(df[group], errors="coerce").to_numpy(dtype=float)
+        if group not in cands:
+            raise ScalelawError(f"group {group!r} is not a column of the data ({', '.join(map(str, df.columns[:12]))})")
+        order = [group]
+    else:
+        order = sorted(cands, key=lambda c: len(np.unique(_keys(cands[c]))))
+    for c in order:
+        k = _keys(cands[c])
+        n = len(np.unique(k))
+        if 2 <= n <= _MAX_GROUPS or (group is not None and n <= _MAX_GROUPS):
+            labels = np.array([_label(c, 10 ** kk if np.all(cands[c] > 0) else kk) for kk in k])
+            return x, c, _ordered(labels, cands[c])
+    if not order:
+        return x, None, None
+    c = order[0] if group is None else group
+    v = cands[c]
+    if len(np.unique(v)) < 2:
+        return x, None, None
+    q = np.quantile(np.log(v) if np.all(v > 0) else v, np.linspace(0, 1, _BINS + 1))
+    t = np.log(v) if np.all(v > 0) else v
+    idx = np.clip(np.searchsorted(q, t, side="right") - 1, 0, _BINS - 1)
+    conv = (lambda z: math.exp(z)) if np.all(v > 0) else (lambda z: z)
+    labels = np.array([f"{c} {_fmt(conv(q[i]))}-{_fmt(conv(q[i + 1]))}" for i in idx])
+    return x, c, _ordered(labels, v)
+
+
+def _label(col: str, value: float) -> str:
+    name = {"tokens_per_param": "D/N"}.get(col, col)
+    return f"{name}={_fmt(value)}"
+
+
+def _ordered(labels: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    order = pd.Series(values).groupby(labels).median().sort_values().index.tolist()
+    return pd.Categorical(labels, categories=order, ordered=True)
+
+
+def _curve_inputs(fit, rows: pd.DataFrame, x: str, xs: np.ndarray) -> pd.DataFrame:
+    """Inputs along a curve over ``xs`` following the group's rows (each other input log-linear in x)."""
+    law = fit.law
+    out = {x: xs} if x in law.inputs else {}
+    xv = rows[x].to_numpy(dtype=float)
+    logx = np.all(xv > 0) and np.all(xs > 0)
+    tx = np.log(xv) if logx else xv
+    txs = np.log(xs) if logx else xs
+    for c in law.inputs:
+        if c == x:
+            continue
+        v = rows[c].to_numpy(dtype=float)
+        logv = np.all(v > 0)
+        tv = np.log(v) if logv else v
+        if len(np.unique(tx)) >= 2 and np.ptp(tv) > 0:
+            slope, icpt = np.polyfit(tx, tv, 1)
+            pv = icpt + slope * txs
+        else:
+            pv = np.full(xs.shape, np.mean(tv))
+        out[c] = np.exp(pv) if logv else pv
+    return pd.DataFrame(out)
+
+
+def _xgrid(v: np.ndarray, n: int, log: bool, pad: float = 0.08) -> np.ndarray:
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if log:
+        a, b = math.log(lo), math.log(hi)
+        span = max(b - a, 1e-9)
+        return np.exp(np.linspace(a - pad * span, b + pad * span, n))
+    span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+    return np.linspace(lo - pad * span, hi + pad * span, n)
+
+
+def _axis_title(col: str) -> str:
+    return {"N": "N (parameters)", "D": "D (tokens)", "C": "C (FLOPs)", "loss": "loss (nats/token)",
+            "lr": "learning rate", "batch_tokens": "batch size (tokens)"}.get(col, col)
+
+
+def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = None,
+             level: float | None = None, n_curve: int = 80, title: str | None = None, band: bool = True):
+    """Data with the fitted curve and its interval band against the law's main input.
+
+    One colour per group of the secondary input (see the module docstring). Laws with more than
+    three inputs are drawn as predicted against observed. ``band`` draws the interval of the
+    fitted curve (bootstrap or delta method, at ``level``).
+    """
+    go = _go()
+    law = fit.law
+    df = fit_rows(fit, data)
+    if len(law.inputs) > 3 and x is None:
+        return plot_parity(fit, df, title=title)
+    x, gcol, labels = choose_grouping(fit, df, x, group)
+    xv = df[x].to_numpy(dtype=float)
+    y = df[law.target].to_numpy(dtype=float)
+    logx = _positive_spread(xv)
+    logy = _positive_spread(y, 20.0)
+    fig = go.Figure()
+    groups = [(None, np.ones(len(df), dtype=bool))] if labels is None else [
+        (g, np.asarray(labels == g)) for g in labels.categories if np.any(labels == g)]
+    lvl = int(round(100 * (level or fit.level)))
+    for i, (g, m) in enumerate(groups):
+        color = _PALETTE[i % len(_PALETTE)]
+        rows = df[m]
+        name = g if g is not None else "data"
+        hover = None
+        if "run" in rows.columns:
+            hover = rows["run"].astype(str).tolist()
+        fig.add_trace(go.Scatter(x=rows[x], y=rows[law.target], mode="markers", name=name, legendgroup=str(i),
+                                 marker=dict(color=color, size=7, line=dict(width=0.5, color="white")),
+                                 text=hover))
+        if x not in law.inputs:
+            continue
+        xs = _xgrid(rows[x].to_numpy(dtype=float) if len(rows) > 1 else xv, n_curve, logx)
+        Xc = _curve_inputs(fit, rows, x, xs)
+        pred = fit.predict(Xc, level=level)
+        if band and np.all(np.isfinite(pred["lower"])):
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([pred["upper"], pred["lower"][::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                name=f"{lvl}% interval", legendgroup=str(i), showlegend=False))
+        fig.add_trace(go.Scatter(x=xs, y=pred["mean"], mode="lines", line=dict(color=color, width=2),
+                                 name=f"fit {name}" if g is not None else "fit", legendgroup=str(i),
+                                 showlegend=g is None))
+    fig.update_layout(title=title or f"{law.name}: {law.formula}", template="plotly_white",
+                      xaxis_title=_axis_title(x), yaxis_title=_axis_title(law.target),
+                      legend_title_text=_label(gcol, float("nan")).split("=")[0] if gcol else None,
+                      margin=dict(l=60, r=20, t=50, b=50), height=430)
+    if logx:
+        fig.update_xaxes(type="log", exponentformat="power")
+    if logy:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def plot_parity(fit, data: pd.DataFrame, title: str | None = None):
+    """Predicted against observed target, with the curve interval as error bars."""
+    go = _go()
+    law = fit.law
+    df = fit_rows(fit, data)
+    pred = fit.predict(df[list(law.inputs)])
+    y = df[law.target].to_numpy(dtype=float)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=y, y=pred["mean"], mode="markers", name="runs",
+                             error_y=dict(type="data", symmetric=False,
+                                          array=(pred["upper"] - pred["mean"]).to_numpy(),
+                                          arrayminus=(pred["mean"] - pred["lower"]).to_numpy())))
+    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="grey", dash="dash"),
+                             name="y = x"))
+    fig.update_layout(title=title or f"{law.name}: predicted vs observed", template="plotly_white",
+                      xaxis_title=f"observed {law.target}", yaxis_title=f"predicted {law.target}", height=430)
+    return fig
+
+
+def residuals(fit, data: pd.DataFrame) -> pd.DataFrame:
+    """The fitted rows with ``pred`` and ``residual`` (ln pred - ln y for log objectives, else pred - y)."""
+    law = fit.law
+    df = fit_rows(fit, data)
+    X = {c: df[c].to_numpy(dtype=float) for c in law.inputs}
+    pred = np.asarray(law.evaluate(X, fit.params), dtype=float) * np.ones(len(df))
+    y = df[law.target].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        r = np.log(pred) - np.log(y) if fit.log_residuals else pred - y
+    out = df.copy()
+    out["pred"] = pred
+    out["residual"] = r
+    return out
+
+
+def plot_residuals(fit, data: pd.DataFrame, x: str | None = None, group: str | None = None,
+                   title: str | None = None):
+    """Residuals of the fit against the law's main input, coloured as in :func:`plot_fit`, with the
+    zero line and +-2 residual standard deviations."""
+    go = _go()
+    law = fit.law
+    df = residuals(fit, data)
+    x, gcol, labels = choose_grouping(fit, df, x, group)
+    logx = _positive_spread(df[x].to_numpy(dtype=float))
+    fig = go.Figure()
+    groups = [(None, np.ones(len(df), dtype=bool))] if labels is None else [
+        (g, np.asarray(labels == g)) for g in labels.categories if np.any(labels == g)]
+    for i, (g, m) in enumerate(groups):
+        rows = df[m]
+        fig.add_trace(go.Scatter(x=rows[x], y=rows["residual"], mode="markers", name=g or "runs",
+                                 marker=dict(color=_PALETTE[i % len(_PALETTE)], size=7),
+                                 text=rows["run"].astype(str).tolist() if "run" in rows.columns else None))
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    sd = (fit.diagnostics or {}).get("residual_sd")
+    if sd:
+        for s in (-2, 2):
+            fig.add_hline(y=s * sd, line=dict(color="grey", width=1, dash="dot"))
+    kind = "ln(pred) - ln(observed)" if fit.log_residuals else "pred - observed"
+    fig.update_layout(title=title or f"{law.name}: residuals", template="plotly_white",
+                      xaxis_title=_axis_title(x), yaxis_title=kind, height=360,
+                      margin=dict(l=60, r=20, t=50, b=50))
+    if logx:
+        fig.update_xaxes(type="log", exponentformat="power")
+    return fig
+
+
+def plot_backtest(result: Mapping, x: str | None = None, title: str | None = None):
+    """Relative error of each held-out run (from :func:`scalelaw.predict.backtest`), with the
+    prediction band as error bars, against the law's main input."""
+    go = _go()
+    from .law import get_law
+
+    law = get_law(result["law"])
+    rows = pd.DataFrame(result["rows"])
+    if len(rows) == 0:
+        raise ScalelawError("the backtest has no held-out rows to draw")
+    x = x or law.inputs[0]
+    actual = rows["actual"].to_numpy(dtype=float)
+    rel = 100 * rows["rel_error"].to_numpy(dtype=float)
+    up = 100 * (rows["pred_upper"].to_numpy(dtype=float) - actual) / actual - rel
+    dn = rel - 100 * (rows["pred_lower"].to_numpy(dtype=float) - actual) / actual
+    inside = (actual >= rows["pred_lower"]) & (actual <= rows["pred_upper"])
+    fig = go.Figure()
+    for flag, name, color in ((True, "inside prediction band", "#2ca02c"), (False, "outside", "#d62728")):
+        m = np.asarray(inside == flag)
+        if not m.any():
+            continue
+        fig.add_trace(go.Scatter(
+            x=rows.loc[m, x], y=rel[m], mode="markers", name=name, marker=dict(color=color, size=8),
+            error_y=dict(type="data", symmetric=False, array=up[m], arrayminus=dn[m], thickness=1),
+            text=rows.loc[m, "run"].astype(str).tolist() if "run" in rows.columns else None))
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    head = (f"backtest {law.name}: fit on {result['n_train']} runs ({result['train']}), predict {result['n_test']}; "
+            f"mean |error| {100 * result['mean_rel_error']:.2f}%, max {100 * result['max_rel_error']:.2f}%")
+    fig.update_layout(title=dict(text=title or head, font=dict(size=13)), template="plotly_white",
+                      xaxis_title=_axis_title(x), yaxis_title="relative error (%)", height=380,
+                      margin=dict(l=60, r=20, t=60, b=50))
+    if _positive_spread(rows[x].to_numpy(dtype=float), 3.0):
+        fig.update_xaxes(type="log", exponentformat="power")
+    return fig
+
+
+def plot_plan(result: Mapping, loss_fit, span_decades: float = 1.5, n: int = 121, title: str | None = None):
+    """The loss along the plan's IsoFLOP line (D = C/(6N)) with its interval band, the planned N
+    marked with its interval (from :func:`scalelaw.analysis.plan.plan`)."""
+    go = _go()
+    law = loss_fit.law
+    C, N = result.get("C"), result.get("N")
+    if C is None or N is None or not {"N", "D"} <= set(law.inputs):
+        raise ScalelawError(f"a plan figure needs a loss law on N and D; {law.name!r} has inputs {', '.join(law.inputs)}")
+    Ns = np.geomspace(N / 10 ** span_decades, N * 10 ** span_decades, n)
+    X = pd.DataFrame({"N": Ns, "D": C / (6.0 * Ns)})
+    for c in law.inputs:
+        if c not in X:
+            if c == "C":
+                X[c] = C
+            elif c in ("M", "tokens_per_param"):
+                X[c] = X["D"] / X["N"]
+    pred = loss_fit.predict(X)
+    lvl = int(round(100 * result.get("level", 0.95)))
+    fig = go.Figure()
+    if np.all(np.isfinite(pred["lower"])):
+        fig.add_trace(go.Scatter(x=np.concatenate([Ns, Ns[::-1]]),
+                                 y=np.concatenate([pred["upper"], pred["lower"][::-1]]), fill="toself",
+                                 fillcolor=_rgba(_PALETTE[0], 0.18), line=dict(width=0), hoverinfo="skip",
+                                 name=f"{lvl}% interval"))
+    fig.add_trace(go.Scatter(x=Ns, y=pred["mean"], mode="lines", line=dict(color=_PALETTE[0], width=2),
+                             name=f"loss at C={C:.3g}"))
+    err = None
+    if result.get("N_lower") is not None and result.get("N_upper") is not None:
+        err = dict(type="data", symmetric=False, array=[result["N_upper"] - N], arrayminus=[N - result["N_lower"]])
+    fig.add_trace(go.Scatter(x=[N], y=[result["loss"]], mode="markers", name="plan",
+                             marker=dict(color=_PALETTE[3], size=11, symbol="diamond"), error_x=err))
+    lo, hi = (loss_fit.input_ranges or {}).get("N", (None, None))
+    if hi is not None and hi < Ns[-1]:
+        fig.add_vrect(x0=max(lo, Ns[0]), x1=min(hi, Ns[-1]), fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="fitted N range", annotation_position="top left") if lo < Ns[-1] else None
+    fig.update_layout(title=title or f"plan: loss along the IsoFLOP line C = {C:.3g} FLOPs",
+                      template="plotly_white", xaxis_title=_axis_title("N"), yaxis_title=_axis_title("loss"),
+                      height=400, margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_xaxes(type="log", exponentformat="power")
+    return fig
+
+
+__all__ = ["plot_fit", "plot_parity", "plot_residuals", "plot_backtest", "plot_plan", "residuals",
+           "fit_rows", "choose_grouping"]
