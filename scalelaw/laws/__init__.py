@@ -1,3 +1,4 @@
 """Built-in law families. Importing this package registers every law in it."""
 from . import loss  # noqa: F401
 from . import density  # noqa: F401
+from . import hparams  # noqa
