@@ -1,0 +1,339 @@
+"""One self-contained HTML page to share: each fit's summary, data with fitted curves and
+intervals, residuals, a backtest, and optionally the plan for a compute budget.
+
+plotly's JavaScript is embedded inline once (no CDN), so the page opens offline and can be
+mailed as a single file. Figures come from :mod:`scalelaw.plots`; a figure that cannot be drawn
+(e.g. no data table for a published fit) leaves a note in its place rather than failing the page.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..result import Fit
+
+BACKTEST_QUANTILE = 0.75   # default backtest: fit on the smallest 75% of runs by compute
+
+_CSS = """
+body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}
+h3{font-size:1.05em;margin-top:1.4em;color:#444}
+.meta{color:#666;font-size:.9em} code{background:#f2f2f2;padding:1px 4px;border-radius:3px}
+table{border-collapse:collapse;margin:8px 0 12px;font-size:.92em}
+th,td{border:1px solid #ddd;padding:3px 10px;text-align:right} th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+.scalelaw-summary table{display:inline-table;vertical-align:top;margin-right:24px}
+.note{color:#8a5a00;background:#fff7e6;border-left:3px solid #f0a500;padding:6px 10px;margin:8px 0}
+.warn{color:#a00;background:#fff0f0;border-left:3px solid #d00;padding:6px 10px;margin:8px 0}
+.figure{margin:6px 0 18px}
+nav ul{columns:2;font-size:.92em}
+"""
+
+
+def _esc(x) -> str:
+    return html.escape(str(x))
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None:
+        return ""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return _esc(v)
+    if math.isinf(f):
+        return "inf"
+    if not math.isfinite(f):
+        return ""
+    return f"{f:.{digits}g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    h = "".join(f"<th>{_esc(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _load(item, i: int):
+    """(name, Fit) from a Fit, a (name, Fit) pair, a fit path or a published name."""
+    from ..result import load_fit
+
+    if isinstance(item, tuple) and len(item) == 2:
+        name, f = item
+        return str(name), (f if isinstance(f, Fit) else load_fit(f))
+    if isinstance(item, Fit):
+        return item.label or f"fit {i + 1}: {item.law.name}", item
+    if isinstance(item, (str, Path)):
+        return Path(str(item)).name if Path(str(item)).exists() else str(item), load_fit(item)
+    raise ScalelawError(f"report fits must be Fit objects, fit JSON paths or published fit names; got {type(item).__name__}")
+
+
+def _source_table(fit: Fit):
+    """The run table named by the fit's recorded source, when it can be read; else None."""
+    src = (fit.data or {}).get("source")
+    if not src or fit.label:
+        return None
+    try:
+        from ..io import load_table
+    except ImportError:
+        if Path(str(src)).exists() and str(src).endswith(".csv"):
+            df = pd.read_csv(src)
+            df.attrs["source"] = str(src)
+            return df
+        return None
+    try:
+        return load_table(src)
+    except Exception:  # a moved file or an offline dataset: the section says so instead
+        return None
+
+
+def _scale(df: pd.DataFrame, fit: Fit):
+    """(column name, values) ordering runs by size for the default backtest split."""
+    if "C" in df.columns:
+        v = pd.to_numeric(df["C"], errors="coerce").to_numpy(dtype=float)
+        if np.all(np.isfinite(v)):
+            return "C", v
+    if "N" in df.columns and "D" in df.columns:
+        v = 6.0 * pd.to_numeric(df["N"], errors="coerce").to_numpy(dtype=float) * \
+            pd.to_numeric(df["D"], errors="coerce").to_numpy(dtype=float)
+        if np.all(np.isfinite(v)):
+            return "report_scale_", v
+    c = fit.law.inputs[0]
+    return "report_scale_", pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+
+
+def run_backtest(fit: Fit, data: pd.DataFrame, train: str | None = None) -> dict:
+    """Refit ``fit``'s law with its settings on the smaller runs (or rows matching ``train``) and
+    predict the rest (scalelaw.predict.backtest)."""
+    import warnings
+
+    from ..predict import backtest
+
+    s = fit.settings or {}
+    table = data
+    if train is None:
+        col, v = _scale(data, fit)
+        finite = v[np.isfinite(v)]
+        if finite.size < 3:
+            raise ScalelawError("too few rows with a finite size to backtest")
+        thr = float(np.quantile(finite, BACKTEST_QUANTILE))
+        if col == "report_scale_":
+            table = data.assign(report_scale_=v)
+            table.attrs.update(data.attrs)
+            label = "6ND" if "N" in data.columns and "D" in data.columns else fit.law.inputs[0]
+        else:
+            label = col
+        train = f"{col} <= {thr!r}"
+        shown = f"{label} <= {thr:.3g}"
+    else:
+        shown = train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(fit.law, table, train=train, where=(fit.data or {}).get("filter") or s.get("where"),
+                       level=fit.level, objective=s.get("objective"), delta=s.get("delta", 1e-3),
+                       fixed=s.get("fixed") or None, prepare_options=s.get("prepare_options") or None,
+                       source=data.attrs.get("source"))
+    res["train"] = shown
+    return res
+
+
+def _roles(fits: Sequence) -> dict:
+    """Map plan roles to fits by the law's target/family: loss, lr, batch_tokens, error."""
+    roles = {}
+    for name, f in fits:
+        law = f.law
+        t = law.target
+        if t == "loss" and law.family != "downstream":
+            role = "loss"
+        elif t == "lr" or law.name.startswith("lr_"):
+            role = "lr"
+        elif t in ("batch_tokens", "bs", "batch_size") or law.name.startswith("bs_"):
+            role = "batch_tokens"
+        elif law.family == "downstream" or t.startswith("err") or "loss" in law.inputs:
+            role = "error"
+        else:
+            continue
+        roles.setdefault(role, (name, f))
+    return roles
+
+
+class _Page:
+    def __init__(self):
+        self.parts: list = []
+        self.toc: list = []
+        self.n_fig = 0
+        self.warnings: list = []
+
+    def add(self, s: str):
+        self.parts.append(s)
+
+    def figure(self, fig):
+        import plotly.io as pio
+
+        self.n_fig += 1
+        self.add("<div class='figure'>" + pio.to_html(
+            fig, full_html=False, include_plotlyjs=False, div_id=f"scalelaw-fig-{self.n_fig}",
+            config={"displaylogo": False, "responsive": True}) + "</div>")
+
+    def note(self, msg: str, where: str = ""):
+        self.add(f"<div class='note'>{_esc(msg)}</div>")
+        self.warnings.append(f"{where}: {msg}" if where else msg)
+
+    def attempt(self, what: str, where: str, fn):
+        try:
+            fig = fn()
+        except ScalelawError as exc:
+            self.note(f"{what} not drawn: {exc}", where)
+            return None
+        except Exception as exc:  # keep the page: say what failed
+            self.note(f"{what} not drawn ({type(exc).__name__}: {exc})", where)
+            return None
+        self.figure(fig)
+        return fig
+
+
+def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool, train):
+    from .. import plots
+
+    anchor = f"fit-{k}"
+    page.toc.append((anchor, f"{name} ({fit.law.name})"))
+    law = fit.law
+    page.add(f"<h2 id='{anchor}'>{_esc(name)}: {_esc(law.name)}</h2>")
+    page.add(f"<p><code>{_esc(law.formula)}</code> &mdash; {_esc(law.citation)}</p>")
+    page.add(fit.summary()._repr_html_())
+    if law.derived:
+        der = fit.derived()
+        page.add("<h3>Derived quantities</h3>" + _table(
+            ["quantity", "value", "lower", "upper"],
+            [(_esc(n), _num(r["value"]), _num(r.get("lower")), _num(r.get("upper"))) for n, r in der.items()]))
+    if fit.input_ranges:
+        page.add("<h3>Fitted range</h3>" + _table(
+            ["column", "min", "max"], [(_esc(c), _num(a), _num(b)) for c, (a, b) in fit.input_ranges.items()]))
+    table = data if data is not None else _source_table(fit)
+    if table is None:
+        msg = ("published constants: no data to draw" if fit.label else
+               f"no data table: the fit's source {fit.data.get('source')!r} could not be read; pass --data TABLE")
+        page.note(msg, name)
+        return
+    page.add("<h3>Data and fitted curve</h3>")
+    drawn = page.attempt("fit figure", name, lambda: plots.plot_fit(fit, table, title=f"{name}: {law.formula}"))
+    if drawn is None:
+        return
+    page.add("<h3>Residuals</h3>")
+    page.attempt("residual figure", name, lambda: plots.plot_residuals(fit, table, title=f"{name}: residuals"))
+    if backtest and not fit.label:
+        page.add("<h3>Backtest: fit small, predict large</h3>")
+        try:
+            bt = run_backtest(fit, plots.fit_rows(fit, table) if law.prepare is None else table, train)
+        except Exception as exc:
+            page.note(f"backtest not run: {exc}", name)
+            return
+        page.add(f"<p>Refit on {bt['n_train']} runs ({_esc(bt['train'])}), predicted the other {bt['n_test']}: "
+                 f"mean |relative error| <b>{100 * bt['mean_rel_error']:.2f}%</b>, max "
+                 f"{100 * bt['max_rel_error']:.2f}%, {100 * bt['coverage']:.0f}% inside the prediction band.</p>")
+        page.attempt("backtest figure", name, lambda: plots.plot_backtest(bt))
+
+
+def _plan_section(page: _Page, roles: dict, compute: float, level: float):
+    from .. import plots
+    from .plan import plan, plan_rows
+
+    page.toc.append(("plan", f"plan for C = {compute:.3g} FLOPs"))
+    page.add(f"<h2 id='plan'>Plan for C = {compute:.4g} FLOPs</h2>")
+    if "loss" not in roles:
+        page.note("no loss fit among the fits: a plan needs one (e.g. a chinchilla fit)", "plan")
+        return None
+    kw = {"loss_fit": roles["loss"][1]}
+    for role, arg in (("lr", "lr_fit"), ("batch_tokens", "bs_fit"), ("error", "downstream_fit")):
+        if role in roles:
+            kw[arg] = roles[role][1]
+    try:
+        res = plan(compute=compute, level=level, **kw)
+    except ScalelawError as exc:
+        page.note(f"plan not computed: {exc}", "plan")
+        return None
+    used = ", ".join(f"{role}: {_esc(n)}" for role, (n, _) in roles.items())
+    lvl = int(round(100 * level))
+    page.add(f"<p>Fits used &mdash; {used}. Split: {_esc(res['mode'])}; {lvl}% intervals propagate every "
+             "fit's parameter draws jointly.</p>")
+    page.add(_table(["quantity", "value", f"{lvl}% lower", f"{lvl}% upper"],
+                    [(_esc(l), _num(v), _num(lo), _num(hi)) for l, v, lo, hi in plan_rows(res)]))
+    ex = res.get("extrapolation") or {}
+    rows = [(_esc(role), _esc(c), f"{fac:.3g}x") for role, facs in ex.items() for c, fac in facs.items()]
+    if rows:
+        page.add("<h3>Extrapolation beyond each fit's data</h3>" + _table(["fit", "input", "factor"], rows))
+    for w in res["warnings"]:
+        page.add(f"<div class='warn'>{_esc(w)}</div>")
+    page.warnings.extend(f"plan: {w}" for w in res["warnings"])
+    if {"N", "D"} <= set(roles["loss"][1].law.inputs) and res.get("N"):
+        page.attempt("plan figure", "plan", lambda: plots.plot_plan(res, roles["loss"][1]))
+    return res
+
+
+def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compute: float | None = None,
+                 train: str | None = None, backtest: bool = True, title: str = "scalelaw report",
+                 level: float | None = None, progress: bool | None = None) -> tuple[str, dict]:
+    """The report page as an HTML string, and a dict describing it.
+
+    fits: Fit objects, (name, Fit) pairs, fit JSON paths or published fit names.
+    data: the run table for the figures (default: each fit's recorded source when readable).
+    plan_compute: add the plan for this budget, using the fits by role (loss / lr / batch / error).
+    train: backtest split (pandas expression of rows to fit on); default the smallest 75% of runs
+        by compute. backtest=False skips the backtests (each refits the law).
+    """
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    from .. import __version__
+    from ..progress import Progress
+
+    if not fits:
+        raise ScalelawError("give at least one fit to report on")
+    loaded = [_load(item, i) for i, item in enumerate(fits)]
+    page = _Page()
+    bar = Progress(total=len(loaded) + (1 if plan_compute else 0), desc="report", enabled=progress)
+    for k, (name, f) in enumerate(loaded):
+        _fit_section(page, k, name, f, data, backtest, train)
+        bar.update()
+    plan_res = None
+    if plan_compute is not None:
+        lvl = level or loaded[0][1].level
+        plan_res = _plan_section(page, _roles(loaded), float(plan_compute), lvl)
+        bar.update()
+    bar.close()
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    toc = "".join(f"<li><a href='#{a}'>{_esc(t)}</a></li>" for a, t in page.toc)
+    head = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<meta name='generator' content='scalelaw {_esc(__version__)}'>"
+            f"<title>{_esc(title)}</title><style>{_CSS}</style>"
+            "<script type='text/javascript'>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+            f"<script type='text/javascript'>/* plotly.js {plotly.__version__} (bundled by plotly.py) */\n"
+            f"{get_plotlyjs()}</script></head>\n")
+    body = (f"<body><main><h1>{_esc(title)}</h1>"
+            f"<p class='meta'>scalelaw {_esc(__version__)} &middot; generated {now} &middot; "
+            f"{len(loaded)} fit(s){' &middot; plan' if plan_res else ''}. Self-contained: works offline.</p>"
+            f"<nav><ul>{toc}</ul></nav>" + "\n".join(page.parts) + "</main></body></html>\n")
+    info = {"fits": [{"name": n, "law": f.law.name} for n, f in loaded], "figures": page.n_fig,
+            "plan": plan_res, "warnings": page.warnings}
+    return head + body, info
+
+
+def write_report(path, fits: Sequence, data: pd.DataFrame | None = None, *, force: bool = False, **kwargs) -> dict:
+    """Build the report and write it atomically to ``path`` (never overwriting without ``force``)."""
+    from ..util import atomic_write_text, check_writable
+
+    check_writable(path, force)
+    text, info = build_report(fits, data, **kwargs)
+    atomic_write_text(path, text, force=force)
+    info["output"] = str(path)
+    info["bytes"] = len(text.encode("utf-8"))
+    return info
