@@ -40,13 +40,13 @@ def _synthetic(n_ref=8, noise=0.0, seed=0, loss=False):
     rng = np.random.default_rng(seed)
     N = np.geomspace(1e8, 3e10, n_ref)
     D = np.full(n_ref, 1e12)
-    s = _score(N, D, *(TRUE[k] for k in ("A", "alpha", "B", "beta", "E", "c", "gamma", "l0", "d")))
+    s = _score(N, D, 0.25, *(TRUE[k] for k in ("A", "alpha", "B", "beta", "l0")))
     s = s + noise * rng.standard_normal(n_ref)
     ref = pd.DataFrame({"model": [f"ref-{i}" for i in range(n_ref)], "family": "Ref", "N": N, "D": D,
                         "score_bench": s})
     # targets: known effective sizes, actual size 4x smaller (density 4) or 2x larger (0.5)
     Ne = np.array([5e8, 3e9, 1e10])
-    st = _score(Ne, np.full(3, 1e12), *(TRUE[k] for k in ("A", "alpha", "B", "beta", "E", "c", "gamma", "l0", "d")))
+    st = _score(Ne, np.full(3, 1e12), 0.25, *(TRUE[k] for k in ("A", "alpha", "B", "beta", "l0")))
     tgt = pd.DataFrame({"model": ["t-dense", "t-half", "t-4x"], "family": "T", "N": [Ne[0] / 4, Ne[1] * 2, Ne[2] / 4],
                         "D": 2e12, "score_bench": st})
     df = pd.concat([ref, tgt], ignore_index=True)
@@ -61,7 +61,7 @@ BASE = {"bench": 0.25}
 
 def test_inverse_round_trip():
     N = np.geomspace(1e8, 1e11, 7)
-    s = _score(N, 1e12, *(TRUE[k] for k in ("A", "alpha", "B", "beta", "E", "c", "gamma", "l0", "d")))
+    s = _score(N, 1e12, 0.25, *(TRUE[k] for k in ("A", "alpha", "B", "beta", "l0")))
     assert np.allclose(effective_size(s, TRUE, 1e12), N, rtol=1e-9)
     assert np.isnan(loss_from_score(0.2, TRUE))           # below the floor
     assert np.isnan(loss_from_score(1.0, TRUE))           # at the ceiling

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..errors import ScalelawError
 from ..law import Law, Param, get_law
-from ..laws.density import ONE_STEP_FIXED, effective_size
+from ..laws.density import effective_size, one_step_chain
 
 # ---------------------------------------------------------------------------------------------
 # Benchmarks: random baselines (chance accuracy of the task format)
@@ -401,9 +401,7 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
     diag = {}
     fits = {}
     if method == "one-step":
-        fixed = dict(ONE_STEP_FIXED, **cd)
-        if not need_data:
-            fixed.update(B=0.0, beta=0.3)
+        fixed = {} if need_data else {"B": 0.0, "beta": 0.3}
         law = get_law("density_score")
         n_free = len(law.params) - len(fixed)
         if n_sizes < n_free:
@@ -412,10 +410,18 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
                 f"one-step law has {n_free} free parameters ({', '.join(p for p in law.param_names if p not in fixed)}); "
                 "add families to --reference so that it spans more sizes")
         data = pd.DataFrame({"N": r["N"].to_numpy(float),
-                             "D": np.where(np.isfinite(D), D, D_ref or 1.0), "score": r["score"].to_numpy(float)})
+                             "D": np.where(np.isfinite(D), D, D_ref or 1.0), "baseline": baseline,
+                             "score": r["score"].to_numpy(float)})
         f, msgs = _fit_quiet(law, data, fixed=fixed, boot=boot, seed=seed, objective="lsq", n_jobs=1)
-        params = dict(f.params)
-        samples = None if f.boot is None else np.asarray(f.boot, dtype=float)
+        params = one_step_chain(f.params, baseline)
+        samples = None
+        if f.boot is not None:
+            b = np.asarray(f.boot, dtype=float)
+            cols = {k: b[:, law.param_names.index(k)] for k in law.param_names}
+            ch = one_step_chain(cols, baseline)
+            samples = np.column_stack([np.broadcast_to(np.asarray(ch[k], dtype=float), (len(b),))
+                                       for k in ReferenceFit.PARAMS])
+            samples[~np.all(np.isfinite(b), axis=1)] = np.nan
         fits["score"] = f
         diag = {"converged": bool(f.diagnostics.get("converged")),
                 "params_at_bounds": list(f.diagnostics.get("params_at_bounds") or []),

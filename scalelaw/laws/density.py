@@ -8,13 +8,13 @@ Two declarations:
 * ``density_score``: the one-step variant used when only benchmark scores are available. The
   loss is a latent quantity and the score is the composition of the loss law with the
   loss -> score sigmoid ``S = c / (1 + exp(-gamma (L - l0))) + d``. The latent loss has no
-  scale or origin of its own, so ``gamma`` is fixed to -1 (the loss is measured in logit units)
-  and ``E`` to 0 (absorbed by ``l0``); ``d`` (random baseline) and ``c`` (ceiling - baseline)
-  are fixed from the benchmark's declared scale.
+  scale or origin of its own, so ``gamma`` is -1 (the loss is measured in logit units) and
+  ``E`` 0 (absorbed by ``l0``); the floor ``d`` is the benchmark's random baseline (an input
+  column, ``baseline``) and the ceiling ``c + d`` is 1. Free: A, alpha, B, beta, l0.
 
 ``loss_from_score`` and ``effective_size`` invert the chain: score -> loss -> N at a reference
-token budget D_ref. They are shared by both variants (the one-step fit yields the same
-parameter names).
+token budget D_ref. They take the two-step parameter set; ``one_step_chain`` maps a
+density_score fit onto it.
 """
 from __future__ import annotations
 
@@ -66,53 +66,53 @@ def _sigmoid(L, c, gamma, l0, d):
     return d + c / (1.0 + np.exp(-gamma * (L - l0)))
 
 
-def _score(N, D, A, alpha, B, beta, E, c, gamma, l0, d):
-    return _sigmoid(_loss(N, D, A, alpha, B, beta, E), c, gamma, l0, d)
+def _score(N, D, baseline, A, alpha, B, beta, l0):
+    L = A * np.exp(-alpha * np.log(N)) + B * np.exp(-beta * np.log(D))
+    return baseline + (1.0 - baseline) / (1.0 + np.exp(L - l0))
 
 
-def _score_jac(N, D, A, alpha, B, beta, E, c, gamma, l0, d):
+def _score_jac(N, D, baseline, A, alpha, B, beta, l0):
     tn = np.exp(-alpha * np.log(N))
     td = np.exp(-beta * np.log(D))
-    L = E + A * tn + B * td
-    s = 1.0 / (1.0 + np.exp(-gamma * (L - l0)))
-    ds = c * s * (1.0 - s)          # d S / d (gamma (L - l0))
-    dL = ds * gamma                 # d S / d L
-    return (dL * tn, dL * (-np.log(N) * A * tn), dL * td, dL * (-np.log(D) * B * td), dL,
-            s, ds * (L - l0), -dL, 1.0)
+    L = A * tn + B * td
+    s = 1.0 / (1.0 + np.exp(L - l0))
+    dL = -(1.0 - baseline) * s * (1.0 - s)      # d S / d L
+    return (dL * tn, dL * (-np.log(N) * A * tn), dL * td, dL * (-np.log(D) * B * td), -dL)
 
 
 DENSITY_SCORE = register(Law(
     name="density_score",
     func=_score,
     jac=_score_jac,
-    inputs=("N", "D"),
+    inputs=("N", "D", "baseline"),
     params=(
         Param("A", 0.0, 1e30, _GRID_LNA, log=True, doc="model-size term scale (latent loss)"),
         Param("alpha", 0.0, 3.0, _GRID_EXP, doc="model-size exponent"),
         Param("B", 0.0, 1e30, _GRID_LNA, log=True, doc="data term scale (latent loss)"),
         Param("beta", 0.0, 3.0, _GRID_EXP, doc="data exponent"),
-        Param("E", 0.0, 1e3, (), log=True, doc="latent loss offset (fix 0: absorbed by l0)"),
-        Param("c", 0.0, 1.0, (), doc="sigmoid height (fix: ceiling - baseline)"),
-        Param("gamma", -1e3, 1e3, (), doc="sigmoid slope (fix -1: sets the latent loss scale)"),
         Param("l0", -50.0, 50.0, (-2.0, 0.0, 2.0, 4.0, 8.0), doc="sigmoid midpoint (latent loss)"),
-        Param("d", 0.0, 1.0, (), doc="sigmoid floor (fix: random baseline)"),
     ),
     target="score",
-    formula="S = d + c / (1 + exp(-gamma (A N^-alpha + B D^-beta + E - l0)))",
+    formula="S = b + (1 - b) / (1 + exp(A N^-alpha + B D^-beta - l0)), b = random baseline",
     citation=CITATION,
     description="One-step density estimate from scores alone: the loss law composed with the "
-                "loss -> score sigmoid, the loss being latent. Fit with gamma=-1, E=0 and c, d "
-                "from the benchmark's scale (scalelaw.analysis.density does).",
+                "loss -> score sigmoid, the loss being latent. It is the two-step chain with "
+                "gamma = -1 (sets the latent loss scale), E = 0 (absorbed by l0), floor d = b (the "
+                "benchmark's random baseline, an input column) and ceiling c + d = 1.",
     family="density",
     default_objective="lsq",
     positive_target=False,
-    domain={"N": (1e8, 1e11), "D": (1e10, 1e13)},
-    example={"A": 40.0, "alpha": 0.2, "B": 30.0, "beta": 0.15, "E": 0.0, "c": 0.75,
-             "gamma": -1.0, "l0": 2.0, "d": 0.25},
+    domain={"N": (1e8, 1e11), "D": (1e10, 1e13), "baseline": (0.1, 0.5)},
+    example={"A": 40.0, "alpha": 0.2, "B": 30.0, "beta": 0.15, "l0": 2.0},
 ))
 
-# Fixed parameters of the one-step variant (besides c, d from the benchmark scale)
-ONE_STEP_FIXED = {"E": 0.0, "gamma": -1.0}
+
+def one_step_chain(params, baseline: float) -> dict:
+    """The two-step parameter set (A, alpha, B, beta, E, c, gamma, l0, d) equivalent to a
+    density_score fit on a benchmark with random baseline ``baseline``."""
+    return {**{k: params[k] for k in ("A", "alpha", "B", "beta", "l0")},
+            "E": 0.0, "gamma": -1.0, "c": 1.0 - baseline, "d": baseline}
+
 
 
 def loss_from_score(score, params, eps: float = 0.0):
