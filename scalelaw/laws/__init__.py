@@ -1,4 +1,5 @@
 """Built-in law families. Importing this package registers every law in it."""
 from . import loss  # noqa: F401
 from . import density  # noqa: F401
+from . import overtrain, downstream  # noqa
 from . import hparams  # noqa

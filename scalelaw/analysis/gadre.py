@@ -1,0 +1,535 @@
+"""Over-training and downstream error (Gadre et al. 2024): protocol, chained prediction, backtests.
+
+Gadre et al. fit L(C, M) = E + (a M^eta + b M^-eta) C^-eta (law ``overtrain``) on five small
+runs, Err(L) = eps - k exp(-gamma L) (law ``downstream_exp``) on those plus a 1.4B run, and
+predict larger runs by chaining (N, D) -> L -> Err. This module
+
+- reads their 104-run testbed (shared loader when present, else a private reader of the
+  mlfoundations/scaling ``exp_data`` folder) and adds the 17-task average error ``err_avg17``;
+- ``chain_predict``: the two-stage prediction with the uncertainty of both stages carried through
+  (joint bootstrap: loss-fit sample i is paired with error-fit sample i and the loss draws are
+  pushed through the error law);
+- ``reproduce``: their protocol on RedPajama (C4 validation loss, 17-task error), the published
+  numbers next to ours;
+- ``cutoff_backtest``: fit every run below a compute cutoff, predict everything above it, for
+  each training set, objective and for chained vs direct error prediction;
+- figures (plotly, never shown).
+
+Every count N includes embedding parameters, as Gadre et al. count them (``params``, not
+``params_no_embed``); M = D / N.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..law import get_law
+from ..uncertainty import percentile_interval
+
+# ---- the testbed -----------------------------------------------------------------------------
+GADRE_REPO = "mlfoundations/scaling"
+GADRE_COMMIT = "a003c4913793ac2ae7ef87b28ecb562955d026d5"
+
+# The 17 tasks Gadre et al. average for their error law ("17-task split"); the list is SUBSET in
+# scaling/constants.py of mlfoundations/scaling. Their average is the plain mean of 1 - accuracy.
+TASKS_17 = (
+    "bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy", "coqa",
+    "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
+    "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
+    "squad", "piqa",
+)
+# Validation set of their loss law: C4 validation shards (loss_c4_val in their parser).
+VALIDATION = "c4_val"
+ERR17 = "err_avg17"
+
+# Model sizes (all parameters) of the testbed
+N_SMALL = (10569312, 78914048, 153677376, 411616256)
+N_1B, N_7B = 1439795200, 6889410560
+
+PUBLISHED = {
+    # Gadre et al. 2024, section 4 / Table 2 (RedPajama): actual and predicted values
+    "loss_1b_m640": {"actual": 2.5021, "predicted": 2.5198, "rel_err": 0.0071},
+    "loss_7b_m20": {"actual": 2.4250, "predicted": 2.4427, "rel_err": 0.0073},
+    "err_1b_m640": {"actual": 0.4752, "predicted": 0.4925, "rel_err": 0.0364},
+    "err_7b_m20": {"actual": 0.4716, "predicted": 0.4719, "rel_err": 0.0005},
+    "params_loss": {"E": 1.8367, "a": 212.24, "b": 366.69, "eta": 0.1364},
+    "params_err": {"eps": 0.8570, "k": 2.2065, "gamma": 0.7146},
+}
+
+
+def _exp_data_dir(root=None) -> Path:
+    """The exp_data folder of the mlfoundations/scaling mirror."""
+    cands = []
+    if root is not None:
+        r = Path(root)
+        cands += [r, r / "exp_data", r / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data",
+                  r / GADRE_REPO / GADRE_COMMIT / "exp_data"]
+    env = os.environ.get("SCALELAW_MIRROR")
+    if env:
+        cands.append(Path(env) / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
+    here = Path(__file__).resolve()
+    for up in here.parents:
+        cands.append(up / "shared" / "data" / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
+        cands.append(up.parent / "shared" / "data" / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
+    for c in cands:
+        if (c / "models").is_dir() and (c / "evals").is_dir():
+            return c
+    raise ScalelawError(f"cannot find the {GADRE_REPO} exp_data folder (models/, evals/); pass its path, "
+                        "or set SCALELAW_MIRROR to the public data mirror root")
+
+
+def _val_name(path: str) -> str:
+    parts = path.split("/")
+    return parts[-1].split(".")[0] if "de-en" in path else parts[-2]
+
+
+def read_exp_data(root=None) -> pd.DataFrame:
+    """Private reader of Gadre's testbed: one row per run (the shared loader's columns)."""
+    d = _exp_data_dir(root)
+    rows = []
+    for f in sorted((d / "models").glob("*.json")):
+        m = json.loads(f.read_text())
+        hp = m["hyperparameters"]
+        row = {"run": m["name"], "N": float(hp["params"]), "N_nonembed": float(hp["params_no_embed"]),
+               "D": float(hp["tokens"]), "lr": float(hp["lr"]), "batch_tokens": float(hp["global_bs"]) * 2048,
+               "dataset": m["dataset_name"], "model": hp["model"].split("/")[-1].split(".")[0]}
+        row["M"] = row["D"] / row["N"]
+        for r in m["results"]:
+            name = _val_name(r["val_data"][0])
+            row["loss" if name == VALIDATION else f"loss_{name}"] = float(r["loss"])
+        ev = d / "evals" / f"evaluation_{f.stem}_heavy.json"
+        if ev.exists():
+            icl = json.loads(ev.read_text())["eval_metrics"]["icl"]
+            for k, acc in icl.items():
+                row[f"err_{k}"] = 1.0 - float(acc)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs["source"] = f"{GADRE_REPO}@{GADRE_COMMIT[:7]} exp_data"
+    return df
+
+
+def load_runs(source=None) -> pd.DataFrame:
+    """Gadre's testbed as a run table plus ``C`` = 6ND, ``err_avg17`` and ``err_avg46``.
+
+    source: None (the registered dataset ``gadre-overtrain`` via the shared loader, else the
+    private reader), a path to exp_data / the mirror root, or a DataFrame already loaded.
+    """
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+        df.attrs.update(source.attrs)
+    else:
+        df = None
+        if source is None:
+            try:
+                from ..io import load_table  # the shared loader, once it lands
+                df = load_table("gadre-overtrain")
+            except Exception:  # not there yet, or no network / mirror: read the files ourselves
+                df = None
+        if df is None:
+            df = read_exp_data(source)
+    need = ["N", "D", "loss", "dataset"] + [f"err_{t}" for t in TASKS_17]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ScalelawError(f"the Gadre run table lacks column(s) {', '.join(missing[:5])}; load it with "
+                            "scalelaw.datasets.load('gadre-overtrain') or point at the exp_data folder")
+    attrs = dict(df.attrs)
+    df = df.copy()
+    if "M" not in df.columns:
+        df["M"] = df["D"] / df["N"]
+    df["C"] = 6.0 * df["N"] * df["D"]
+    df[ERR17] = df[[f"err_{t}" for t in TASKS_17]].mean(axis=1)
+    errs = [c for c in df.columns if c.startswith("err_") and c not in (ERR17, "err_avg", "err_avg46")]
+    df["err_avg46"] = df[errs].mean(axis=1)
+    df.attrs.update(attrs)
+    df.attrs.setdefault("source", "gadre-overtrain")
+    df.attrs["validation"] = VALIDATION
+    return df
+
+
+# ---- fit helpers -------------------------------------------------------------------------------
+def _tag(fit, validation: str | None, error_column: str | None = None, note: str | None = None):
+    """Record which validation loss / error average a fit used (checked by chain_predict)."""
+    if validation:
+        fit.data["validation"] = validation
+    if error_column:
+        fit.data["error_column"] = error_column
+    if note:
+        fit.data["note"] = note
+    return fit
+
+
+def fit_loss(df: pd.DataFrame, *, law="overtrain", objective=None, boot=0, seed=0, level=0.95,
+             validation: str | None = None, source: str | None = None, **kw):
+    """Fit the loss law (default ``overtrain``) to rows of ``df`` (columns N, D, loss)."""
+    from ..fit import fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source, **kw)
+    return _tag(f, validation or df.attrs.get("validation"))
+
+
+def fit_error(df: pd.DataFrame, *, error_column: str = ERR17, law="downstream_exp", objective=None, boot=0,
+              seed=0, level=0.95, validation: str | None = None, source: str | None = None, **kw):
+    """Fit an error law on column ``error_column`` (copied into the law's target column)."""
+    from ..fit import fit
+
+    law = get_law(law)
+    if error_column not in df.columns:
+        errs = [c for c in df.columns if str(c).startswith("err_")]
+        raise ScalelawError(f"error column {error_column!r} is not in the table; choose one of "
+                            f"{', '.join(errs[:8])}{' ...' if len(errs) > 8 else ''}")
+    d = df.copy()
+    d.attrs.update(df.attrs)
+    d[law.target] = d[error_column]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit(law, d, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source, **kw)
+    return _tag(f, validation or df.attrs.get("validation") if "loss" in law.inputs else None, error_column)
+
+
+# ---- chained prediction --------------------------------------------------------------------------
+def _as_fit(f):
+    from ..result import Fit, load_fit
+
+    return f if isinstance(f, Fit) else load_fit(f)
+
+
+def _inputs_frame(X) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        df = X.copy()
+    else:
+        try:
+            df = pd.DataFrame({k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in dict(X).items()})
+        except (TypeError, ValueError) as exc:
+            raise ScalelawError(f"inputs to predict at must be numbers per column (e.g. N=1.4e9, D=9e11): {exc}") from None
+    if "D" not in df.columns and "M" in df.columns and "N" in df.columns:
+        df["D"] = pd.to_numeric(df["M"], errors="coerce") * pd.to_numeric(df["N"], errors="coerce")
+    return df
+
+
+def check_chain(loss_fit, err_fit) -> None:
+    """Raise ScalelawError unless the error fit's input is the loss the loss fit predicts."""
+    lt, el = loss_fit.law.target, err_fit.law
+    if lt != "loss":
+        raise ScalelawError(f"--chain: the first fit (law {loss_fit.law.name!r}) predicts {lt!r}, not a validation loss; "
+                            "give LOSSFIT,ERRFIT with a loss law first (e.g. overtrain, chinchilla)")
+    if "loss" not in el.inputs:
+        raise ScalelawError(f"--chain: the second fit (law {el.name!r}) takes {', '.join(el.inputs)}, not the loss; "
+                            "give an error-vs-loss fit (downstream_exp, downstream_sigmoid), or predict "
+                            f"{el.name!r} directly without --chain")
+    if len(el.inputs) != 1:
+        raise ScalelawError(f"--chain: law {el.name!r} needs inputs {', '.join(el.inputs)}; only the loss can be chained")
+    vl, ve = loss_fit.data.get("validation"), err_fit.data.get("validation")
+    if vl and ve and vl != ve:
+        raise ScalelawError(f"--chain: the loss fit predicts validation loss {vl!r} but the error fit was fitted on "
+                            f"loss {ve!r}; refit one of them on the same validation set")
+    lr, er = loss_fit.input_ranges.get("loss"), err_fit.input_ranges.get("loss")
+    if lr and er and lr[0] > 0 and er[0] > 0:
+        # disjoint ranges more than 1.5x apart: different units (bits vs nats, perplexity, ...)
+        if lr[0] > 1.5 * er[1] or er[0] > 1.5 * lr[1]:
+            raise ScalelawError(f"--chain: the loss fit saw losses {lr[0]:.4g}..{lr[1]:.4g} but the error fit saw "
+                                f"{er[0]:.4g}..{er[1]:.4g}; the units do not match (nats vs bits or perplexity?): "
+                                "refit both on the same validation loss column")
+    tr = err_fit.input_ranges.get(el.target)
+    if tr and (tr[0] < 0 or tr[1] > 1):
+        raise ScalelawError(f"--chain: the error fit's target {el.target!r} spans {tr[0]:.4g}..{tr[1]:.4g}; errors "
+                            "must lie in [0, 1]: refit on 1 - accuracy, not percentages")
+
+
+def _paired_samples(loss_fit, err_fit, seed: int = 0):
+    """Bootstrap (or delta-method) samples of both fits, paired one to one."""
+    sl, se = loss_fit.param_samples(seed=seed), err_fit.param_samples(seed=seed + 1)
+    if sl is None and se is None:
+        return None, None
+    rng = np.random.default_rng(seed)
+    if sl is None:
+        sl = np.tile([loss_fit.params[n] for n in loss_fit.law.param_names], (len(se), 1))
+    if se is None:
+        se = np.tile([err_fit.params[n] for n in err_fit.law.param_names], (len(sl), 1))
+    k = max(len(sl), len(se))
+    # pair sample i with sample i; the shorter set is resampled (with replacement) to length k
+    if len(sl) < k:
+        sl = np.vstack([sl, sl[rng.integers(0, len(sl), k - len(sl))]])
+    if len(se) < k:
+        se = np.vstack([se, se[rng.integers(0, len(se), k - len(se))]])
+    return sl, se
+
+
+def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Predict (N, D) -> loss -> error with intervals from both stages.
+
+    loss_fit, err_fit: Fit objects, fit files or published fit names. X: DataFrame or mapping
+    of input columns (N and D, or N and M = D/N). Returns the inputs plus ``loss_mean``,
+    ``loss_lower``, ``loss_upper``, ``error_mean``, ``error_lower``, ``error_upper`` (the
+    error interval combines both fits' uncertainty: loss-fit sample i and error-fit sample i are
+    paired, the loss draws go through the error law), and ``extrapolation`` (largest factor by
+    which an input, or the predicted loss, lies beyond what the fits saw).
+    """
+    if not 0 < level < 1:
+        raise ScalelawError(f"level must be between 0 and 1; got {level!r}")
+    lf, ef = _as_fit(loss_fit), _as_fit(err_fit)
+    check_chain(lf, ef)
+    df = _inputs_frame(X)
+    if len(df) == 0:
+        raise ScalelawError("give at least one point to predict at, e.g. --at N=1.4e9 --at D=9.2e11")
+    if "N" in df.columns and "D" in df.columns and "N" in lf.law.inputs and "D" in lf.law.inputs:
+        from ..laws.overtrain import check_inputs
+        check_inputs(df, "the inputs")
+    lp = lf.predict(df, level=level)
+    out = df[[c for c in df.columns if c in lf.law.inputs or c == "M"]].copy().reset_index(drop=True)
+    out["loss_mean"] = lp["mean"].to_numpy()
+    Xd = {c: df[c].to_numpy(dtype=float) for c in lf.law.inputs}
+    loss_mean = out["loss_mean"].to_numpy()
+    err_mean = np.asarray(ef.law.evaluate({"loss": loss_mean}, ef.params), dtype=float) * np.ones(len(df))
+    sl, se = _paired_samples(lf, ef, seed)
+    if sl is not None:
+        Pl = {n: sl[:, i][:, None] for i, n in enumerate(lf.law.param_names)}
+        Pe = {n: se[:, i][:, None] for i, n in enumerate(ef.law.param_names)}
+        Ld = np.broadcast_to(np.asarray(lf.law.evaluate(Xd, Pl), dtype=float), (len(sl), len(df)))
+        Ed = np.broadcast_to(np.asarray(ef.law.evaluate({"loss": Ld}, Pe), dtype=float), Ld.shape)
+        llo, lhi = percentile_interval(Ld, level)
+        elo, ehi = percentile_interval(Ed, level)
+    else:
+        llo = lhi = elo = ehi = np.full(len(df), np.nan)
+    out["loss_lower"], out["loss_upper"] = llo, lhi
+    out["error_mean"] = err_mean
+    out["error_lower"], out["error_upper"] = elo, ehi
+    ex = np.asarray(lp["extrapolation"], dtype=float)
+    ee = ef.extrapolation(pd.DataFrame({"loss": loss_mean})).get("loss")
+    out["extrapolation"] = np.maximum(ex, ee) if ee is not None else ex
+    out.attrs["loss_fit"] = lf.law.name
+    out.attrs["error_fit"] = ef.law.name
+    return out
+
+
+def chain_predict_cli(loss_fit: str, err_fit: str, at: Mapping | pd.DataFrame, level: float = 0.95) -> list:
+    """CLI-ready: fit paths (or published names) and inputs -> list of JSON-able row dicts."""
+    from ..util import to_jsonable
+
+    df = chain_predict(loss_fit, err_fit, at, level=level)
+    return to_jsonable(df.to_dict(orient="records"))
+
+
+# ---- Gadre's protocol -----------------------------------------------------------------------------
+def _pick(df: pd.DataFrame, N, M) -> pd.DataFrame:
+    sel = df[np.isclose(df["N"], N, rtol=1e-6) & np.isclose(df["M"], M, rtol=1e-3)]
+    if len(sel) != 1:
+        raise ScalelawError(f"the Gadre table has {len(sel)} run(s) with N={N:g}, M={M:g} (dataset "
+                            f"{', '.join(sorted(df['dataset'].astype(str).unique()))}); expected one: is it the full 104-run testbed?")
+    return sel
+
+
+def protocol_rows(df: pd.DataFrame, dataset: str = "rpj"):
+    """(loss-fit rows, error-fit rows, targets) of Gadre's protocol for one training set."""
+    d = df[df["dataset"] == dataset]
+    if len(d) == 0:
+        raise ScalelawError(f"no runs with dataset == {dataset!r}; choose one of "
+                            f"{', '.join(sorted(df['dataset'].astype(str).unique()))}")
+    loss_rows = pd.concat([_pick(d, n, 20) for n in N_SMALL] + [_pick(d, N_SMALL[0], 320)])
+    err_rows = pd.concat([loss_rows, _pick(d, N_1B, 20)])
+    targets = pd.concat([_pick(d, N_1B, 640), _pick(d, N_7B, 20)])
+    for x in (loss_rows, err_rows, targets):
+        x.attrs.update(df.attrs)
+    return loss_rows, err_rows, targets
+
+
+def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_objective: str | None = None,
+              err_objective: str | None = None, boot: int = 200, seed: int = 0, level: float = 0.95,
+              error_column: str = ERR17) -> dict:
+    """Gadre et al.'s protocol: fit on the small runs, predict 1.4B/M=640 and 6.9B/M=20.
+
+    Returns {"fits": {"loss": Fit, "error": Fit}, "rows": [...], "params": {...}} where each row
+    holds the target, actual and predicted values, relative error, interval and the published
+    numbers (RedPajama only).
+    """
+    df = load_runs(df)
+    loss_rows, err_rows, targets = protocol_rows(df, dataset)
+    src = f"{df.attrs.get('source', 'gadre-overtrain')} (dataset == {dataset!r})"
+    lf = fit_loss(loss_rows, objective=loss_objective, boot=boot, seed=seed, level=level, source=src)
+    lf.data["note"] = "Gadre et al. protocol: 4 models at M=20 + 10.57M at M=320"
+    ef = fit_error(err_rows, error_column=error_column, objective=err_objective, boot=boot, seed=seed,
+                   level=level, source=src)
+    ef.data["note"] = "Gadre et al. protocol: the loss-fit runs + 1.4B at M=20"
+    pred = chain_predict(lf, ef, targets[["N", "D"]], level=level, seed=seed)
+    rows = []
+    for (i, t), (_, p) in zip(targets.reset_index(drop=True).iterrows(), pred.iterrows()):
+        tag = "1b_m640" if np.isclose(t["N"], N_1B) else "7b_m20"
+        label = "1.4B, M=640" if tag == "1b_m640" else "6.9B, M=20"
+        for kind, actual, mean, lo, hi in (("loss", t["loss"], p["loss_mean"], p["loss_lower"], p["loss_upper"]),
+                                           ("error", t[error_column], p["error_mean"], p["error_lower"], p["error_upper"])):
+            r = {"target": label, "quantity": kind, "N": float(t["N"]), "M": float(t["M"]),
+                 "actual": float(actual), "predicted": float(mean), "lower": float(lo), "upper": float(hi),
+                 "rel_err": abs(float(mean) - float(actual)) / float(actual)}
+            pub = PUBLISHED.get(f"{'loss' if kind == 'loss' else 'err'}_{tag}") if dataset == "rpj" else None
+            if pub and error_column == ERR17:
+                r.update(published_actual=pub["actual"], published_predicted=pub["predicted"],
+                         published_rel_err=pub["rel_err"])
+            rows.append(r)
+    return {"dataset": dataset, "fits": {"loss": lf, "error": ef}, "rows": rows,
+            "params": {"loss": dict(lf.params), "error": dict(ef.params)},
+            "published_params": {"loss": PUBLISHED["params_loss"], "error": PUBLISHED["params_err"]}
+            if dataset == "rpj" else None}
+
+
+# ---- cutoff backtests --------------------------------------------------------------------------
+CUTOFFS = (3e19, 1e20, 3e20)
+OBJECTIVES = ("huber-log", "lsq")
+
+
+def split_cutoff(df: pd.DataFrame, dataset: str, cutoff: float):
+    """(runs with C < cutoff, runs with C >= cutoff) of one training set, with clear errors."""
+    d = df[df["dataset"] == dataset]
+    if len(d) == 0:
+        raise ScalelawError(f"no runs with dataset == {dataset!r}; choose one of "
+                            f"{', '.join(sorted(df['dataset'].astype(str).unique()))}")
+    if not (isinstance(cutoff, (int, float)) and cutoff > 0 and math.isfinite(cutoff)):
+        raise ScalelawError(f"--cutoff must be a positive number of FLOPs (e.g. 1e20); got {cutoff!r}")
+    tr, te = d[d["C"] < cutoff].copy(), d[d["C"] >= cutoff].copy()
+    if len(tr) < 7 or len(te) == 0:
+        raise ScalelawError(f"cutoff C={cutoff:.3g} leaves {len(tr)} training and {len(te)} held-out runs of {dataset!r}; "
+                            f"choose a cutoff between {d['C'].min():.3g} and {d['C'].max():.3g} with at least 7 runs below")
+    tr.attrs.update(df.attrs)
+    te.attrs.update(df.attrs)
+    return tr, te
+
+
+def cutoff_backtest(df: pd.DataFrame | None = None, *, dataset: str = "rpj", cutoff: float = 1e20,
+                    objectives: Sequence[str] = OBJECTIVES, error_column: str = ERR17,
+                    direct: bool = True) -> dict:
+    """Fit on runs with C = 6ND < cutoff, predict every run at or above it.
+
+    For every objective o (loss law) and o' (error law): the loss (overtrain), the chained error
+    (overtrain[o] -> downstream_exp[o']) and the direct error (downstream_direct[o']). Returns
+    {"table": [row per quantity and objective(s)], "predictions": DataFrame per held-out run,
+    "fits": {(law, objective): Fit}}; relative errors are |predicted - actual| / actual.
+    """
+    from ..law import OBJECTIVES as ALL
+
+    for o in objectives:
+        if o not in ALL:
+            raise ScalelawError(f"--objective must be one of {', '.join(ALL)}; got {o!r}")
+    df = load_runs(df)
+    tr, te = split_cutoff(df, dataset, cutoff)
+    src = f"{df.attrs.get('source', 'gadre-overtrain')} ({dataset}, C < {cutoff:.3g})"
+    base = {"dataset": dataset, "cutoff": float(cutoff), "n_train": int(len(tr)), "n_test": int(len(te))}
+    pred = te[[c for c in ("run", "N", "M", "C", "loss", error_column) if c in te]].reset_index(drop=True)
+    fits, table = {}, []
+    Xte = te[["N", "D"]]
+
+    def rel(p, a):
+        r = np.abs(np.asarray(p) - np.asarray(a)) / np.asarray(a)
+        return float(np.mean(r)), float(np.max(r))
+
+    for o in objectives:
+        fits[("overtrain", o)] = fit_loss(tr, objective=o, source=src)
+        fits[("downstream_exp", o)] = fit_error(tr, error_column=error_column, objective=o, source=src)
+        if direct:
+            fits[("downstream_direct", o)] = fit_error(tr, error_column=error_column, law="downstream_direct",
+                                                       objective=o, source=src)
+    for o in objectives:
+        lp = fits[("overtrain", o)].predict(Xte)["mean"].to_numpy()
+        pred[f"loss[{o}]"] = lp
+        m, x = rel(lp, te["loss"])
+        table.append({**base, "quantity": "loss", "loss_objective": o, "err_objective": None,
+                      "rel_mean": m, "rel_max": x})
+    for o in objectives:
+        for oe in objectives:
+            ch = chain_predict(fits[("overtrain", o)], fits[("downstream_exp", oe)], Xte)
+            pred[f"error_chained[{o},{oe}]"] = ch["error_mean"].to_numpy()
+            m, x = rel(ch["error_mean"], te[error_column])
+            table.append({**base, "quantity": "error (chained)", "loss_objective": o, "err_objective": oe,
+                          "rel_mean": m, "rel_max": x})
+    if direct:
+        for oe in objectives:
+            dp = fits[("downstream_direct", oe)].predict(Xte)["mean"].to_numpy()
+            pred[f"error_direct[{oe}]"] = dp
+            m, x = rel(dp, te[error_column])
+            table.append({**base, "quantity": "error (direct)", "loss_objective": None, "err_objective": oe,
+                          "rel_mean": m, "rel_max": x})
+    return {"table": table, "predictions": pred, "fits": fits}
+
+
+def backtest_grid(df: pd.DataFrame | None = None, *, datasets: Sequence[str] = ("rpj", "c4_original", "rw_original"),
+                  cutoffs: Sequence[float] = CUTOFFS, objectives: Sequence[str] = OBJECTIVES,
+                  error_column: str = ERR17, direct: bool = True) -> pd.DataFrame:
+    """cutoff_backtest for every training set and cutoff; one row per quantity and objective(s)."""
+    df = load_runs(df)
+    rows = []
+    for ds in datasets:
+        for cut in cutoffs:
+            rows += cutoff_backtest(df, dataset=ds, cutoff=cut, objectives=objectives, error_column=error_column,
+                                    direct=direct)["table"]
+    return pd.DataFrame(rows)
+
+
+def summarize_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    """Mean of the per-split mean/max relative errors, per quantity and objective choice."""
+    g = grid.fillna({"loss_objective": "-", "err_objective": "-"})
+    return (g.groupby(["quantity", "loss_objective", "err_objective"], sort=False)[["rel_mean", "rel_max"]]
+            .mean().reset_index())
+
+
+# ---- figures --------------------------------------------------------------------------------------
+def figure_loss(fit, df: pd.DataFrame, held_out: pd.DataFrame | None = None, title: str | None = None):
+    """Loss vs compute C for each token multiplier M: fitted curves, training and held-out runs."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    allr = pd.concat([df] + ([held_out] if held_out is not None and len(held_out) else []))
+    Ms = sorted(np.unique(np.round(allr["D"] / allr["N"], 6)))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    C_all = 6 * allr["N"] * allr["D"]
+    Cg = np.logspace(np.log10(C_all.min()) - 0.2, np.log10(C_all.max()) + 0.3, 120)
+    for i, M in enumerate(Ms):
+        col = palette[i % len(palette)]
+        N = np.sqrt(Cg / (6 * M))
+        y = fit.law.evaluate({"N": N, "D": M * N}, fit.params)
+        fig.add_trace(go.Scatter(x=Cg, y=y, mode="lines", line=dict(color=col), name=f"M={M:g} fit",
+                                 legendgroup=f"M{M:g}"))
+        for part, sym, lab in ((df, "circle", "fitted"), (held_out, "star", "held out")):
+            if part is None or not len(part):
+                continue
+            p = part[np.isclose(part["D"] / part["N"], M, rtol=1e-4)]
+            if len(p):
+                fig.add_trace(go.Scatter(x=6 * p["N"] * p["D"], y=p["loss"], mode="markers",
+                                         marker=dict(color=col, symbol=sym, size=10 if sym == "star" else 7,
+                                                     line=dict(width=1, color="black")),
+                                         name=f"M={M:g} {lab}", legendgroup=f"M{M:g}"))
+    fig.update_layout(title=title or f"{fit.law.name}: loss vs compute", xaxis_title="C = 6ND (FLOPs)",
+                      yaxis_title="validation loss (nats/token)", template="plotly_white")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def figure_error(err_fit, df: pd.DataFrame, held_out: pd.DataFrame | None = None, error_column: str = ERR17,
+                 title: str | None = None):
+    """Error vs loss: the fitted error law, training and held-out runs."""
+    import plotly.graph_objects as go
+
+    allr = pd.concat([df] + ([held_out] if held_out is not None and len(held_out) else []))
+    lo, hi = allr["loss"].min(), allr["loss"].max()
+    Lg = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 200)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=Lg, y=err_fit.law.evaluate({"loss": Lg}, err_fit.params), mode="lines",
+                             name=f"{err_fit.law.name} fit", line=dict(color="#1f77b4")))
+    for part, sym, lab, col in ((df, "circle", "fitted", "#1f77b4"), (held_out, "star", "held out", "#d62728")):
+        if part is None or not len(part):
+            continue
+        fig.add_trace(go.Scatter(x=part["loss"], y=part[error_column], mode="markers", name=lab,
+                                 marker=dict(symbol=sym, color=col, size=10 if sym == "star" else 7,
+                                             line=dict(width=1, color="black")),
+                                 text=part["run"] if "run" in part else None))
+    fig.update_layout(title=title or f"{err_fit.law.name}: error vs loss", xaxis_title="validation loss (nats/token)",
+                      yaxis_title=f"average top-1 error ({error_column})", template="plotly_white")
+    return fig
