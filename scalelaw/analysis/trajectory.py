@@ -1,0 +1,210 @@
+"""Loss trajectories at any batch size, and steps/tokens to reach a loss (Kaplan 2020; Su 2024).
+
+Kaplan et al.'s learning-curve law is written in the minimal number of steps S_min, the steps a
+run would need with a batch far above the critical batch:
+
+    L(N, S_min) = (Nc / N)^alpha_N + (Sc / S_min)^alpha_S          (law ``kaplan_curve``)
+    B_crit(L)   = B_star / L^(1/alpha_B)                            (law ``critical_batch``)
+    S_min       = S / (1 + B_crit(L) / B),   E_min = E / (1 + B / B_crit(L))
+
+with N non-embedding parameters, S optimisation steps, B the batch in tokens and E = B S the
+tokens seen. Because B_crit depends on the loss, the loss after S steps at batch B is implicit:
+L solves  L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S.  The right-hand side falls as
+L rises (a lower critical batch wastes fewer steps), so the root is unique and lies in
+[(Nc/N)^alpha_N, RHS((Nc/N)^alpha_N)]; we find it by vectorised bisection in ln L.
+The inverse direction (steps or tokens to reach a target loss) is explicit.
+
+Parameters may be given as numbers, as mappings, or as fitted :class:`scalelaw.result.Fit`
+objects (``kaplan_curve`` for the curve, ``critical_batch`` for B_star and alpha_B).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ScalelawError
+
+CURVE_KEYS = ("Nc", "Sc", "alpha_N", "alpha_S")
+BCRIT_KEYS = ("B_star", "alpha_B")
+
+
+def _params(obj, keys, what) -> dict:
+    if hasattr(obj, "params") and isinstance(getattr(obj, "params"), Mapping):
+        obj = obj.params
+    if not isinstance(obj, Mapping):
+        raise ScalelawError(f"{what} must be a Fit or a mapping with keys {', '.join(keys)}; got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise ScalelawError(f"{what} lacks {', '.join(missing)}; give {', '.join(keys)} "
+                            f"(a fit of the {'kaplan_curve' if keys == CURVE_KEYS else 'critical_batch'} law)")
+    return {k: float(obj[k]) for k in keys}
+
+
+def _bcrit_params(B_star, alpha_B) -> tuple[float, float]:
+    if alpha_B is None:
+        p = _params(B_star, BCRIT_KEYS, "B_star")
+        return p["B_star"], p["alpha_B"]
+    if hasattr(B_star, "params"):
+        B_star = B_star.params["B_star"]
+    B_star, alpha_B = float(B_star), float(alpha_B)
+    if not (B_star > 0 and alpha_B > 0):
+        raise ScalelawError(f"B_star and alpha_B must be positive; got {B_star!r}, {alpha_B!r}")
+    return B_star, alpha_B
+
+
+def _positive(name, v):
+    a = np.asarray(v, dtype=float)
+    if np.any(~(a > 0)):
+        raise ScalelawError(f"{name} must be positive; got {v!r}")
+    return a
+
+
+# ---- the three defining relations ------------------------------------------------------------
+def b_crit(L, B_star=2.1e8, alpha_B=0.21):
+    """Critical batch size in tokens at loss L: B_star / L^(1/alpha_B).
+
+    ``B_star`` may be a Fit (or mapping) of the ``critical_batch`` law with ``alpha_B=None``.
+    Kaplan's constants (B_star 2.1e8 tokens, alpha_B 0.21) are the defaults: b_crit(3) = 1.123e6.
+    """
+    Bs, aB = _bcrit_params(B_star, alpha_B)
+    L = _positive("loss L", L)
+    return Bs * np.exp(-np.log(L) / aB)
+
+
+def s_min(S, B, L, B_star=2.1e8, alpha_B=0.21):
+    """Minimal steps S_min = S / (1 + B_crit(L)/B) for S steps at batch B (tokens) reaching loss L."""
+    return np.asarray(S, dtype=float) / (1.0 + b_crit(L, B_star, alpha_B) / _positive("batch_tokens", B))
+
+
+def e_min(E, B, L, B_star=2.1e8, alpha_B=0.21):
+    """Minimal tokens E_min = E / (1 + B/B_crit(L)) for E tokens at batch B reaching loss L."""
+    return np.asarray(E, dtype=float) / (1.0 + _positive("batch_tokens", B) / b_crit(L, B_star, alpha_B))
+
+
+# ---- forward: the loss curve -----------------------------------------------------------------
+def loss_curve(N, steps, batch_tokens, curve_params, B_star=2.1e8, alpha_B=0.21, *, iters: int = 200):
+    """Loss after ``steps`` optimisation steps at batch ``batch_tokens`` for non-embedding size N.
+
+    Solves L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S for L (unique root) by
+    vectorised bisection in ln L; all of N, steps, batch_tokens broadcast.
+    curve_params: Fit or mapping with Nc, Sc, alpha_N, alpha_S (law ``kaplan_curve``).
+    """
+    p = _params(curve_params, CURVE_KEYS, "curve_params")
+    Bs, aB = _bcrit_params(B_star, alpha_B)
+    N = _positive("N (non-embedding parameters)", N)
+    S = _positive("steps", steps)
+    B = _positive("batch_tokens", batch_tokens)
+    N, S, B = np.broadcast_arrays(N, S, B)
+    floor = np.exp(p["alpha_N"] * (np.log(p["Nc"]) - np.log(N)))
+
+    def rhs(lnL):
+        bc = Bs * np.exp(-lnL / aB)
+        smin = S / (1.0 + bc / B)
+        return floor + np.exp(p["alpha_S"] * (np.log(p["Sc"]) - np.log(smin)))
+
+    lo = np.log(floor)
+    hi = np.log(rhs(lo))
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        g = mid - np.log(rhs(mid))            # increasing in ln L
+        up = g > 0
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+        if np.all(hi - lo <= 1e-15 * np.maximum(1.0, np.abs(hi))):
+            break
+    out = np.exp(0.5 * (lo + hi))
+    return out if out.ndim else float(out)
+
+
+# ---- inverse: steps and tokens to reach a loss -----------------------------------------------
+def min_steps_to_loss(L, N, curve_params):
+    """S_min to reach loss L at size N (inf when L is at or below the size floor (Nc/N)^alpha_N)."""
+    p = _params(curve_params, CURVE_KEYS, "curve_params")
+    L = _positive("target loss L", L)
+    N = _positive("N (non-embedding parameters)", N)
+    floor = np.exp(p["alpha_N"] * (np.log(p["Nc"]) - np.log(N)))
+    gap = L - floor
+    with np.errstate(all="ignore"):
+        out = p["Sc"] * np.exp(-np.log(gap) / p["alpha_S"])
+    return np.where(gap > 0, out, np.inf)
+
+
+def steps_to_loss(L, N, batch_tokens, curve_params, B_star=2.1e8, alpha_B=0.21):
+    """Optimisation steps to reach loss L at batch ``batch_tokens`` (tokens): S_min (1 + B_crit(L)/B)."""
+    B = _positive("batch_tokens", batch_tokens)
+    out = min_steps_to_loss(L, N, curve_params) * (1.0 + b_crit(L, B_star, alpha_B) / B)
+    return out if np.ndim(out) else float(out)
+
+
+def tokens_to_loss(L, N, batch_tokens=None, curve_params=None, B_star=2.1e8, alpha_B=0.21):
+    """Training tokens to reach loss L: B * steps at batch B, or E_min = B_crit S_min when
+    ``batch_tokens`` is None (the fewest tokens, reached with small batches)."""
+    if curve_params is None:
+        raise ScalelawError("tokens_to_loss needs curve_params (a kaplan_curve fit or its Nc, Sc, alpha_N, alpha_S)")
+    if batch_tokens is None:
+        out = min_steps_to_loss(L, N, curve_params) * b_crit(L, B_star, alpha_B)
+    else:
+        out = np.asarray(batch_tokens, dtype=float) * steps_to_loss(L, N, batch_tokens, curve_params, B_star, alpha_B)
+    return out if np.ndim(out) else float(out)
+
+
+# ---- reference check points ------------------------------------------------------------------
+def _evaluate_check(c: Mapping) -> float:
+    kind = c.get("kind", "law")
+    if kind == "law":
+        from ..law import get_law
+        law = get_law(c["law"])
+        if c.get("published"):
+            if c["published"] not in law.published:
+                raise ScalelawError(f"law {law.name!r} has no published constants {c['published']!r}")
+            params = dict(law.published[c["published"]])
+        else:
+            params = {k: float(v) for k, v in c["params"].items()}
+        X = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in c["at"].items()}
+        return float(np.asarray(law.evaluate(X, params)).ravel()[0])
+    if kind == "optimum":
+        from ..law import get_law
+        law = get_law(c["law"])
+        out = law.optimum(dict(law.published[c["published"]]), **c["at"])
+        return float(np.asarray(out[c["output"]]))
+    if kind == "function":
+        funcs = {"b_crit": b_crit, "loss_curve": loss_curve, "steps_to_loss": steps_to_loss,
+                 "tokens_to_loss": tokens_to_loss, "min_steps_to_loss": min_steps_to_loss}
+        if c["function"] not in funcs:
+            raise ScalelawError(f"unknown check function {c['function']!r}; known: {', '.join(funcs)}")
+        return float(np.asarray(funcs[c["function"]](**c["args"])))
+    raise ScalelawError(f"unknown check kind {kind!r} (law, optimum, function)")
+
+
+def check_reference_values(path) -> list[str]:
+    """Evaluate every check point of a reference-values file; drift messages (empty when fine).
+
+    File format: {"kind": "reference-values", "checks": [{"name", "kind": "law"|"optimum"|
+    "function", ..., "expect": value, "rtol": tolerance}]}; see fits/reference-values.json.
+    """
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScalelawError(f"cannot read reference-values file {p}: {exc}") from None
+    if not isinstance(d, dict) or d.get("kind") != "reference-values" or not isinstance(d.get("checks"), list):
+        raise ScalelawError(f"{p} is not a reference-values file (needs kind 'reference-values' and a 'checks' list)")
+    msgs = []
+    for i, c in enumerate(d["checks"]):
+        name = c.get("name", f"check {i}")
+        try:
+            got = _evaluate_check(c)
+        except ScalelawError as exc:
+            msgs.append(f"{p.name}: {name}: {exc}")
+            continue
+        except Exception as exc:  # a broken entry must be reported, not crash the whole check
+            msgs.append(f"{p.name}: {name}: could not evaluate ({type(exc).__name__}: {exc})")
+            continue
+        want, rtol = float(c["expect"]), float(c.get("rtol", 5e-5))
+        if not math.isfinite(got) or abs(got - want) > rtol * abs(want):
+            msgs.append(f"{p.name}: {name} = {got:.6g}, expected {want:.6g} (rtol {rtol:g})")
+    return msgs
