@@ -124,7 +124,8 @@ def choose_grouping(fit, df: pd.DataFrame, x: str | None = None, group: str | No
         k = _keys(cands[c])
         n = len(np.unique(k))
         if 2 <= n <= _MAX_GROUPS or (group is not None and n <= _MAX_GROUPS):
-            labels = np.array([_label(c, 10 ** kk if np.all(cands[c] > 0) else kk) for kk in k])
+            med = pd.Series(cands[c]).groupby(k).median()
+            labels = np.array([_label(c, med[kk]) for kk in k])
             return x, c, _ordered(labels, cands[c])
     if not order:
         return x, None, None
