@@ -1,0 +1,167 @@
+"""Fit.summary(): terminal text and Jupyter HTML (scalelaw.result.Summary)."""
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelaw.fit import fit
+from scalelaw.law import get_law
+from scalelaw.result import Fit, published_fit
+
+TRUTH = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def ladder(noise=0.005, seed=0):
+    rng = np.random.default_rng(seed)
+    N, R = np.meshgrid(np.geomspace(2e7, 1e9, 6), [10, 20, 40, 80])
+    N, D = N.ravel(), (R * N).ravel()
+    y = get_law("chinchilla").evaluate({"N": N, "D": D}, TRUTH) * np.exp(rng.normal(0, noise, N.size))
+    df = pd.DataFrame({"N": N, "D": D, "loss": y})
+    df.attrs["source"] = "runs<v2>&co.csv"
+    return df
+
+
+@pytest.fixture(scope="module")
+def boot_fit():
+    return fit("chinchilla", ladder(), boot=20, n_jobs=1, level=0.9)
+
+
+@pytest.fixture(scope="module")
+def fixed_fit():
+    return fit("chinchilla", ladder(), n_jobs=1, fixed={"E": 1.8169}, where="N > 2.5e7")
+
+
+class _Checker(HTMLParser):
+    """Collects text and checks that every opened tag (except void ones) is closed in order."""
+
+    VOID = {"br", "hr", "img", "meta", "input", "link", "col"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.text, self.cells = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(html):
+    p = _Checker()
+    p.feed(html)
+    p.close()
+    return p
+
+
+# ---- terminal text ---------------------------------------------------------------------------
+def test_text_has_header_params_derived_and_health(boot_fit):
+    s = str(boot_fit.summary())
+    lines = s.splitlines()
+    assert lines[0].startswith("scalelaw fit: chinchilla (v1)") and "L = E + A/N^alpha + B/D^beta" in lines[0]
+    assert "rows: 24" in s and "huber-log" in s
+    assert "90% lower" in s and "90% upper" in s                 # the fit's level, not a fixed 95%
+    for name in ("E", "A", "B", "alpha", "beta"):
+        row = [l for l in lines if l.split() and l.split()[0] == name]
+        assert len(row) == 1, name
+        assert len(row[0].split()) >= 5, row                      # value, stderr, lower, upper
+    for name in ("a", "b", "G"):
+        assert any(l.split() and l.split()[0] == name and "[" in l for l in lines), name
+    for item in ("converged", "parameters at bounds", "starts reaching best", "condition number",
+                 "residual sd", "intervals"):
+        assert item in s, item
+    assert "bootstrap (20 resamples" in s
+
+
+def test_text_fits_a_terminal_and_columns_align(boot_fit):
+    lines = str(boot_fit.summary()).splitlines()
+    assert max(len(l) for l in lines) <= 100
+    header = [l for l in lines if l.startswith("param")][0]
+    rows = [l for l in lines if l.split() and l.split()[0] in TRUTH]
+    end = header.index("value") + len("value")
+    for r in rows:                                                # values right-aligned under "value"
+        assert r[end - 1] != " " and r[end] == " ", r
+
+
+def test_text_marks_fixed_and_filter(fixed_fit):
+    s = str(fixed_fit.summary())
+    e_row = [l for l in s.splitlines() if l.startswith("E ")][0]
+    assert e_row.rstrip().endswith("fixed")
+    assert "filter: N > 2.5e7" in s
+    assert "delta method" in s
+
+
+def test_text_flags_parameters_at_bounds(boot_fit):
+    f = Fit(law=boot_fit.law, params=dict(boot_fit.params), free=boot_fit.free,
+            diagnostics=dict(boot_fit.diagnostics, params_at_bounds=["alpha"], converged=False))
+    s = str(f.summary())
+    alpha = [l for l in s.splitlines() if l.startswith("alpha")][0]
+    assert "AT BOUND" in alpha
+    assert "NO - do not use this fit" in s
+    assert "parameters at bounds  alpha" in s
+
+
+def test_published_fit_summary_has_values_without_intervals():
+    s = str(published_fit("epoch-2024").summary())
+    assert "482.01" in s and "published: epoch-2024" in s
+    assert "nan" not in s.lower()
+
+
+def test_summary_survives_json_round_trip(boot_fit):
+    g = Fit.from_json(boot_fit.to_json())
+    assert str(g.summary()).splitlines()[5:10] == str(boot_fit.summary()).splitlines()[5:10]
+
+
+@pytest.mark.xfail(reason="result.py formats a None condition number (non-finite values are stored as "
+                          "JSON null) with :.3g and raises TypeError; reported to the lead", strict=False)
+def test_summary_of_loaded_fit_with_infinite_condition_number(boot_fit):
+    d = boot_fit.to_dict()
+    d["diagnostics"]["condition_number"] = float("inf")
+    g = Fit.from_json(Fit.from_dict(d).to_json())      # inf -> null in JSON -> None
+    assert "condition number" in str(g.summary())
+
+
+@pytest.mark.xfail(reason="Summary has no __repr__, so `fit.summary()` at a Python prompt shows "
+                          "<Summary object at ...>; reported to the lead", strict=False)
+def test_repr_is_the_text(boot_fit):
+    assert repr(boot_fit.summary()) == str(boot_fit.summary())
+
+
+# ---- Jupyter HTML ------------------------------------------------------------------------------
+def test_html_is_well_formed_and_complete(boot_fit):
+    html = boot_fit.summary()._repr_html_()
+    p = _parse(html)
+    assert not p.errors and not p.stack, (p.errors, p.stack)
+    text = " ".join(p.text)
+    for name in TRUTH:
+        assert name in text
+    assert "90% lower" in text and "health" in text and "converged" in text
+    assert f"{boot_fit.params['A']:.5g}" in text
+
+
+def test_html_escapes_user_text(boot_fit):
+    html = boot_fit.summary()._repr_html_()
+    assert "runs<v2>" not in html and "runs&lt;v2&gt;&amp;co.csv" in html
+
+
+def test_fit_repr_html_is_the_summary(boot_fit):
+    assert boot_fit._repr_html_() == boot_fit.summary()._repr_html_()
+    assert repr(boot_fit).startswith("<Fit chinchilla v1:")
+
+
+def test_jupyter_display_picks_html(boot_fit):
+    IPython = pytest.importorskip("IPython")
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(boot_fit.summary())
+    assert "text/html" in data and "scalelaw-summary" in data["text/html"]
+    data, _ = DisplayFormatter().format(boot_fit)
+    assert "text/html" in data
