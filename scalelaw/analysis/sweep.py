@@ -402,8 +402,9 @@ def interpolated_loss(g: pd.DataFrame, lr: float, batch: float, loss: str) -> tu
     vals = g[loss].to_numpy(dtype=float)
     # average duplicates (same setting run twice)
     key = np.round(pts, 4)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inv = inv.ravel()
+    uniq = pts[first]
     v = np.bincount(inv, weights=vals) / np.bincount(inv)
     p = np.array([[math.log(lr), math.log(batch)]])
     try:
@@ -521,12 +522,14 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
 # The Step Law protocol, end to end
 # ---------------------------------------------------------------------------------------------
 def steplaw_refit(df: pd.DataFrame, boot: int = 1000, seed: int = 0, tol: float = DEFAULT_TOL,
-                  loss_col: str | None = None, n: str | None = None, source: str | None = None):
+                  loss_col: str | None = None, n: str | None = None, source: str | None = None,
+                  bs_law: str = "bs_opt"):
     """Step Law's protocol: plateau rows (within ``tol``), OLS of ln lr on (ln N, ln D) and of
     ln batch_tokens on ln D, ``boot`` bootstrap resamples over plateau runs.
 
     Returns (lr_fit, bs_fit, boot_means) where boot_means holds the bootstrap-mean coefficients
-    Step Law reports ({"lr_opt": {...}, "bs_opt": {...}}; c as exp(mean ln c)).
+    Step Law reports ({"lr_opt": {...}, "bs_opt": {...}}; c as exp(mean ln c)). ``bs_law``
+    "bs_opt_nd" fits ln batch on (ln N, ln D) instead.
     """
     import warnings
 
@@ -540,7 +543,7 @@ def steplaw_refit(df: pd.DataFrame, boot: int = 1000, seed: int = 0, tol: float 
     fits = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for law in ("lr_opt", "bs_opt"):
+        for law in ("lr_opt", bs_law):
             fits.append(fit(law, df, objective="lsq-log", boot=boot, seed=seed, prepare_options=opts,
                             source=source or df.attrs.get("source")))
     means = {}
@@ -549,7 +552,8 @@ def steplaw_refit(df: pd.DataFrame, boot: int = 1000, seed: int = 0, tol: float 
         m = {}
         for i, name in enumerate(f.law.param_names):
             col = s[:, i] if s is not None else np.array([f.params[name]])
-            m[name] = float(np.exp(np.nanmean(np.log(col)))) if f.law.param(name).log else float(np.nanmean(col))
+            with np.errstate(divide="ignore"):
+                m[name] = float(np.exp(np.nanmean(np.log(col)))) if f.law.param(name).log else float(np.nanmean(col))
         means[f.law.name] = m
     return fits[0], fits[1], means
 
@@ -709,4 +713,83 @@ def critical_batch_table(df: pd.DataFrame, loss_col: str = "loss", min_batches: 
                      "n_batches": int(m.sum())})
     out = pd.DataFrame(rows)
     out.attrs.update(df.attrs)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving fits for `scalelaw hparams` (published labels are shared by lr_opt and bs_opt)
+# ---------------------------------------------------------------------------------------------
+_STEPLAW_BOOT = "1004_fitted_lr_bs_scaling_model_parameters.csv"
+
+
+def _steplaw_released_boot(law_name: str) -> np.ndarray | None:
+    """Step Law's 1,000 released bootstrap fits as samples of (c, alpha, beta) / (c, gamma)."""
+    root = mirror_root()
+    if root is None:
+        return None
+    p = root / _STEPLAW_DIR / _STEPLAW_BOOT
+    if not p.exists():
+        return None
+    b = pd.read_csv(p)
+    if law_name == "lr_opt":
+        return np.column_stack([np.exp(b["lr_intercept"]), b["lr_coefN"], b["lr_coefD"]]).astype(float)
+    if law_name == "bs_opt":
+        return np.column_stack([np.exp(b["bs_intercept"]), b["bs_coefD"]]).astype(float)
+    return None
+
+
+def load_hparam_fit(path_or_name, law: str | None = None):
+    """A saved fit file, or a published ready fit of ``law`` (e.g. 'steplaw-2025' is both an
+    lr_opt and a bs_opt fit: ``law`` picks which). Step Law's published fits carry the authors'
+    released bootstrap (1,000 refits) as samples when the data mirror is available."""
+    from ..law import get_law
+    from ..result import Fit, load_fit
+
+    name = str(path_or_name)
+    if law is not None and not Path(name).exists():
+        L = get_law(law)
+        if name in L.published:
+            boot = _steplaw_released_boot(L.name) if name == "steplaw-2025" else None
+            params = {k: float(v) for k, v in L.published[name].items()}
+            return Fit(law=L, params=params, free=L.param_names, boot=boot, label=f"published: {name}",
+                       data={"source": name}, settings={"published": name},
+                       diagnostics={"converged": True, "message": "published constants"
+                                    + (" with the authors' released bootstrap" if boot is not None else "")})
+    f = load_fit(name)
+    return f
+
+
+def hparams_predict(lr_fit, bs_fit, N: float, D: float, seq_len: float = STEPLAW_SEQ_LEN,
+                    level: float = 0.95) -> dict:
+    """lr* and B* (tokens and sequences of ``seq_len``) at (N, D) with intervals of the fitted curves.
+
+    An lr law that takes the batch size (lr_power) is evaluated at the predicted B*.
+    """
+    for name, v in (("N", N), ("D", D), ("seq_len", seq_len)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ScalelawError(f"--{name.replace('_', '-')} must be a positive number; got {v!r}")
+    if lr_fit.law.target != "lr":
+        raise ScalelawError(f"--lr needs a learning-rate fit (law lr_opt or lr_power); got law {lr_fit.law.name!r}")
+    if bs_fit.law.target != "batch_tokens":
+        raise ScalelawError(f"--bs needs a batch-size fit (law bs_opt or bs_opt_nd); got law {bs_fit.law.name!r}")
+    X = pd.DataFrame({"N": [float(N)], "D": [float(D)]})
+    pb = bs_fit.predict(X, level=level).iloc[0]
+    X["batch_tokens"] = float(pb["mean"])
+    pl = lr_fit.predict(X, level=level).iloc[0]
+
+    def num(v):
+        v = float(v)
+        return v if math.isfinite(v) else None
+
+    out = {"N": float(N), "D": float(D), "seq_len": float(seq_len),
+           "lr": num(pl["mean"]), "lr_lower": num(pl["lower"]), "lr_upper": num(pl["upper"]),
+           "batch_tokens": num(pb["mean"]), "batch_tokens_lower": num(pb["lower"]),
+           "batch_tokens_upper": num(pb["upper"])}
+    for k in ("", "_lower", "_upper"):
+        v = out[f"batch_tokens{k}"]
+        out[f"batch_sequences{k}"] = None if v is None else v / float(seq_len)
+    out.update({"level": level, "lr_fit": lr_fit.label or lr_fit.data.get("source"), "lr_law": lr_fit.law.name,
+                "bs_fit": bs_fit.label or bs_fit.data.get("source"), "bs_law": bs_fit.law.name,
+                "lr_interval": lr_fit.interval_method, "bs_interval": bs_fit.interval_method,
+                "extrapolation": float(max(pl["extrapolation"], pb["extrapolation"]))})
     return out

@@ -4,5 +4,6 @@ from .app import main
 # Each module below attaches its verbs to ``main`` when imported.
 from . import fitting  # noqa: E402,F401  laws, fit, predict, optimum, backtest, check, isoflop
 from . import density  # noqa: E402,F401
+from . import hparams  # noqa: E402,F401
 
 __all__ = ["main"]

@@ -1,0 +1,189 @@
+"""Verbs for hyperparameter laws: `hparams` (lr*, B* at a size) and the `sweep` group
+(cells, loco, plot) on learning-rate / batch-size sweeps."""
+from __future__ import annotations
+
+
+import click
+import pandas as pd
+
+from ..errors import ScalelawError
+from .app import main
+from .common import emit_json, parse_pairs, table_options, warn
+
+EXTRAPOLATION_WARN = 10.0
+
+
+def _load(data, maps=(), units=()):
+    from ..analysis.sweep import load_sweep
+
+    if maps or units:
+        from .common import load_data
+
+        return load_data(data, maps, units)
+    return load_sweep(data)
+
+
+def _sweep_options(f):
+    f = click.option("--n", "n", default="total", show_default=True,
+                     help="Parameter count used as N: total, active (MoE N_active) or a column name.")(f)
+    f = click.option("--loss-col", default=None, help="Loss column (default: smooth_loss, else loss).")(f)
+    f = click.option("--tol", type=float, default=0.0025, show_default=True,
+                     help="Plateau: runs within this relative gap of the cell's best.")(f)
+    f = click.option("--where", help='Keep rows matching a pandas expression, e.g. "N < 1e9".')(f)
+    f = table_options(f)
+    return f
+
+
+def _filter(df, where):
+    if not where:
+        return df
+    try:
+        out = df.query(where, engine="python")
+    except Exception as exc:
+        raise ScalelawError(f"--where {where!r} could not be evaluated: {exc}; use column names "
+                            f"({', '.join(map(str, df.columns[:12]))})") from None
+    out.attrs.update(df.attrs)
+    if len(out) == 0:
+        raise ScalelawError(f"--where {where!r} matches no rows; loosen the filter")
+    return out
+
+
+def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
+    s = fmt.format(v) if v is not None else "n/a"
+    if lo is not None and hi is not None:
+        s += f"  [{fmt.format(lo)}, {fmt.format(hi)}]"
+    return s
+
+
+@main.command("hparams")
+@click.option("--lr", "lr_fit", default="steplaw-2025", show_default=True,
+              help="Learning-rate fit: a fit JSON (law lr_opt / lr_power) or a published name.")
+@click.option("--bs", "bs_fit", default="steplaw-2025", show_default=True,
+              help="Batch-size fit: a fit JSON (law bs_opt / bs_opt_nd) or a published name.")
+@click.option("--N", "N", type=float, required=True, help="Parameters (non-embedding for Step Law fits).")
+@click.option("--D", "D", type=float, required=True, help="Training tokens.")
+@click.option("--seq-len", type=float, default=2048, show_default=True, help="Tokens per sequence.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def hparams_cmd(lr_fit, bs_fit, N, D, seq_len, level, as_json):
+    """Optimal peak learning rate and batch size (tokens and sequences) at N, D, with intervals."""
+    from ..analysis.sweep import hparams_predict, load_hparam_fit
+
+    lf = load_hparam_fit(lr_fit, law="lr_opt")
+    bf = load_hparam_fit(bs_fit, law="bs_opt")
+    r = hparams_predict(lf, bf, N, D, seq_len=seq_len, level=level)
+    if r["extrapolation"] > EXTRAPOLATION_WARN:
+        warn(f"N={N:.3g}, D={D:.3g} lies {r['extrapolation']:.0f}x beyond the range the fits saw; "
+             "intervals assume the laws hold that far")
+    if r["lr_lower"] is None or r["batch_tokens_lower"] is None:
+        warn("a fit carries no uncertainty (published constants without a bootstrap); intervals are missing")
+    if as_json:
+        emit_json(r)
+        return
+    lvl = int(round(level * 100))
+    click.echo(f"N={N:.4g}  D={D:.4g}   ({lvl}% intervals of the fitted laws)")
+    click.echo(f"  lr*  = {_fmt_iv(r['lr'], r['lr_lower'], r['lr_upper'])}   ({r['lr_law']}: {r['lr_fit']})")
+    click.echo(f"  B*   = {_fmt_iv(r['batch_tokens'], r['batch_tokens_lower'], r['batch_tokens_upper'])} tokens"
+               f"   ({r['bs_law']}: {r['bs_fit']})")
+    click.echo(f"       = {_fmt_iv(r['batch_sequences'], r['batch_sequences_lower'], r['batch_sequences_upper'], '{:.1f}')}"
+               f" sequences of {seq_len:g}")
+
+
+@main.group("sweep")
+def sweep_group():
+    """Learning-rate / batch-size sweeps: per-cell optima, leave-one-cell-out, figures."""
+
+
+@sweep_group.command("cells")
+@click.argument("data")
+@_sweep_options
+@click.option("--bowl-tol", type=float, default=0.01, show_default=True, help="Runs used for the bowl fit.")
+@click.option("--json", "as_json", is_flag=True)
+def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
+    """Per (N, D) cell: runs, best run, plateau extent and the bowl optimum."""
+    from ..analysis.sweep import cells
+
+    df = _filter(_load(data, maps, units), where)
+    c = cells(df, tol=tol, loss_col=loss_col, n=n, bowl_tol=bowl_tol)
+    if as_json:
+        emit_json({"source": data, "tol": tol, "loss_col": c.attrs.get("loss_col"), "cells": c.to_dict(orient="records")})
+        return
+    cols = [k for k in ("N", "N_active", "D") if k in c.columns] + [
+        "n_runs", "n_plateau", "best_loss", "best_lr", "best_batch_tokens", "bowl_lr", "bowl_batch_tokens", "bowl_method"]
+    click.echo(c[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@sweep_group.command("loco")
+@click.argument("data")
+@_sweep_options
+@click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True,
+              help="Rows the laws are fitted on.")
+@click.option("--bs-law", type=click.Choice(["bs_opt", "bs_opt_nd"]), default="bs_opt", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, as_json):
+    """Leave-one-cell-out: fit lr*/B* on the other cells, score the predicted setting in the held-out cell.
+
+    Gaps are the loss at the predicted setting relative to the cell's best run (nearest swept run,
+    and linear interpolation over the runs), next to Step Law's published formula.
+    """
+    from ..analysis.sweep import loco
+
+    df = _filter(_load(data, maps, units), where)
+    res = loco(df, select=select, tol=tol, loss_col=loss_col, n=n, bs_law=bs_law)
+    if as_json:
+        emit_json({"source": data, **res})
+        return
+    R = pd.DataFrame(res["rows"])
+    cols = [k for k in ("N", "N_active", "D") if k in R.columns] + ["lr_pred", "batch_pred", "gap_nearest", "gap_interp",
+                                                                     "steplaw-2025_gap_nearest", "steplaw-2025_gap_interp"]
+    show = R[cols].copy()
+    for c in cols:
+        if "gap" in c:
+            show[c] = show[c] * 100
+    click.echo(show.rename(columns=lambda c: c.replace("gap_", "gap%_")).to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"))
+    s = res["summary"]
+    click.echo(f"\nmean gap ({select}, {bs_law}, {s['cells']} cells): nearest {s['mean_gap_nearest']:.4%}, "
+               f"interpolated {s['mean_gap_interp']:.4%}; published steplaw-2025: nearest "
+               f"{s['steplaw-2025_mean_gap_nearest']:.4%}, interpolated {s['steplaw-2025_mean_gap_interp']:.4%}")
+
+
+@sweep_group.command("plot")
+@click.argument("data")
+@_sweep_options
+@click.option("--kind", type=click.Choice(["landscape", "laws"]), default="landscape", show_default=True)
+@click.option("--cell", "cell", multiple=True, metavar="KEY=VALUE",
+              help="The cell to draw (e.g. --cell N=2.147e8 --cell D=4e9); default: every cell.")
+@click.option("--lr", "lr_fit", default=None, help="lr fit to mark the predicted optimum (file or published name).")
+@click.option("--bs", "bs_fit", default=None, help="Batch-size fit (file or published name).")
+@click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, bs_fit, select, output, force):
+    """Write a plotly HTML figure: the loss landscape per cell, or the fitted laws vs the cells' optima."""
+    from ..analysis.sweep import (fit_pair, landscape_figure, laws_figure, load_hparam_fit,
+                                  prepare_sweep, validate_sweep)
+    from ..util import atomic_write_text, check_writable
+
+    check_writable(output, force)
+    df = _filter(_load(data, maps, units), where)
+    if (lr_fit is None) != (bs_fit is None):
+        raise ScalelawError("give both --lr and --bs (or neither: the laws are then fitted on DATA)")
+    if lr_fit:
+        lf, bf = load_hparam_fit(lr_fit, law="lr_opt"), load_hparam_fit(bs_fit, law="bs_opt")
+    else:
+        lf, bf = fit_pair(prepare_sweep(df, select=select, tol=tol, loss_col=loss_col, n=n))
+    if kind == "laws":
+        figs = [laws_figure(df, lf, bf, select=select, tol=tol, loss_col=loss_col, n=n)]
+    else:
+        if cell:
+            figs = [landscape_figure(df, parse_pairs(cell, "--cell", numeric=True), lf, bf, loss_col=loss_col,
+                                     n=n, tol=tol)]
+        else:
+            t, _, _, keys = validate_sweep(df, loss_col, n)
+            figs = [landscape_figure(df, k if isinstance(k, tuple) else (k,), lf, bf, loss_col=loss_col, n=n, tol=tol)
+                    for k, _ in t.groupby(keys, sort=True)]
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    html = "<html><head><meta charset='utf-8'></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    atomic_write_text(output, html, force=force)
+    click.echo(f"wrote {output} ({len(figs)} figure{'s' if len(figs) != 1 else ''})")
