@@ -38,16 +38,13 @@ from ..uncertainty import percentile_interval
 GADRE_REPO = "mlfoundations/scaling"
 GADRE_COMMIT = "a003c4913793ac2ae7ef87b28ecb562955d026d5"
 
-# The 17 tasks Gadre et al. average for their error law ("17-task split"); the list is SUBSET in
-# scaling/constants.py of mlfoundations/scaling. Their average is the plain mean of 1 - accuracy.
-TASKS_17 = (
-    "bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy", "coqa",
-    "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
-    "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
-    "squad", "piqa",
-)
+# The 17 tasks Gadre et al. average for their error law (SUBSET in scaling/constants.py of
+# mlfoundations/scaling; plain mean of 1 - accuracy): declared with the downstream laws.
+from ..laws.downstream import TASKS_17  # noqa: E402
+
 # Validation set of their loss law: C4 validation shards (loss_c4_val in their parser).
 VALIDATION = "c4_val"
+DATASET = "gadre-overtrain"   # the registered dataset name of the testbed (scalelaw.datasets)
 ERR17 = "err_avg17"
 
 # Model sizes (all parameters) of the testbed
@@ -130,7 +127,7 @@ def load_runs(source=None) -> pd.DataFrame:
         if source is None:
             try:
                 from ..io import load_table  # the shared loader, once it lands
-                df = load_table("gadre-overtrain")
+                df = load_table(DATASET)
             except Exception:  # not there yet, or no network / mirror: read the files ourselves
                 df = None
         if df is None:
@@ -149,7 +146,7 @@ def load_runs(source=None) -> pd.DataFrame:
     errs = [c for c in df.columns if c.startswith("err_") and c not in (ERR17, "err_avg", "err_avg46")]
     df["err_avg46"] = df[errs].mean(axis=1)
     df.attrs.update(attrs)
-    df.attrs.setdefault("source", "gadre-overtrain")
+    df.attrs.setdefault("source", DATASET)
     df.attrs["validation"] = VALIDATION
     return df
 
@@ -167,33 +164,29 @@ def _tag(fit, validation: str | None, error_column: str | None = None, note: str
 
 
 def fit_loss(df: pd.DataFrame, *, law="overtrain", objective=None, boot=0, seed=0, level=0.95,
-             validation: str | None = None, source: str | None = None, **kw):
+             validation: str | None = None, source: str | None = None, where: str | None = None, **kw):
     """Fit the loss law (default ``overtrain``) to rows of ``df`` (columns N, D, loss)."""
     from ..fit import fit
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source, **kw)
+        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
+                where=where, **kw)
     return _tag(f, validation or df.attrs.get("validation"))
 
 
 def fit_error(df: pd.DataFrame, *, error_column: str = ERR17, law="downstream_exp", objective=None, boot=0,
-              seed=0, level=0.95, validation: str | None = None, source: str | None = None, **kw):
-    """Fit an error law on column ``error_column`` (copied into the law's target column)."""
+              seed=0, level=0.95, validation: str | None = None, source: str | None = None,
+              where: str | None = None, **kw):
+    """Fit an error law on ``error_column`` (a column, 'gadre17' or 'mean'; the law's --option error)."""
     from ..fit import fit
 
     law = get_law(law)
-    if error_column not in df.columns:
-        errs = [c for c in df.columns if str(c).startswith("err_")]
-        raise ScalelawError(f"error column {error_column!r} is not in the table; choose one of "
-                            f"{', '.join(errs[:8])}{' ...' if len(errs) > 8 else ''}")
-    d = df.copy()
-    d.attrs.update(df.attrs)
-    d[law.target] = d[error_column]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = fit(law, d, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source, **kw)
-    return _tag(f, validation or df.attrs.get("validation") if "loss" in law.inputs else None, error_column)
+        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
+                where=where, prepare_options={"error": error_column}, **kw)
+    return _tag(f, (validation or df.attrs.get("validation")) if "loss" in law.inputs else None, error_column)
 
 
 # ---- chained prediction --------------------------------------------------------------------------
@@ -328,6 +321,14 @@ def _pick(df: pd.DataFrame, N, M) -> pd.DataFrame:
     return sel
 
 
+# Gadre's fitting sets as --where filters (so `scalelaw check` can refit the reference fits):
+# loss law: the 4 small models at M = 20 plus 10.57M at M = 320; error law: those plus 1.4B at M = 20.
+_M20 = "(M > 19.9 and M < 20.1)"
+_SMALL_M320 = "(N < 2e7 and M > 319 and M < 321)"
+WHERE_LOSS = "dataset == '{ds}' and N < 5e8 and (" + _M20 + " or " + _SMALL_M320 + ")"
+WHERE_ERR = "dataset == '{ds}' and N < 2e9 and (" + _M20 + " or " + _SMALL_M320 + ")"
+
+
 def protocol_rows(df: pd.DataFrame, dataset: str = "rpj"):
     """(loss-fit rows, error-fit rows, targets) of Gadre's protocol for one training set."""
     d = df[df["dataset"] == dataset]
@@ -339,11 +340,17 @@ def protocol_rows(df: pd.DataFrame, dataset: str = "rpj"):
     targets = pd.concat([_pick(d, N_1B, 640), _pick(d, N_7B, 20)])
     for x in (loss_rows, err_rows, targets):
         x.attrs.update(df.attrs)
+    # the --where filters recorded in the fits must select exactly these runs
+    for rows, w in ((loss_rows, WHERE_LOSS), (err_rows, WHERE_ERR)):
+        sel = df.query(w.format(ds=dataset), engine="python")
+        if sorted(sel.index) != sorted(rows.index):
+            raise ScalelawError(f"the protocol filter {w.format(ds=dataset)!r} selects {len(sel)} runs, not the "
+                                f"{len(rows)} of Gadre's protocol; check the N and M columns of the table")
     return loss_rows, err_rows, targets
 
 
-def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_objective: str | None = None,
-              err_objective: str | None = None, boot: int = 200, seed: int = 0, level: float = 0.95,
+def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_objective: str = "lsq",
+              err_objective: str = "lsq", boot: int = 200, seed: int = 0, level: float = 0.95,
               error_column: str = ERR17) -> dict:
     """Gadre et al.'s protocol: fit on the small runs, predict 1.4B/M=640 and 6.9B/M=20.
 
@@ -353,11 +360,12 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
     """
     df = load_runs(df)
     loss_rows, err_rows, targets = protocol_rows(df, dataset)
-    src = f"{df.attrs.get('source', 'gadre-overtrain')} (dataset == {dataset!r})"
-    lf = fit_loss(loss_rows, objective=loss_objective, boot=boot, seed=seed, level=level, source=src)
+    src = DATASET
+    lf = fit_loss(df, objective=loss_objective, boot=boot, seed=seed, level=level, source=src,
+                  where=WHERE_LOSS.format(ds=dataset))
     lf.data["note"] = "Gadre et al. protocol: 4 models at M=20 + 10.57M at M=320"
-    ef = fit_error(err_rows, error_column=error_column, objective=err_objective, boot=boot, seed=seed,
-                   level=level, source=src)
+    ef = fit_error(df, error_column=error_column, objective=err_objective, boot=boot, seed=seed,
+                   level=level, source=src, where=WHERE_ERR.format(ds=dataset))
     ef.data["note"] = "Gadre et al. protocol: the loss-fit runs + 1.4B at M=20"
     pred = chain_predict(lf, ef, targets[["N", "D"]], level=level, seed=seed)
     rows = []

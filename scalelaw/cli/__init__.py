@@ -5,5 +5,6 @@ from .app import main
 from . import fitting  # noqa: E402,F401  laws, fit, predict, optimum, backtest, check, isoflop
 from . import density  # noqa: E402,F401
 from . import hparams  # noqa: E402,F401
+from . import overtrain  # noqa: E402,F401  gadre reproduce, backtest, plot
 
 __all__ = ["main"]

@@ -45,11 +45,51 @@ def _check_loss(df: pd.DataFrame, where: str) -> None:
                             "(nats/token): fix that row")
 
 
+# The 17 tasks Gadre et al. average for their error law ("17-task split"; SUBSET in
+# scaling/constants.py of mlfoundations/scaling): plain mean of 1 - accuracy over these.
+TASKS_17 = (
+    "bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy", "coqa",
+    "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
+    "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
+    "squad", "piqa",
+)
+AVERAGES = {"gadre17": TASKS_17}
+
+
+def error_column(df: pd.DataFrame, spec: str, where: str = "the table") -> pd.Series:
+    """The error column named by ``spec``: a column, 'gadre17' (Gadre's 17-task average of the
+    err_<task> columns) or 'mean' (average of every err_<task> column)."""
+    spec = str(spec)
+    if spec in df.columns:
+        return pd.to_numeric(df[spec], errors="coerce")
+    key = spec[4:] if spec.startswith("err_") else spec
+    key = "gadre17" if key in ("avg17", "gadre17", "17") else key
+    if key in AVERAGES or key == "mean":
+        cols = ([f"err_{t}" for t in AVERAGES[key]] if key in AVERAGES else
+                [c for c in df.columns if str(c).startswith("err_") and not str(c).startswith("err_avg")])
+        missing = [c for c in cols if c not in df.columns]
+        if missing or not cols:
+            raise ScalelawError(f"error average {spec!r} needs per-task columns {', '.join(missing[:4]) or 'err_<task>'} "
+                                f"which {where} lacks; give an existing error column instead")
+        return df[cols].apply(pd.to_numeric, errors="coerce").mean(axis=1)
+    errs = [str(c) for c in df.columns if str(c).startswith("err_")]
+    raise ScalelawError(f"error column {spec!r} is not in {where}; choose one of "
+                        f"{', '.join(errs[:8]) or '(no err_ columns)'}{' ...' if len(errs) > 8 else ''}, "
+                        "'gadre17' (Gadre's 17-task average) or 'mean'")
+
+
 def _prepare_error(target: str):
-    def prepare(df: pd.DataFrame, **options) -> pd.DataFrame:
+    def prepare(df: pd.DataFrame, error=None, **options) -> pd.DataFrame:
+        """Checks ranges; option ``error=<column|gadre17|mean>`` picks the column fitted as the target."""
         if options:
-            raise ScalelawError(f"downstream laws take no --option; got {', '.join(options)}")
+            raise ScalelawError(f"downstream laws take only --option error=<column|gadre17|mean>; got {', '.join(options)}")
         where = df.attrs.get("source", "the table")
+        if error is not None:
+            attrs = dict(df.attrs)
+            col = error_column(df, error, where)
+            df = df.copy()
+            df[target] = col.to_numpy()
+            df.attrs.update(attrs)
         _check_loss(df, where)
         _check_unit_interval(df, target, where, "pass rate" if target == "pass_rate" else "error")
         if "N" in df.columns and "D" in df.columns:

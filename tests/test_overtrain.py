@@ -1,0 +1,203 @@
+"""Over-training law, Gadre et al.'s protocol on their testbed, cutoff backtests, figures, CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from scalelaw.analysis import gadre
+from scalelaw.errors import ScalelawError
+from scalelaw.fit import fit
+from scalelaw.law import get_law
+from scalelaw.result import load_fit, published_fit
+
+ROOT = Path(__file__).resolve().parents[1]
+LAW = get_law("overtrain")
+
+
+@pytest.fixture(scope="module")
+def exp_dir(request):
+    try:
+        root = request.getfixturevalue("mirror")
+    except pytest.FixtureLookupError:
+        root = None
+    try:
+        return gadre._exp_data_dir(root)
+    except ScalelawError as exc:
+        pytest.skip(f"Gadre testbed not available: {exc}")
+
+
+@pytest.fixture(scope="module")
+def runs(exp_dir):
+    return gadre.load_runs(gadre.read_exp_data(exp_dir))
+
+
+# ---- the law --------------------------------------------------------------------------------
+def test_jacobian_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 7))
+    D = N * np.exp(rng.uniform(np.log(1), np.log(1000), 7))
+    p = dict(LAW.example)
+    J = LAW.jac(N, D, *(p[n] for n in LAW.param_names))
+    for i, n in enumerate(LAW.param_names):
+        h = 1e-6 * max(1.0, abs(p[n]))
+        up, dn = dict(p), dict(p)
+        up[n] += h
+        dn[n] -= h
+        num = (LAW.evaluate({"N": N, "D": D}, up) - LAW.evaluate({"N": N, "D": D}, dn)) / (2 * h)
+        assert np.allclose(np.broadcast_to(J[i], num.shape), num, rtol=1e-5, atol=1e-9)
+
+
+def test_published_constants_give_published_predictions():
+    f = published_fit("gadre-2024-rpj")
+    out = f.predict({"N": [1439795200, 6889410560], "D": [1439795200 * 640, 6889410560 * 20]})
+    # published predictions 2.5198 and 2.4427 (constants are rounded to 4-5 digits)
+    assert out["mean"].tolist() == pytest.approx([2.5198, 2.4427], rel=1e-3)
+
+
+def test_equals_chinchilla_with_equal_exponents():
+    p = LAW.example
+    N, D = np.array([1e8, 3e9]), np.array([2e9, 1e11])
+    eta = p["eta"]
+    A, B = p["a"] * 6 ** -eta, p["b"] * 6 ** -eta
+    chin = p["E"] + A * N ** (-2 * eta) + B * D ** (-2 * eta)
+    assert np.allclose(LAW.evaluate({"N": N, "D": D}, p), chin)
+
+
+def test_recovers_example_from_noiseless_data():
+    N = np.repeat([1e7, 5e7, 2e8, 1e9], 3)
+    D = N * np.tile([10.0, 40.0, 160.0], 4)
+    df = pd.DataFrame({"N": N, "D": D, "loss": LAW.evaluate({"N": N, "D": D}, LAW.example)})
+    f = fit("overtrain", df)
+    for k, v in LAW.example.items():
+        assert f.params[k] == pytest.approx(v, rel=2e-3)
+
+
+def test_optimum_and_inverse():
+    p = dict(LAW.example)
+    opt = LAW.optimum(p, compute=1e21)
+    Mopt = opt["M_opt"]
+    assert Mopt == pytest.approx((p["b"] / p["a"]) ** (1 / (2 * p["eta"])))
+    # the loss at M_opt is below the loss at other M for the same compute
+    for M in (Mopt / 3, Mopt * 3):
+        N = np.sqrt(1e21 / (6 * M))
+        assert LAW.evaluate({"N": N, "D": M * N}, p) > opt["loss"]
+    L = LAW.evaluate({"N": 1e9, "D": 3e10}, p)
+    assert LAW.inverse(L, p, N=1e9) == pytest.approx(3e10, rel=1e-6)
+
+
+@pytest.mark.parametrize("N, D, word", [
+    (1.4, 2e10, "M = D/N"),           # N in billions
+    (1e9, 2e4, "M = D/N"),            # D in millions
+    (-1e9, 2e10, "positive"),
+])
+def test_bad_units_are_clear_errors(N, D, word):
+    df = pd.DataFrame({"N": [N, 1e8, 1e8, 1e8, 1e8, 1e8], "D": [D, 2e9, 4e9, 8e9, 1.6e10, 3e10],
+                       "loss": [3.0, 3.5, 3.4, 3.3, 3.2, 3.1]})
+    with pytest.raises(ScalelawError, match=word) as e:
+        fit("overtrain", df)
+    assert "\n" not in str(e.value)
+
+
+def test_M_column_must_match_D_over_N():
+    df = pd.DataFrame({"N": [1e8] * 6, "D": [2e9, 4e9, 8e9, 1.6e10, 3e10, 6e10], "M": [20, 40, 80, 160, 300, 1],
+                       "loss": [3.5, 3.4, 3.3, 3.2, 3.1, 3.0]})
+    with pytest.raises(ScalelawError, match="M must equal D/N"):
+        fit("overtrain", df)
+
+
+# ---- Gadre's protocol on their testbed -------------------------------------------------------------
+def test_testbed_columns(runs):
+    assert len(runs) == 104
+    assert set(runs["dataset"]) == {"rpj", "c4_original", "rw_original"}
+    one = runs[runs["run"] == "rpj-open_lm_1b-32.0"].iloc[0]
+    assert one["loss"] == pytest.approx(2.5021, abs=1e-4)        # C4 validation loss
+    assert one[gadre.ERR17] == pytest.approx(0.4752, abs=1e-4)   # 17-task average error
+    assert one["M"] == pytest.approx(640) and one["N"] == 1439795200  # N counts embeddings
+
+
+def test_reproduces_gadre(runs):
+    res = gadre.reproduce(runs, boot=0)
+    lp, ep = res["params"]["loss"], res["params"]["error"]
+    assert lp["eta"] == pytest.approx(0.1364, abs=2e-4)
+    assert lp["E"] == pytest.approx(1.8367, abs=1e-3)
+    assert lp["a"] == pytest.approx(212.24, rel=2e-3) and lp["b"] == pytest.approx(366.69, rel=2e-3)
+    assert ep["k"] == pytest.approx(2.2065, rel=2e-3) and ep["gamma"] == pytest.approx(0.7146, rel=2e-3)
+    assert ep["eps"] == pytest.approx(0.8570, abs=1e-3)
+    assert len(res["rows"]) == 4
+    for r in res["rows"]:
+        assert r["actual"] == pytest.approx(r["published_actual"], abs=1e-4)
+        # no worse than published (published relative errors are rounded to 2 decimals of a %)
+        assert r["rel_err"] <= r["published_rel_err"] + 5e-5
+        assert r["predicted"] == pytest.approx(r["published_predicted"], abs=2e-4)
+
+
+def test_reference_fits_match_protocol(runs):
+    res = gadre.reproduce(runs, boot=0)
+    for kind, name in (("loss", "gadre-rpj-loss.json"), ("error", "gadre-rpj-err.json")):
+        ref = load_fit(ROOT / "fits" / name)
+        assert ref.data["validation"] == "c4_val"
+        for k, v in res["params"][kind].items():
+            assert ref.params[k] == pytest.approx(v, rel=1e-4)
+        assert ref.boot is not None and len(ref.boot) >= 100
+
+
+def test_protocol_needs_the_right_rows(runs):
+    with pytest.raises(ScalelawError, match="dataset"):
+        gadre.protocol_rows(runs, "pile")
+    small = runs[runs["N"] < 1e9]
+    with pytest.raises(ScalelawError, match="expected one"):
+        gadre.protocol_rows(small, "rpj")
+
+
+def test_cutoff_backtest(runs):
+    r = gadre.cutoff_backtest(runs, dataset="rpj", cutoff=3e20, objectives=("lsq",), direct=False)
+    t = pd.DataFrame(r["table"])
+    assert set(t["quantity"]) == {"loss", "error (chained)"}
+    assert (t["n_test"] == 4).all() and (t["n_train"] == 31).all()
+    loss = t[t["quantity"] == "loss"].iloc[0]
+    assert loss["rel_mean"] < 0.03
+    assert t[t["quantity"] == "error (chained)"].iloc[0]["rel_mean"] < 0.05
+    with pytest.raises(ScalelawError, match="cutoff"):
+        gadre.cutoff_backtest(runs, dataset="rpj", cutoff=1e16)
+
+
+def test_figures(runs):
+    import plotly.graph_objects as go
+
+    loss_rows, err_rows, targets = gadre.protocol_rows(runs, "rpj")
+    lf = gadre.fit_loss(loss_rows, objective="lsq")
+    ef = gadre.fit_error(err_rows, objective="lsq")
+    f1 = gadre.figure_loss(lf, loss_rows, targets)
+    f2 = gadre.figure_error(ef, err_rows, targets)
+    assert isinstance(f1, go.Figure) and isinstance(f2, go.Figure)
+    names = [t.name for t in f1.data]
+    assert any("held out" in n for n in names) and any("M=20 fit" == n for n in names)
+    assert len(f2.data) == 3
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+def _cli(args):
+    from scalelaw.cli import main
+
+    return CliRunner().invoke(main, args)
+
+
+def test_cli_reproduce_json(exp_dir):
+    r = _cli(["gadre", "reproduce", "--boot", "0", "--json", "--data", str(exp_dir)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert [x["quantity"] for x in d["rows"]] == ["loss", "error", "loss", "error"]
+    assert d["params"]["loss"]["eta"] == pytest.approx(0.1364, abs=2e-4)
+
+
+def test_cli_errors_exit_2(exp_dir, tmp_path):
+    data = str(exp_dir)
+    r = _cli(["gadre", "backtest", "--data", data, "--dataset", "rpj", "--cutoff", "1e15"])
+    assert r.exit_code == 2 and "cutoff" in r.output
+    r = _cli(["gadre", "reproduce", "--data", data, "--boot", "0", "--write-fits", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "does not exist" in r.output
