@@ -238,3 +238,18 @@ def test_cli_text_inverse_and_errors():
     assert bad.exit_code == 2 and "error: give exactly one of --compute" in bad.output
     bad = _cli(["plan", "--compute", "1e21", "--loss", "nope.json"])
     assert bad.exit_code == 2 and "nope.json does not exist" in bad.output
+
+
+def test_published_names_resolve_by_role(lr_fit):
+    """'steplaw-2025' labels both an lr and a batch law: --lr and --bs each get the right one."""
+    from scalelaw.law import all_laws
+
+    if not any("steplaw-2025" in l.published for l in all_laws()):
+        pytest.skip("hparams laws not registered")
+    r = plan(compute=1e22, loss_fit="epoch-2024", lr_fit="steplaw-2025", bs_fit="steplaw-2025")
+    assert r["fits"]["lr"]["law"] == "lr_opt" and r["fits"]["batch_tokens"]["law"] == "bs_opt"
+    assert r["lr"] == pytest.approx(1.79 * r["N"] ** -0.713 * r["D"] ** 0.307, rel=1e-9)
+    assert r["loss_lower"] is None              # the published loss fit has no uncertainty
+    mixed = plan(compute=1e22, loss_fit="epoch-2024", lr_fit=lr_fit)
+    assert mixed["lr_lower"] < mixed["lr"] < mixed["lr_upper"] and mixed["N_lower"] is None
+    assert any("treat it as exact" in w for w in mixed["warnings"])

@@ -19,6 +19,8 @@ U of a data-constrained law) comes from ``at={"U": 25e9}``.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -51,13 +53,52 @@ def _positive(value, option: str):
     return v
 
 
+_ROLE_OF_OPTION = {"--loss": "loss", "--lr": "lr", "--bs": "batch_tokens", "--downstream": "error"}
+
+
+def _role_matches(law, role: str) -> bool:
+    t = law.target
+    if role == "lr":
+        return t == "lr"
+    if role == "batch_tokens":
+        return t == "batch_tokens"
+    if role == "error":
+        return law.family == "downstream" or t.startswith("err")
+    return t == "loss" and law.family != "downstream"
+
+
+def _published_for_role(name: str, role: str) -> Fit | None:
+    """A published ready fit called ``name`` of a law suited to ``role`` (one name, e.g.
+    'steplaw-2025', can label both an lr and a batch-size law)."""
+    from ..law import all_laws
+
+    for law in all_laws():
+        if name in law.published and _role_matches(law, role):
+            if role in ("lr", "batch_tokens"):
+                try:  # the hparams family attaches the authors' released bootstrap when it can
+                    from .sweep import load_hparam_fit
+                    return load_hparam_fit(name, law=law.name)
+                except Exception:
+                    pass
+            params = {n: float(law.published[name][n]) for n in law.param_names}
+            return Fit(law=law, params=params, free=law.param_names, label=f"published: {name}",
+                       data={"source": name}, settings={"published": name},
+                       diagnostics={"converged": True, "message": "published constants"})
+    return None
+
+
 def _as_fit(fit, option: str) -> Fit | None:
     if fit is None:
         return None
     if isinstance(fit, Fit):
         return fit
-    if isinstance(fit, str):
+    if isinstance(fit, (str, os.PathLike)):
         from ..result import load_fit
+
+        if not Path(str(fit)).exists():
+            ready = _published_for_role(str(fit), _ROLE_OF_OPTION.get(option, "loss"))
+            if ready is not None:
+                return ready
         return load_fit(fit)
     raise ScalelawError(f"{option} must be a Fit, a fit JSON path or a published fit name; got {type(fit).__name__}")
 
@@ -263,9 +304,13 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     law = loss_fit.law
     avail = {"N", "D", "C", "M", "tokens_per_param", *extra}
     _check_inputs(loss_fit, "loss", avail)
-    for key in ("lr", "batch_tokens"):
-        if key in fits:
-            _check_inputs(fits[key], {"lr": "--lr", "batch_tokens": "--bs"}[key], avail)
+    if "batch_tokens" in fits:
+        _check_inputs(fits["batch_tokens"], "--bs", avail)
+    if "lr" in fits:
+        if "batch_tokens" in fits["lr"].law.inputs and "batch_tokens" not in fits:
+            raise ScalelawError(f"the --lr fit's law {fits['lr'].law.name!r} takes the batch size; give a batch-size "
+                                "fit with --bs so the plan can feed it")
+        _check_inputs(fits["lr"], "--lr", avail | {"batch_tokens"})
     if "error" in fits:
         _check_inputs(fits["error"], "--downstream", avail | {"loss"})
     if mode == "compute-optimal" and not _uses_split(law) and len(fits) > 1 and any(
@@ -331,14 +376,31 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     # ---- lr, batch size, downstream error -------------------------------------------------
     feats_p = _features(values["N"], values["D"], values["C"], values["loss"], extra)
     feats_d = _features(dvals["N"], dvals["D"], dvals["C"], dvals["loss"], extra) if S else None
-    for key in ("lr", "batch_tokens", "error"):
+    for key in ("batch_tokens", "lr", "error"):
         if key not in fits:
             continue
         values[key] = _evaluate(fits[key], feats_p, point[key]) * np.ones(1)
         if S:
             dvals[key] = _evaluate(fits[key], feats_d, draws[key]) * np.ones(S)
+        if key == "batch_tokens":      # an lr law may take the batch size (e.g. lr_power)
+            feats_p["batch_tokens"] = values[key]
+            if S:
+                feats_d["batch_tokens"] = dvals[key]
 
     # ---- assemble -------------------------------------------------------------------------
+    # which fits each quantity depends on; a quantity gets an interval only when one of them
+    # carries parameter uncertainty (fits without it are treated as exact, with a warning)
+    uncertain = {k for k, v in samples.items() if v is not None and len(v)}
+    split_from = {"loss"} if (mode == "compute-optimal" or target_loss is not None) else set()
+    feeds = {"C": {"loss"} if target_loss is not None else set(), "N": split_from, "D": split_from,
+             "tokens_per_param": split_from, "loss": {"loss"}, "batch_tokens": {"batch_tokens"} | split_from,
+             "lr": {"lr"} | split_from | ({"batch_tokens"} if "lr" in fits and "batch_tokens" in fits["lr"].law.inputs else set()),
+             "error": {"error", "loss"}}
+    if S:
+        for k in fits:
+            if k not in uncertain:
+                warnings_.append(f"{k} fit ({fits[k].law.name}, {fits[k].label or 'no samples'}) carries no parameter "
+                                 "uncertainty; the intervals treat it as exact")
     out: dict = {"mode": mode, "level": level}
     if target_loss is not None:
         out["target_loss"] = float(target_loss)
@@ -353,6 +415,11 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         v = float(values[key][0])
         out[key] = v if math.isfinite(v) else None
         lo = hi = None
+        if S and not (feeds[key] & uncertain):
+            exact = key == "C" and target_loss is None or (
+                key in ("N", "D", "tokens_per_param") and mode != "compute-optimal" and target_loss is None)
+            out[f"{key}_lower"], out[f"{key}_upper"] = (v, v) if exact and out[key] is not None else (None, None)
+            continue
         if S:
             arr = np.asarray(dvals[key], dtype=float)
             if np.isfinite(arr).any():
@@ -369,7 +436,7 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     # ---- extrapolation ---------------------------------------------------------------------
     ex, worst = {}, 1.0
     for key, f in fits.items():
-        X = {c: [float(np.asarray(feats_p[c]).ravel()[0])] for c in f.law.inputs}
+        X = {c: [float(np.asarray(feats_p[c], dtype=float).ravel()[0])] for c in f.law.inputs}
         if any(not math.isfinite(v[0]) for v in X.values()):
             continue
         facs = {c: float(np.asarray(v).ravel()[0]) for c, v in f.extrapolation(X).items()}
