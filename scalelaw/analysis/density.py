@@ -617,8 +617,10 @@ def score_models(models, reference, benchmarks=None, *, combine: str = "average"
     if dr is not None:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lo = np.nanquantile(dr, a, axis=0)
-            hi = np.nanquantile(dr, 1 - a, axis=0)
+            big = np.where(np.isposinf(dr), 1e300, dr)      # +inf draws: quantiles stay ordered
+            lo = np.nanquantile(big, a, axis=0)
+            hi = np.nanquantile(big, 1 - a, axis=0)
+            lo, hi = (np.where(v >= 1e299, np.inf, v) for v in (lo, hi))
     else:
         lo = hi = np.full(len(frame), np.nan)
     out["N_eff_lower"], out["N_eff_upper"] = lo, hi
@@ -665,19 +667,17 @@ _T0 = pd.Timestamp("2023-01-01")
 def frontier_mask(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Models that set a new maximum when released (strictly above every earlier date's max);
     on a date with several models only the best can qualify."""
-    order = np.lexsort((-y, t))
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
     keep = np.zeros(len(t), dtype=bool)
-    best = -np.inf
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and t[order[j]] == t[order[i]]:
-            j += 1
-        k = order[i]                  # best of this date (sorted by -y within date)
-        if y[k] > best:
-            keep[k] = True
-            best = y[k]
-        i = j
+    if len(t) == 0:
+        return keep
+    order = np.lexsort((-y, t))                  # by date, best first within a date
+    ts, ys = t[order], y[order]
+    first = np.r_[True, ts[1:] != ts[:-1]]       # the best model of each date
+    cand, yc = order[first], ys[first]
+    prev = np.r_[-np.inf, np.maximum.accumulate(yc)[:-1]]
+    keep[cand[yc > prev]] = True
     return keep
 
 
