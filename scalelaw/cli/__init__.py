@@ -6,5 +6,6 @@ from . import fitting  # noqa: E402,F401  laws, fit, predict, optimum, backtest,
 from . import density  # noqa: E402,F401
 from . import hparams  # noqa: E402,F401
 from . import overtrain  # noqa: E402,F401  gadre reproduce, backtest, plot
+from . import isoflop  # noqa: E402,F401
 
 __all__ = ["main"]
