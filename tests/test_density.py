@@ -240,3 +240,14 @@ def test_cli_bad_scores_exit_2(tmp_path, data_root):
     assert code == 2
     assert "43.8" in text and "huggyllama/llama-7b" in text and "--scale" in text
     assert len(text.strip().splitlines()) == 1
+
+
+def test_cli_small_reference_and_per_benchmark(data_root):
+    code, text = _run(["density", "score", str(data_root / OBS), "--reference", '`Model Family` == "Yi"', "--boot", "0"])
+    assert code == 2 and "distinct model size" in text and len(text.strip().splitlines()) == 1
+    code, text = _run(["density", "score", str(data_root / OBS), "--reference", QWEN, "--per-benchmark",
+                       "--benchmarks", "MMLU,HellaSwag", "--boot", "0", "--json"])
+    assert code == 0, text
+    rows = json.loads(text)
+    ref = [r["density"] for r in rows if r["is_reference"] and r["density"] is not None]
+    assert len(ref) == 7 and 0.8 < float(np.exp(np.mean(np.log(ref)))) < 1.25

@@ -84,7 +84,7 @@ def score_cmd(models, reference, benchmarks, per_benchmark, method, tokens, base
     lvl = int(round(level * 100))
     click.echo(f"{'model':<46}{'N':>10}{'N_eff':>10}{'density':>9}  {lvl}% interval      flag")
     for _, r in t.iterrows():
-        f = lambda x: "" if x != x or x in (float("inf"),) else f"{x:.3g}"
+        f = lambda x: "" if x != x else ("inf" if x == float("inf") else f"{x:.3g}")
         iv = f"[{f(r['density_lower'])}, {f(r['density_upper'])}]"
         click.echo(f"{str(r['model'])[:45]:<46}{f(r['N']):>10}{f(r['N_eff']):>10}{f(r['density']):>9}  "
                    f"{iv:<18}{r['flag']}")
@@ -120,7 +120,7 @@ def trend_cmd(scored, dates, fit_on, since, include_flagged, skip_undated, boot,
     f = lambda x: "unbounded" if x is None else f"{x:.2f}"
     lvl = int(round(level * 100))
     click.echo(f"densing trend ({tr.fit}, {tr.n_points} of {tr.n_models} models): "
-               f"ln(density) = {tr.slope_per_month:.4f} t + {tr.intercept:.3f}  (t in months since 2023-01-01)")
+               f"ln(density) = {tr.slope_per_month:.4f} t {tr.intercept:+.3f}  (t in months since 2023-01-01)")
     click.echo(f"doubling time: {f(tr.doubling_months)} months, {lvl}% interval [{f(tr.doubling_months_lower)}, "
                f"{f(tr.doubling_months_upper)}] ({tr.interval_method})")
     for _, r in tr.points.iterrows():
