@@ -229,7 +229,7 @@ def test_cli_score_and_trend(tmp_path, data_root):
                        "--boot", "200", "--json"])
     assert code == 0, text
     d = json.loads(text)
-    assert d["doubling_months"] > 0
+    assert d["doubling_months"] > 0 and d["density_method"] == "one-step"
     assert d["doubling_months_lower"] <= d["doubling_months"]
     assert "doubling_months_upper" in d
 

@@ -704,11 +704,13 @@ class TrendResult:
     data: pd.DataFrame
     notes: list
     since: str | None = None
+    method: str | None = None          # the density estimate the scored table came from
 
     def to_dict(self) -> dict:
         return {"doubling_months": self.doubling_months, "doubling_months_lower": self.doubling_months_lower,
                 "doubling_months_upper": self.doubling_months_upper, "slope_per_month": self.slope_per_month,
-                "intercept": self.intercept, "t0": str(_T0.date()), "fit": self.fit, "n_models": self.n_models,
+                "intercept": self.intercept, "t0": str(_T0.date()), "fit": self.fit,
+                "density_method": self.method, "n_models": self.n_models,
                 "n_points": self.n_points, "since": self.since, "level": self.level, "interval_method": self.interval_method,
                 "slope_ci_ols": list(self.slope_ci_ols),
                 "points": [{"model": m, "release_date": str(d.date()), "density": float(v)}
@@ -740,6 +742,10 @@ def fit_trend(scored, dates, *, fit: str = "frontier", include_flagged: bool = F
     if fit not in ("frontier", "all"):
         raise ScalelawError(f"--fit must be 'frontier' (running maximum) or 'all'; got {fit!r}")
     df = read_scored(scored).copy()
+    dmethod = None
+    if "method" in df.columns:
+        ms = sorted({str(m) for m in df["method"].dropna()})
+        dmethod = "/".join(ms) if ms else None
     dd = load_dates(dates)
     df["model"] = df["model"].astype(str)
     df["density"] = pd.to_numeric(df["density"], errors="coerce")
@@ -827,7 +833,7 @@ def fit_trend(scored, dates, *, fit: str = "frontier", include_flagged: bool = F
                        doubling_months_lower=d_lo, doubling_months_upper=d_hi, fit=fit, n_models=len(df),
                        n_points=n, level=level, interval_method=method,
                        slope_ci_ols=(float(ols_ci[0]), float(ols_ci[1])), points=points, data=data, notes=notes,
-                       since=None if since is None else str(pd.Timestamp(since).date()))
+                       since=None if since is None else str(pd.Timestamp(since).date()), method=dmethod)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,8 +119,9 @@ def trend_cmd(scored, dates, fit_on, since, include_flagged, skip_undated, boot,
         click.echo(f"note: {n}", err=True)
     f = lambda x: "unbounded" if x is None else f"{x:.2f}"
     lvl = int(round(level * 100))
-    click.echo(f"densing trend ({tr.fit}, {tr.n_points} of {tr.n_models} models): "
-               f"ln(density) = {tr.slope_per_month:.4f} t {tr.intercept:+.3f}  (t in months since 2023-01-01)")
+    click.echo(f"densing trend ({tr.fit}, {tr.n_points} of {tr.n_models} models"
+               + (f"; densities: {tr.method}" if tr.method else "") + "): "
+               f"ln(density) = {tr.slope_per_month:.4f} t {'+' if tr.intercept >= 0 else '-'} {abs(tr.intercept):.3f}  (t in months since 2023-01-01)")
     click.echo(f"doubling time: {f(tr.doubling_months)} months, {lvl}% interval [{f(tr.doubling_months_lower)}, "
                f"{f(tr.doubling_months_upper)}] ({tr.interval_method})")
     for _, r in tr.points.iterrows():
