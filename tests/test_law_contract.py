@@ -24,7 +24,8 @@ import pytest
 from scalelaw.fit import fit
 from scalelaw.law import all_laws
 
-LAWS = all_laws()
+# names starting with "_" are throw-away laws registered by other tests, not declarations
+LAWS = [law for law in all_laws() if not law.name.startswith("_")]
 IDS = [law.name for law in LAWS]
 
 N_POINTS = 60
@@ -41,10 +42,11 @@ CONTRACT_FIXED: dict = {}
 # Laws whose individual parameters are near-unidentifiable from a finite sample even without
 # noise, so the contract compares predictions (on the domain and a little beyond) instead:
 PREDICTION_ONLY = {
-    # the break sharpness f_i trades off against c_i and d_i: a smooth break of one width and a
-    # slightly shifted break of another give the same curve to < 1e-4 over the sampled range
-    "bnsl": "break sharpness f1 trades off against c1/d1",
-    "bnsl2": "two breaks: f_i, c_i, d_i trade off, and a near-duplicate break can absorb another",
+    # two breaks: each sharpness f_i trades off against its c_i and d_i (a smooth break of one
+    # width and a slightly shifted break of another give nearly the same curve), so the
+    # Gauss-Newton condition number at the truth is ~1e8; noiseless data happen to return the
+    # parameters, but the contract only promises the curve
+    "bnsl2": "f_i trades off against c_i/d_i (condition number ~1e8)",
 }
 
 

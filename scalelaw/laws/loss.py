@@ -440,6 +440,25 @@ def make_bnsl(n_breaks: int, name: str | None = None, input: str = "C") -> Law:
     func.__signature__ = _inspect.Signature([P(n, P.POSITIONAL_OR_KEYWORD) for n in [input] + names])
     func.__name__ = f"_bnsl{n_breaks}"
 
+    def jac(*args):
+        x, a, b, c0 = args[0], args[1], args[2], args[3]
+        rest = args[4:]
+        lx = np.log(x)
+        lt = np.log(b) - c0 * lx
+        parts = []
+        for i in range(n_breaks):
+            c, d, f = rest[3 * i: 3 * i + 3]
+            z = (lx - np.log(d)) / f
+            sp = np.logaddexp(0.0, z)
+            sig = np.exp(z - sp)                      # logistic(z), stable
+            lt = lt - (c * f) * sp
+            parts.append((c, d, f, z, sp, sig))
+        T = np.exp(lt)
+        out = [1.0, T / b, -lx * T]
+        for c, d, f, z, sp, sig in parts:
+            out += [-(f * sp) * T, (c * sig / d) * T, -(c * (sp - sig * z)) * T]
+        return tuple(out)
+
     params = [Param("a", 0.0, 1e3, (0.0,), doc="limit as x -> infinity (irreducible value)"),
               Param("b", 0.0, 1e300, (0.0,), log=True, doc="scale of the first segment"),
               Param("c0", -2.0, 5.0, (0.0, 0.3), doc="exponent of the first segment")]
@@ -484,6 +503,7 @@ def make_bnsl(n_breaks: int, name: str | None = None, input: str = "C") -> Law:
     return Law(
         name=name or ("bnsl" if n_breaks == 1 else f"bnsl{n_breaks}"),
         func=func,
+        jac=jac,
         inputs=(input,),
         params=tuple(params),
         formula=f"y = a + b {input}^-c0 " + terms,
