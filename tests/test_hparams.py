@@ -223,3 +223,14 @@ def test_reference_fits_load_and_predict():
     d = S.hparams_predict(load_fit(str(ROOT / "fits/steplaw-lr.json")), load_fit(str(ROOT / "fits/steplaw-bs.json")),
                           7e9, 1.4e12)
     assert d["lr_lower"] < d["lr"] < d["lr_upper"]
+
+
+def test_warns_when_n_barely_varies():
+    df = synthetic_sweep(cells=((2.150e9, 4e9), (2.151e9, 8e9), (2.152e9, 2e10), (2.153e9, 4e10)))
+    with pytest.warns(UserWarning, match="not identifiable"):
+        fit("lr_opt", df, prepare_options={"select": "bowl"})
+
+
+def test_loco_with_lr_power():
+    r = S.loco(synthetic_sweep(), select="bowl", lr_law="lr_power")
+    assert r["summary"]["lr_law"] == "lr_power" and r["summary"]["cells"] == 6

@@ -457,10 +457,10 @@ def predict_setting(lr_fit, bs_fit, N: float, D: float) -> tuple[float, float]:
 
 def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, loss_col: str | None = None,
          n: str | None = None, bs_law: str = "bs_opt", bowl_tol: float = DEFAULT_BOWL_TOL,
-         compare: Mapping | None = None) -> dict:
+         compare: Mapping | None = None, lr_law: str = "lr_opt") -> dict:
     """Leave-one-cell-out validation of the lr*/B* laws on a sweep.
 
-    For each cell: fit ``lr_opt`` and ``bs_law`` (OLS in log space) on the other cells' selected
+    For each cell: fit ``lr_law`` (lr_opt or lr_power) and ``bs_law`` (OLS in log space) on the other cells' selected
     rows, predict (lr*, B*) for the held-out cell, and report the loss that setting reaches
     there relative to the cell's best run: at the nearest swept run (in ln lr, ln batch) and
     interpolated linearly over the runs. ``compare`` maps a label to (lr params, bs params) of
@@ -489,7 +489,7 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
         for pk, kv in zip(pkeys, key):
             mask &= np.isclose(prepared[pk].to_numpy(dtype=float), kv, rtol=1e-12, atol=0)
         train = prepared[~mask]
-        lf, bf = fit_pair(train, "lr_opt", bs_law)
+        lf, bf = fit_pair(train, lr_law, bs_law)
         Nn = float(g[ncol].iloc[0])
         D = float(g["D"].iloc[0])
         lr, bs = predict_setting(lf, bf, Nn, D)
@@ -508,7 +508,8 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
             r[f"{label}_gap_interp"] = e2["gap_interp"]
         rows.append(r)
     R = pd.DataFrame(rows)
-    summary = {"select": select, "tol": tol, "loss_col": loss, "n": ncol, "bs_law": bs_law, "cells": len(R),
+    summary = {"select": select, "tol": tol, "loss_col": loss, "n": ncol, "lr_law": lr_law, "bs_law": bs_law,
+               "cells": len(R),
                "runs": int(len(t)), "mean_gap_nearest": float(R["gap_nearest"].mean()),
                "mean_gap_interp": float(R["gap_interp"].mean()),
                "max_gap_nearest": float(R["gap_nearest"].max()), "max_gap_interp": float(R["gap_interp"].max())}

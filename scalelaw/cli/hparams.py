@@ -119,8 +119,9 @@ def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
 @click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True,
               help="Rows the laws are fitted on.")
 @click.option("--bs-law", type=click.Choice(["bs_opt", "bs_opt_nd"]), default="bs_opt", show_default=True)
+@click.option("--lr-law", type=click.Choice(["lr_opt", "lr_power"]), default="lr_opt", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, as_json):
+def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_law, as_json):
     """Leave-one-cell-out: fit lr*/B* on the other cells, score the predicted setting in the held-out cell.
 
     Gaps are the loss at the predicted setting relative to the cell's best run (nearest swept run,
@@ -129,7 +130,7 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, as_js
     from ..analysis.sweep import loco
 
     df = _filter(_load(data, maps, units), where)
-    res = loco(df, select=select, tol=tol, loss_col=loss_col, n=n, bs_law=bs_law)
+    res = loco(df, select=select, tol=tol, loss_col=loss_col, n=n, bs_law=bs_law, lr_law=lr_law)
     if as_json:
         emit_json({"source": data, **res})
         return
@@ -143,7 +144,7 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, as_js
     click.echo(show.rename(columns=lambda c: c.replace("gap_", "gap%_")).to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))
     s = res["summary"]
-    click.echo(f"\nmean gap ({select}, {bs_law}, {s['cells']} cells): nearest {s['mean_gap_nearest']:.4%}, "
+    click.echo(f"\nmean gap ({select}, {lr_law}, {bs_law}, {s['cells']} cells): nearest {s['mean_gap_nearest']:.4%}, "
                f"interpolated {s['mean_gap_interp']:.4%}; published steplaw-2025: nearest "
                f"{s['steplaw-2025_mean_gap_nearest']:.4%}, interpolated {s['steplaw-2025_mean_gap_interp']:.4%}")
 

@@ -24,6 +24,19 @@ def _prep_sweep(df, **options):
     return prepare_sweep(df, **options)
 
 
+def _prep_sweep_n(df, **options):
+    """As _prep_sweep, warning when N barely varies (its exponent is then not identifiable)."""
+    out = _prep_sweep(df, **options)
+    if "N" in out.columns and len(out):
+        n = np.asarray(out["N"], dtype=float)
+        if np.all(n > 0) and 1.0 < n.max() / n.min() < 1.05:
+            import warnings
+
+            warnings.warn(f"N spans only {100 * (n.max() / n.min() - 1):.2g}% ({n.min():.5g} to {n.max():.5g}); its "
+                          "exponent is not identifiable: for MoE use n=active, or hold it with --fix", stacklevel=2)
+    return out
+
+
 def _prep_critical(df, **options):
     from ..analysis.sweep import critical_batch_table
 
@@ -81,7 +94,7 @@ LR_OPT = register(Law(
     published={"steplaw-2025": {"c": 1.79, "alpha": -0.713, "beta": 0.307}},
     default_objective="lsq-log",
     starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["N"]), np.log(X["N"]), np.log(X["D"])])),
-    prepare=_prep_sweep,
+    prepare=_prep_sweep_n,
 ))
 
 
@@ -149,7 +162,7 @@ BS_OPT_ND = register(Law(
     example={"c": 0.5, "alpha": 0.05, "gamma": 0.55},
     default_objective="lsq-log",
     starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["N"]), np.log(X["N"]), np.log(X["D"])])),
-    prepare=_prep_sweep,
+    prepare=_prep_sweep_n,
 ))
 
 
