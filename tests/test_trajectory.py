@@ -71,3 +71,41 @@ def test_fit_objects_work_as_parameters():
     a = tj.loss_curve(1e8, 1e4, 1e6, f, published_fit("kaplan-2020-bcrit"), None)
     b = tj.loss_curve(1e8, 1e4, 1e6, CURVE)
     assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_su_pipeline_recovers_curve_and_predicts_another_batch():
+    """Su et al. 2024 workflow on synthetic runs from known constants: B_crit(L) from steps to
+    reach loss levels at several batches, S_min per curve point, the kaplan_curve fit, then the
+    whole curve at a batch size never trained."""
+    import pandas as pd
+    from scalelaw.fit import fit
+
+    sizes, batches = [2e6, 8e6, 3e7, 1e8], [6.5e4, 2.6e5, 1e6, 4e6]
+    # 1) steps to reach fixed loss levels at several batches (the critical-batch experiment)
+    levels = [4.2, 4.6, 5.0, 5.5]
+    rows = [{"loss": L, "batch_tokens": B, "steps": tj.steps_to_loss(L, 1e8, B, CURVE)}
+            for L in levels for B in batches]
+    crit = fit("critical_batch", pd.DataFrame(rows), n_jobs=1)
+    assert crit.params["B_star"] == pytest.approx(2.1e8, rel=1e-6)
+    assert crit.params["alpha_B"] == pytest.approx(0.21, rel=1e-6)
+    # 2) learning curves of several sizes and batches -> S_min -> kaplan_curve
+    pts = []
+    for N in sizes:
+        for B in batches[:2]:
+            S = np.geomspace(2e3, 2e5, 8)
+            for s_, L in zip(S, tj.loss_curve(N, S, B, CURVE)):
+                pts.append({"N_nonembed": N, "batch_tokens": B, "steps": s_, "loss": L})
+    curves = tj.add_s_min(pd.DataFrame(pts), crit, None)
+    f = fit("kaplan_curve", curves, n_jobs=1)
+    for k, v in CURVE.items():
+        assert f.params[k] == pytest.approx(v, rel=1e-4), k
+    # 3) predict the whole curve at an untrained batch size
+    S = np.geomspace(1e3, 1e6, 9)
+    np.testing.assert_allclose(tj.loss_curve(5e7, S, 3e6, f, crit, None),
+                               tj.loss_curve(5e7, S, 3e6, CURVE), rtol=1e-5)
+
+
+def test_add_s_min_needs_columns():
+    import pandas as pd
+    with pytest.raises(ScalelawError, match="steps"):
+        tj.add_s_min(pd.DataFrame({"loss": [3.0], "batch_tokens": [1e6]}))

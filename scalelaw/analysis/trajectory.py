@@ -85,6 +85,37 @@ def e_min(E, B, L, B_star=2.1e8, alpha_B=0.21):
     return np.asarray(E, dtype=float) / (1.0 + _positive("batch_tokens", B) / b_crit(L, B_star, alpha_B))
 
 
+def add_s_min(df, B_star=2.1e8, alpha_B=0.21, *, loss_col: str = "loss"):
+    """A copy of a learning-curve table with ``S_min`` and ``E_min`` columns added.
+
+    Rows are points of training curves: ``steps`` (optimiser steps so far), ``batch_tokens`` (B)
+    and the loss reached; ``B_star``/``alpha_B`` as numbers or a ``critical_batch`` Fit (with
+    ``alpha_B=None``). The result feeds the ``kaplan_curve`` law (with ``N_nonembed``).
+    """
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ScalelawError("add_s_min needs a run table (pandas DataFrame)")
+    src = df.attrs.get("source", "the table")
+    missing = [c for c in ("steps", "batch_tokens", loss_col) if c not in df.columns]
+    if missing:
+        raise ScalelawError(f"learning-curve table {src} lacks column(s) {', '.join(missing)}; rows need "
+                            "steps (optimiser steps so far), batch_tokens and the loss reached")
+    S = pd.to_numeric(df["steps"], errors="coerce").to_numpy(dtype=float)
+    B = pd.to_numeric(df["batch_tokens"], errors="coerce").to_numpy(dtype=float)
+    L = pd.to_numeric(df[loss_col], errors="coerce").to_numpy(dtype=float)
+    for name, v in (("steps", S), ("batch_tokens", B), (loss_col, L)):
+        bad = ~(np.isfinite(v) & (v > 0))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ScalelawError(f"column {name!r} of {src} must be positive; row {k} has {v[k]!r}")
+    out = df.copy()
+    bc = b_crit(L, B_star, alpha_B)
+    out["S_min"] = S / (1.0 + bc / B)
+    out["E_min"] = S * B / (1.0 + B / bc)
+    return out
+
+
 # ---- forward: the loss curve -----------------------------------------------------------------
 def loss_curve(N, steps, batch_tokens, curve_params, B_star=2.1e8, alpha_B=0.21, *, iters: int = 200):
     """Loss after ``steps`` optimisation steps at batch ``batch_tokens`` for non-embedding size N.
