@@ -135,3 +135,20 @@ def test_reference_values_file_holds_and_detects_drift(tmp_path):
 def test_reference_values_via_scalelaw_check():
     from scalelaw.check import check_file
     assert check_file(ROOT / "fits" / "reference-values.json") == []
+
+
+def test_data_constrained_fit_with_exponents_fixed_as_muennighoff():
+    """Muennighoff et al. tie alpha = beta; holding both at their value recovers the rest."""
+    law = get_law("data_constrained")
+    p = law.published["muennighoff-2023"]
+    rng = np.random.default_rng(0)
+    n = 80
+    N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), n))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))
+    U = np.minimum(D, np.exp(rng.uniform(np.log(1e8), np.log(1e11), n)))
+    y = law.evaluate({"N": N, "D": D, "U": U}, p)
+    f = fit(law, pd.DataFrame({"N": N, "D": D, "U": U, "loss": y}), n_jobs=1,
+            fixed={"alpha": p["alpha"], "beta": p["beta"]})
+    assert f.free == ("E", "A", "B", "R_D", "R_N")
+    for k in f.free:
+        assert f.params[k] == pytest.approx(p[k], rel=1e-3), k
