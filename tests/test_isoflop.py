@@ -177,3 +177,28 @@ def test_cli_text_and_errors(csv):
     assert res.exit_code == 0 and "N_opt = " in res.stdout
     res = CliRunner().invoke(main, ["isoflop", str(csv), "--where", "C < 2e18"])
     assert res.exit_code == 2 and "at least 2 compute budgets" in res.stderr
+
+
+def test_predict_at_a_larger_budget_with_intervals():
+    df = isoflop_table(noise=0.003, seed=4)
+    for boot in (0, 200):
+        r = isoflop(df, boot=boot, seed=1)
+        (p,) = r.predict(5.76e23)
+        truth = n_true(5.76e23)
+        assert p["N_opt_lower"] < truth < p["N_opt_upper"]
+        assert p["D_opt_lower"] < 5.76e23 / (6 * truth) < p["D_opt_upper"]
+        assert p["extrapolation"] == pytest.approx(576, rel=1e-6)
+
+
+def test_cli_at_predicts(csv):
+    from click.testing import CliRunner
+    from scalelaw.cli import main
+    res = CliRunner().invoke(main, ["isoflop", str(csv), "--json", "--at", "C=1e22,1e23"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert [p["C"] for p in d["predictions"]] == [1e22, 1e23]
+    assert any("beyond the analysed budgets" in w for w in d["warnings"])
+    res = CliRunner().invoke(main, ["isoflop", str(csv), "--at", "N=1e9"])
+    assert res.exit_code == 2 and "--at takes compute budgets" in res.stderr
+    res = CliRunner().invoke(main, ["isoflop", str(csv), "--at", "C=1e22"])
+    assert res.exit_code == 0 and "at C = 1e+22: N_opt" in res.stdout

@@ -64,14 +64,49 @@ class IsoflopResult:
     warnings: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     boot: np.ndarray | None = None          # (K, 2) samples of (a, ln k)
+    cov: np.ndarray | None = None           # covariance of (a, ln k) from the fit through the minima
+
+    @property
+    def flops_per_param_token(self) -> float:
+        return float(np.median([b.flops_per_param_token for b in self.budgets]))
 
     def n_opt(self, C):
         return self.k * np.asarray(C, dtype=float) ** self.a
 
     def d_opt(self, C):
-        c = float(np.median([b.flops_per_param_token for b in self.budgets]))
         C = np.asarray(C, dtype=float)
-        return C / (c * self.n_opt(C))
+        return C / (self.flops_per_param_token * self.n_opt(C))
+
+    def _samples(self, k: int = 4000, seed: int = 0):
+        if self.boot is not None:
+            s = self.boot[np.all(np.isfinite(self.boot), axis=1)]
+            return s if len(s) >= 2 else None
+        if self.cov is not None and np.all(np.isfinite(self.cov)):
+            rng = np.random.default_rng(seed)
+            return rng.multivariate_normal([self.a, math.log(self.k)], self.cov, size=k)
+        return None
+
+    def predict(self, C) -> list:
+        """N_opt and D_opt at budgets C, with intervals (bootstrap or least-squares draws) and
+        how far C lies beyond the analysed budgets (factor, 1 = inside)."""
+        C = np.atleast_1d(np.asarray(C, dtype=float))
+        if np.any(~(C > 0)):
+            raise ScalelawError(f"compute budgets must be positive; got {C.tolist()!r}")
+        lo_b, hi_b = min(b.C for b in self.budgets), max(b.C for b in self.budgets)
+        s = self._samples()
+        q = (1 - self.level) / 2
+        c = self.flops_per_param_token
+        out = []
+        for Ci in C:
+            row = {"C": float(Ci), "N_opt": float(self.n_opt(Ci)), "D_opt": float(self.d_opt(Ci)),
+                   "extrapolation": float(max(Ci / hi_b, lo_b / Ci, 1.0))}
+            if s is not None:
+                n = np.exp(s[:, 1] + s[:, 0] * math.log(Ci))
+                row["N_opt_lower"], row["N_opt_upper"] = (float(v) for v in np.quantile(n, [q, 1 - q]))
+                d = Ci / (c * n)
+                row["D_opt_lower"], row["D_opt_upper"] = (float(v) for v in np.quantile(d, [q, 1 - q]))
+            out.append(row)
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -82,7 +117,8 @@ class IsoflopResult:
                     "k_ci": None if self.k_ci is None else list(self.k_ci),
                     "b_ci": None if self.a_ci is None else [1 - self.a_ci[1], 1 - self.a_ci[0]],
                     "level": self.level, "interval_method": self.interval_method,
-                    "formula": "N_opt = k C^a;  D_opt = C / (c N_opt)"},
+                    "flops_per_param_token": self.flops_per_param_token,
+                    "formula": "N_opt = k C^a;  D_opt = C / (c N_opt) = C^b / (c k)"},
             "budgets": [b.to_dict() for b in self.budgets],
             "warnings": list(self.warnings),
             "settings": dict(self.settings),
@@ -246,7 +282,7 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
     (a, lnk), *_ = np.linalg.lstsq(A, lnN, rcond=None)
 
     a_ci = k_ci = None
-    samples = None
+    samples = cov = None
     q = (1 - level) / 2
     if boot:
         samples = _bootstrap(N, y, groups, degree, lnC, boot, seed)
@@ -275,7 +311,7 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
                 "level": level, "source": src, "n_runs": int(len(N))}
     return IsoflopResult(degree=degree, budgets=budgets, a=float(a), k=float(math.exp(lnk)), b=float(1 - a),
                          a_ci=a_ci, k_ci=k_ci, level=level, interval_method=method, warnings=warnings,
-                         settings=settings, boot=samples)
+                         settings=settings, boot=samples, cov=cov)
 
 
 def _bootstrap(N, y, groups, degree, lnC, K, seed):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .common import emit_json, load_data, table_options, warn
+from ..errors import ScalelawError
+from .common import emit_json, load_data, parse_pairs, table_options, warn
 
 
 @main.command("isoflop")
@@ -19,19 +20,37 @@ from .common import emit_json, load_data, table_options, warn
               help="Bootstrap resamples over runs within budgets (intervals for N_opt = k C^a).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--at", "at", multiple=True, metavar="C=VALUE[,VALUE...]",
+              help="Predict N_opt and D_opt (with intervals) at these compute budgets, e.g. --at C=5.76e23.")
 @table_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON document).")
-def isoflop_cmd(data, degree, where, tol, boot, seed, level, maps, units, as_json):
+def isoflop_cmd(data, degree, where, tol, boot, seed, level, at, maps, units, as_json):
     """IsoFLOP analysis of DATA: per compute budget, the loss minimum over model size, then
     N_opt = k C^a (and D_opt) through the minima. Needs columns N, loss and C (or D: C = 6ND)."""
     from ..analysis.isoflop import isoflop
 
+    given = parse_pairs(at, "--at", numeric=True)
+    if set(given) - {"C"}:
+        raise ScalelawError(f"--at takes compute budgets only (--at C=1e23); got {', '.join(sorted(given))}")
+    budgets = given.get("C", [])
+    budgets = budgets if isinstance(budgets, list) else [budgets]
     table = load_data(data, maps, units)
     res = isoflop(table, degree=int(degree), where=where, tol=tol, boot=boot, seed=seed, level=level,
                   source=data)
+    preds = res.predict(budgets) if budgets else []
+    for p in preds:
+        if p["extrapolation"] > 10:
+            res.warnings.append(f"C={p['C']:.3g} lies {p['extrapolation']:.3g}x beyond the analysed budgets; "
+                                "the prediction is an extrapolation")
     for w in res.warnings:
         warn(w)
     if as_json:
-        emit_json(res.to_dict())
-    else:
-        click.echo(res.summary())
+        d = res.to_dict()
+        d["predictions"] = preds
+        emit_json(d)
+        return
+    click.echo(res.summary())
+    for p in preds:
+        iv = lambda k: (f" [{p[k + '_lower']:.4g}, {p[k + '_upper']:.4g}]" if k + "_lower" in p else "")
+        click.echo(f"at C = {p['C']:.4g}: N_opt = {p['N_opt']:.4g}{iv('N_opt')}, "
+                   f"D_opt = {p['D_opt']:.4g}{iv('D_opt')}")
