@@ -189,8 +189,23 @@ def _axis_title(col: str) -> str:
             "lr": "learning rate", "batch_tokens": "batch size (tokens)"}.get(col, col)
 
 
+def _excluded_rows(fit, data: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows of ``data`` left out by the fit's --where filter or prepare step (when rows keep their index)."""
+    law = fit.law
+    if not set(law.inputs + (law.target,)) <= set(data.columns):
+        return None
+    if not data.index.is_unique or not used.index.isin(data.index).all():
+        return None   # a prepare step that rebuilt the rows (e.g. sweep -> plateau cells)
+    rest = data.loc[~data.index.isin(used.index)].copy()
+    need = list(law.inputs) + [law.target]
+    for c in need:
+        rest[c] = pd.to_numeric(rest[c], errors="coerce")
+    return rest[np.all(np.isfinite(rest[need].to_numpy(dtype=float)), axis=1)]
+
+
 def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = None,
-             level: float | None = None, n_curve: int = 80, title: str | None = None, band: bool = True):
+             level: float | None = None, n_curve: int = 80, title: str | None = None, band: bool = True,
+             show_excluded: bool = True):
     """Data with the fitted curve and its interval band against the law's main input.
 
     One colour per group of the secondary input (see the module docstring). Laws with more than
@@ -211,6 +226,11 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
     groups = [(None, np.ones(len(df), dtype=bool))] if labels is None else [
         (g, np.asarray(labels == g)) for g in labels.categories if np.any(labels == g)]
     lvl = int(round(100 * (level or fit.level)))
+    excluded = _excluded_rows(fit, data, df) if show_excluded else None
+    if excluded is not None and len(excluded):
+        fig.add_trace(go.Scatter(x=excluded[x], y=excluded[law.target], mode="markers", name="not in the fit",
+                                 marker=dict(color="rgba(120,120,120,0.55)", size=6, symbol="circle-open"),
+                                 text=excluded["run"].astype(str).tolist() if "run" in excluded.columns else None))
     for i, (g, m) in enumerate(groups):
         color = _PALETTE[i % len(_PALETTE)]
         rows = df[m]
