@@ -37,7 +37,7 @@ BS = register(Law("_test_bs_opt", _bs, inputs=("D",), target="batch_tokens",
                   params=(Param("k", 0, 1e3), Param("e", 0, 2))), replace=True)
 ERR = register(Law("_test_err", _err, inputs=("loss",), target="err_avg", family="downstream",
                    params=(Param("eps", 0, 1), Param("k", 0, 10), Param("gamma", 0, 5))), replace=True)
-NOOPT = register(dataclasses.replace(get_law("chinchilla"), name="_test_chinchilla_numeric", optimum=None,
+NOOPT = register(dataclasses.replace(get_law("chinchilla"), name="_test_chinchilla_numeric", optimum=None, published={},
                                      optimum_args=()), replace=True)
 
 
