@@ -160,6 +160,17 @@ def _sigmoid_inverse(y, params):
         return params["l0"] - np.log(params["c"] / (np.asarray(y, dtype=float) - params["d"]) - 1.0) / params["gamma"]
 
 
+def _sigmoid_starts(X, y):
+    """Starts spread over the observed losses: both slope signs, midpoints at loss quantiles."""
+    L = np.asarray(next(iter(X.values())), dtype=float)
+    q = np.quantile(L, [0.1, 0.3, 0.5, 0.7, 0.9])
+    y = np.asarray(y, dtype=float)
+    lo = float(np.clip(np.min(y), -1.0, 1.0))
+    rows = [[c, g, l0, d] for c in (0.3, 0.6, 0.9) for g in (-20.0, -8.0, -3.0, -1.0, -0.3, 0.3, 1.0, 3.0, 8.0, 20.0)
+            for l0 in q for d in (0.0, lo)]
+    return np.array(rows)
+
+
 DOWNSTREAM_SIGMOID = register(Law(
     name="downstream_sigmoid",
     func=_sigmoid,
@@ -167,8 +178,8 @@ DOWNSTREAM_SIGMOID = register(Law(
     inputs=("loss",),
     params=(
         Param("c", 0.0, 2.0, (0.3, 0.6, 0.9), doc="height: the curve runs from d to c + d"),
-        Param("gamma", -100.0, 100.0, (-4.0, -1.0, 1.0, 4.0), doc="slope (> 0: error rises with loss; < 0: accuracy falls)"),
-        Param("l0", 0.0, 20.0, (2.5, 3.5, 5.0), doc="loss at the midpoint"),
+        Param("gamma", -1e3, 1e3, (-4.0, -1.0, 1.0, 4.0), doc="slope (> 0: error rises with loss; < 0: accuracy falls)"),
+        Param("l0", -1e3, 1e3, (2.5, 3.5, 5.0), doc="loss at the midpoint"),
         Param("d", -1.0, 1.0, (0.0, 0.2), doc="floor"),
     ),
     target=ERROR_TARGET,
@@ -181,6 +192,7 @@ DOWNSTREAM_SIGMOID = register(Law(
     inverse_of="loss",
     domain={"loss": (2.0, 5.0)},
     example={"c": 0.5, "gamma": 2.0, "l0": 3.2, "d": 0.3},
+    starts=_sigmoid_starts,
     default_objective="lsq",
     prepare=_prepare_error(ERROR_TARGET),
 ))
