@@ -182,24 +182,33 @@ MIXTURE = [
 # Data mixtures: RegMix
 
 Liu et al. (2024) train 512 tiny (1M-parameter) models on random mixtures of 17 Pile domains,
-regress the validation loss (Pile-CC) on the mixture weights, and rank unseen mixtures, also at
-60M and 1B parameters. Reproduced Spearman rho, linear / GBDT: 1M 90.21% / 98.92%,
-60M 89.33% / 98.49%, 1B 87.66% / 96.51%."""),
+regress the validation loss (here Pile-CC) on the mixture weights, and rank unseen mixtures, also
+for 60M and 1B models. Reproduced Spearman rho on unseen mixtures, linear / GBDT:
+1M 90.21% / 98.92%, 60M 89.33% / 98.49%, 1B 87.66% / 96.51%."""),
     ("code", SETUP + """
 from scalelaw.analysis import mixture"""),
     ("code", """\
-train = mixture.load_mixture("regmix-1m-train")
-print(train.shape)
-train.iloc[:3, :6]"""),
-    ("md", "## Fit the linear regression on the 1M runs, rank unseen mixtures at every scale"),
+train = mixture.load_mixture_table("regmix-1m-train")
+domains = mixture.domains_of(train)
+print(len(train), "runs,", len(domains), "domains")
+train[[f"mix_{d}" for d in domains[:6]] + ["loss_pile_cc"]].head(3)"""),
+    ("md", "## Fit on the 1M runs; rank unseen mixtures at 1M, 60M and 1B"),
     ("code", """\
-model = mixture.fit_mixture(train, model="linear")
-pd.DataFrame([{"test set": name, **mixture.evaluate(model, mixture.load_mixture(name))}
-              for name in ("regmix-1m-test", "regmix-60m-test", "regmix-1b-test")])"""),
-    ("md", "## The recommended mixture"),
+fits = {model: mixture.fit_mixture("regmix-1m-train", "loss_pile_cc", model=model, tests=mixture.TEST_SETS)
+        for model in ("linear", "gbdt")}
+pd.DataFrame([{"model": model, "test set": name, "spearman": f.metrics[name]["spearman"],
+               "RegMix (reproduced)": mixture.PUBLISHED_SPEARMAN[model][name]}
+              for model, f in fits.items() for name in mixture.TEST_SETS])"""),
+    ("code", """mixture.plot_predicted_vs_actual(fits["gbdt"], list(mixture.TEST_SETS))"""),
+    ("md", """\
+## The recommended mixture
+RegMix's rule: draw mixtures from Dirichlet(token shares), predict, average the best 128. The
+interval comes from refitting on bootstrap resamples of the 512 runs."""),
     ("code", """\
-best = mixture.recommend(model, train, n_samples=20000, top_k=128, seed=0)
-pd.Series(best["weights"]).sort_values(ascending=False).head(8)"""),
+rec = mixture.recommend(fits["linear"], samples=20000, top_k=128, seed=0, boot=20)
+print(f"predicted {rec['target']}: {rec['predicted']:.4g}  95% interval {rec['interval'][0]:.4g} - {rec['interval'][1]:.4g}")
+pd.Series(rec["mixture"]).sort_values(ascending=False).head(8)"""),
+    ("code", "mixture.plot_recommendation(rec)"),
 ]
 
 
