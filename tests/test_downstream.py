@@ -135,6 +135,9 @@ def test_chain_predict_columns_and_intervals(synthetic_fits):
     assert out["error_mean"].tolist() == pytest.approx(
         ef.law.evaluate({"loss": out["loss_mean"].to_numpy()}, ef.params).tolist())
     assert out["extrapolation"].max() > 1
+    # where a new run would land: wider than the curve interval, for both stages
+    assert np.all(out["loss_pred_lower"] < out["loss_lower"]) and np.all(out["loss_pred_upper"] > out["loss_upper"])
+    assert np.all(out["error_pred_lower"] < out["error_lower"]) and np.all(out["error_pred_upper"] > out["error_upper"])
 
 
 def test_chain_interval_carries_both_stages(synthetic_fits):

@@ -119,6 +119,7 @@ def load_runs(source=None) -> pd.DataFrame:
     source: None (the registered dataset ``gadre-overtrain`` via the shared loader, else the
     private reader), a path to exp_data / the mirror root, or a DataFrame already loaded.
     """
+    need = ["N", "D", "loss", "dataset"] + [f"err_{t}" for t in TASKS_17]
     if isinstance(source, pd.DataFrame):
         df = source.copy()
         df.attrs.update(source.attrs)
@@ -128,11 +129,12 @@ def load_runs(source=None) -> pd.DataFrame:
             try:
                 from ..io import load_table  # the shared loader, once it lands
                 df = load_table(DATASET)
-            except Exception:  # not there yet, or no network / mirror: read the files ourselves
+                if any(c not in df.columns for c in need):
+                    df = None
+            except Exception:  # not there yet, or no mirror: read the files ourselves
                 df = None
         if df is None:
             df = read_exp_data(source)
-    need = ["N", "D", "loss", "dataset"] + [f"err_{t}" for t in TASKS_17]
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ScalelawError(f"the Gadre run table lacks column(s) {', '.join(missing[:5])}; load it with "
@@ -257,6 +259,12 @@ def _paired_samples(loss_fit, err_fit, seed: int = 0):
     return sl, se
 
 
+def _scatter(draws: np.ndarray, fit, rng) -> np.ndarray:
+    sd = float(fit.diagnostics.get("residual_sd") or 0.0)
+    z = rng.standard_normal(draws.shape) * sd
+    return draws * np.exp(z) if fit.log_residuals else draws + z
+
+
 def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Predict (N, D) -> loss -> error with intervals from both stages.
 
@@ -264,7 +272,9 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
     of input columns (N and D, or N and M = D/N). Returns the inputs plus ``loss_mean``,
     ``loss_lower``, ``loss_upper``, ``error_mean``, ``error_lower``, ``error_upper`` (the
     error interval combines both fits' uncertainty: loss-fit sample i and error-fit sample i are
-    paired, the loss draws go through the error law), and ``extrapolation`` (largest factor by
+    paired, the loss draws go through the error law), ``loss_pred_lower/upper`` and
+    ``error_pred_lower/upper`` (where a new run would land: each stage's residual scatter added,
+    the loss scatter passed through the error law), and ``extrapolation`` (largest factor by
     which an input, or the predicted loss, lies beyond what the fits saw).
     """
     if not 0 < level < 1:
@@ -284,6 +294,8 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
     loss_mean = out["loss_mean"].to_numpy()
     err_mean = np.asarray(ef.law.evaluate({"loss": loss_mean}, ef.params), dtype=float) * np.ones(len(df))
     sl, se = _paired_samples(lf, ef, seed)
+    nan = np.full(len(df), np.nan)
+    llo = lhi = elo = ehi = plo = phi = qlo = qhi = nan
     if sl is not None:
         Pl = {n: sl[:, i][:, None] for i, n in enumerate(lf.law.param_names)}
         Pe = {n: se[:, i][:, None] for i, n in enumerate(ef.law.param_names)}
@@ -291,11 +303,18 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
         Ed = np.broadcast_to(np.asarray(ef.law.evaluate({"loss": Ld}, Pe), dtype=float), Ld.shape)
         llo, lhi = percentile_interval(Ld, level)
         elo, ehi = percentile_interval(Ed, level)
-    else:
-        llo = lhi = elo = ehi = np.full(len(df), np.nan)
+        # where a new run would land: add each stage's residual scatter (log or raw, as fitted),
+        # the loss scatter passing through the error law
+        rng = np.random.default_rng(seed + 2)
+        Ln = _scatter(Ld, lf, rng)
+        En = _scatter(np.asarray(ef.law.evaluate({"loss": Ln}, Pe), dtype=float) * np.ones_like(Ln), ef, rng)
+        plo, phi = percentile_interval(Ln, level)
+        qlo, qhi = percentile_interval(En, level)
     out["loss_lower"], out["loss_upper"] = llo, lhi
     out["error_mean"] = err_mean
     out["error_lower"], out["error_upper"] = elo, ehi
+    out["loss_pred_lower"], out["loss_pred_upper"] = plo, phi
+    out["error_pred_lower"], out["error_pred_upper"] = qlo, qhi
     ex = np.asarray(lp["extrapolation"], dtype=float)
     ee = ef.extrapolation(pd.DataFrame({"loss": loss_mean})).get("loss")
     out["extrapolation"] = np.maximum(ex, ee) if ee is not None else ex
