@@ -412,7 +412,8 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
         data = pd.DataFrame({"N": r["N"].to_numpy(float),
                              "D": np.where(np.isfinite(D), D, D_ref or 1.0), "baseline": baseline,
                              "score": r["score"].to_numpy(float)})
-        f, msgs = _fit_quiet(law, data, fixed=fixed, boot=boot, seed=seed, objective="lsq", n_jobs=1)
+        f, msgs = _fit_quiet(law, data, fixed=fixed, boot=boot, seed=seed, objective="lsq", n_jobs=1,
+                            polish_top=3)
         params = one_step_chain(f.params, baseline)
         samples = None
         if f.boot is not None:
