@@ -253,3 +253,31 @@ def test_published_names_resolve_by_role(lr_fit):
     mixed = plan(compute=1e22, loss_fit="epoch-2024", lr_fit=lr_fit)
     assert mixed["lr_lower"] < mixed["lr"] < mixed["lr_upper"] and mixed["N_lower"] is None
     assert any("treat it as exact" in w for w in mixed["warnings"])
+
+
+def test_optimum_with_further_arguments_and_kaplan_convention():
+    from scalelaw.law import all_laws
+
+    names = {l.name for l in all_laws()}
+    if not {"data_constrained", "kaplan_nd"} <= names:
+        pytest.skip("data_constrained / kaplan_nd laws not registered")
+    dc = get_law("data_constrained")
+    f = Fit(law=dc, params={k: float(v) for k, v in dc.published["muennighoff-2023"].items()}, free=dc.param_names)
+    with pytest.raises(ScalelawError, match="--at U="):
+        plan(compute=1e22, loss_fit=f)
+    r = plan(compute=1e22, loss_fit=f, at={"U": 1e11})
+    o = f.optimum(compute=1e22, U=1e11)
+    assert r["N"] == pytest.approx(o["N_opt"], rel=1e-9) and r["loss"] == pytest.approx(o["loss"], rel=1e-9)
+    k = plan(compute=1e21, loss_fit="kaplan-2020-nd", tokens_per_param=20)
+    assert any("N_nonembed" in w for w in k["warnings"])
+    assert k["N_lower"] == k["N"]            # a constrained split is exact
+
+
+def test_batch_law_on_the_loss(loss_fit):
+    """A batch law may read the predicted loss (Kaplan's critical batch B_crit(L))."""
+    crit = register(Law("_test_bcrit", lambda loss, B_star, a: B_star / loss ** (1 / a), inputs=("loss",),
+                        target="batch_tokens", params=(Param("B_star", 0, 1e12), Param("a", 0, 2))), replace=True)
+    bf = _fake_fit(crit, {"B_star": 2.1e8, "a": 0.21}, rel_sd=0.0, seed=5)
+    r = plan(compute=1e21, loss_fit=loss_fit, bs_fit=bf)
+    assert r["batch_tokens"] == pytest.approx(2.1e8 / r["loss"] ** (1 / 0.21), rel=1e-12)
+    assert r["batch_tokens_lower"] < r["batch_tokens"] < r["batch_tokens_upper"]   # from the loss draws

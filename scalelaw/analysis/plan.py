@@ -107,7 +107,9 @@ def _features(N, D, C, loss=None, extra: Mapping | None = None) -> dict:
     """Every quantity a law may take as input at a plan point."""
     with np.errstate(all="ignore"):
         M = np.asarray(D, dtype=float) / np.asarray(N, dtype=float)
-    out = {"N": N, "D": D, "C": C, "M": M, "tokens_per_param": M}
+    # N_nonembed: laws in Kaplan's convention take N without embeddings; a plan has one N, so
+    # such a law reads the plan's N as non-embedding parameters (the plan warns about it)
+    out = {"N": N, "D": D, "C": C, "M": M, "tokens_per_param": M, "N_nonembed": N}
     if loss is not None:
         out["loss"] = loss
     for k, v in (extra or {}).items():
@@ -146,11 +148,14 @@ def _point_arrays(fit: Fit) -> dict:
 
 
 def _uses_split(law) -> bool:
-    return any(c in ("N", "D", "M", "tokens_per_param") for c in law.inputs)
+    return any(c in ("N", "D", "M", "tokens_per_param", "N_nonembed") for c in law.inputs)
 
 
-def _has_closed_optimum(law) -> bool:
-    return law.optimum is not None and tuple(law.optimum_args) == ("compute",)
+def _has_closed_optimum(law, extra=None) -> bool:
+    """The law declares its own optimum for a budget (and any other argument it takes is given)."""
+    args = tuple(law.optimum_args)
+    return (law.optimum is not None and "compute" in args
+            and all(a == "compute" or a in (extra or {}) for a in args))
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,14 +178,22 @@ def _split(fit: Fit, P: dict, C: np.ndarray, mode: str, ratio=None, n_fixed=None
         elif not _uses_split(law):
             N = np.full(C.shape, np.nan)
             D = np.full(C.shape, np.nan)
-        elif _has_closed_optimum(law):
-            out = law.optimum(P, compute=C)
-            N = np.asarray(out["N_opt"], dtype=float) * np.ones(C.shape)
-            D = np.asarray(out["D_opt"], dtype=float) * np.ones(C.shape)
+        elif _has_closed_optimum(law, extra) and _closed_split(law, P, C, extra) is not None:
+            N, D = _closed_split(law, P, C, extra)
         else:
             N, D, edge = _numeric_split(fit, P, C, extra)
         loss = _evaluate(fit, _features(N, D, C, extra=extra), P) * np.ones(C.shape)
     return N, D, loss, edge
+
+
+def _closed_split(law, P: dict, C: np.ndarray, extra=None):
+    """(N, D) from the law's declared optimum, or None when it does not return N_opt and D_opt."""
+    kw = {a: (extra or {})[a] for a in law.optimum_args if a != "compute"}
+    out = law.optimum(P, compute=C, **kw)
+    if "N_opt" not in out or "D_opt" not in out:
+        return None
+    return (np.asarray(out["N_opt"], dtype=float) * np.ones(C.shape),
+            np.asarray(out["D_opt"], dtype=float) * np.ones(C.shape))
 
 
 def _numeric_split(fit: Fit, P: dict, C: np.ndarray, extra=None):
@@ -302,15 +315,15 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     extra = {k: _positive(v, f"--at {k}=") for k, v in dict(at or {}).items()}
 
     law = loss_fit.law
-    avail = {"N", "D", "C", "M", "tokens_per_param", *extra}
+    avail = {"N", "D", "C", "M", "tokens_per_param", "N_nonembed", *extra}
     _check_inputs(loss_fit, "loss", avail)
-    if "batch_tokens" in fits:
-        _check_inputs(fits["batch_tokens"], "--bs", avail)
+    if "batch_tokens" in fits:     # a batch law may also read the loss (critical batch B_crit(L))
+        _check_inputs(fits["batch_tokens"], "--bs", avail | {"loss"})
     if "lr" in fits:
         if "batch_tokens" in fits["lr"].law.inputs and "batch_tokens" not in fits:
             raise ScalelawError(f"the --lr fit's law {fits['lr'].law.name!r} takes the batch size; give a batch-size "
                                 "fit with --bs so the plan can feed it")
-        _check_inputs(fits["lr"], "--lr", avail | {"batch_tokens"})
+        _check_inputs(fits["lr"], "--lr", avail | {"batch_tokens", "loss"})
     if "error" in fits:
         _check_inputs(fits["error"], "--downstream", avail | {"loss"})
     if mode == "compute-optimal" and not _uses_split(law) and len(fits) > 1 and any(
@@ -393,9 +406,13 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     uncertain = {k for k, v in samples.items() if v is not None and len(v)}
     split_from = {"loss"} if (mode == "compute-optimal" or target_loss is not None) else set()
     feeds = {"C": {"loss"} if target_loss is not None else set(), "N": split_from, "D": split_from,
-             "tokens_per_param": split_from, "loss": {"loss"}, "batch_tokens": {"batch_tokens"} | split_from,
-             "lr": {"lr"} | split_from | ({"batch_tokens"} if "lr" in fits and "batch_tokens" in fits["lr"].law.inputs else set()),
-             "error": {"error", "loss"}}
+             "tokens_per_param": split_from, "loss": {"loss"}}
+    for key in ("batch_tokens", "lr", "error"):
+        if key in fits:
+            ins = set(fits[key].law.inputs)
+            feeds[key] = ({key} | (split_from if ins - {"loss", "batch_tokens"} else set())
+                          | ({"loss"} if "loss" in ins else set())
+                          | (feeds.get("batch_tokens", set()) if "batch_tokens" in ins else set()))
     if S:
         for k in fits:
             if k not in uncertain:
@@ -415,12 +432,11 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         v = float(values[key][0])
         out[key] = v if math.isfinite(v) else None
         lo = hi = None
-        if S and not (feeds[key] & uncertain):
-            exact = key == "C" and target_loss is None or (
-                key in ("N", "D", "tokens_per_param") and mode != "compute-optimal" and target_loss is None)
-            out[f"{key}_lower"], out[f"{key}_upper"] = (v, v) if exact and out[key] is not None else (None, None)
-            continue
-        if S:
+        exact = target_loss is None and (key == "C" or (key in ("N", "D", "tokens_per_param")
+                                                         and mode != "compute-optimal"))
+        if exact and out[key] is not None:
+            lo = hi = v
+        elif S and feeds[key] & uncertain:
             arr = np.asarray(dvals[key], dtype=float)
             if np.isfinite(arr).any():
                 a, b = percentile_interval(arr[np.isfinite(arr)], level)
@@ -429,8 +445,6 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
                     miss = float(np.mean(~np.isfinite(arr)))
                     if miss > (1 - level) / 2:
                         hi = math.inf
-        elif key == "C" and target_loss is None:
-            lo = hi = v
         out[f"{key}_lower"], out[f"{key}_upper"] = lo, hi
 
     # ---- extrapolation ---------------------------------------------------------------------
@@ -450,6 +464,10 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         if not f.input_ranges:
             warnings_.append(f"{key} fit ({f.law.name}) records no fitted range ({f.label or 'no data'}); "
                              "extrapolation cannot be judged")
+    kaplan = [f"{k} fit ({f.law.name})" for k, f in fits.items() if "N_nonembed" in f.law.inputs]
+    if kaplan:
+        warnings_.append(f"{', '.join(kaplan)} counts non-embedding parameters: the plan's N is read as N_nonembed "
+                         "there; mind the convention when mixing laws")
     if not S:
         warnings_.append("no fit carries parameter uncertainty (bootstrap or covariance); values have no intervals")
     out["extrapolation"] = ex
