@@ -356,7 +356,8 @@ def protocol_rows(df: pd.DataFrame, dataset: str = "rpj"):
                             f"{', '.join(sorted(df['dataset'].astype(str).unique()))}")
     loss_rows = pd.concat([_pick(d, n, 20) for n in N_SMALL] + [_pick(d, N_SMALL[0], 320)])
     err_rows = pd.concat([loss_rows, _pick(d, N_1B, 20)])
-    targets = pd.concat([_pick(d, N_1B, 640), _pick(d, N_7B, 20)])
+    # Gadre's targets: every run of 1.4B and up that no fit saw (rpj: 1.4B at M=640, 6.9B at M=20)
+    targets = d[(d["N"] >= 0.9 * N_1B) & ~d.index.isin(err_rows.index)].sort_values(["N", "M"])
     for x in (loss_rows, err_rows, targets):
         x.attrs.update(df.attrs)
     # the --where filters recorded in the fits must select exactly these runs
@@ -389,8 +390,9 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
     pred = chain_predict(lf, ef, targets[["N", "D"]], level=level, seed=seed)
     rows = []
     for (i, t), (_, p) in zip(targets.reset_index(drop=True).iterrows(), pred.iterrows()):
-        tag = "1b_m640" if np.isclose(t["N"], N_1B) else "7b_m20"
-        label = "1.4B, M=640" if tag == "1b_m640" else "6.9B, M=20"
+        size = "1.4B" if np.isclose(t["N"], N_1B) else ("6.9B" if np.isclose(t["N"], N_7B) else f"{t['N'] / 1e9:.2g}B")
+        tag = f"{ {'1.4B': '1b', '6.9B': '7b'}.get(size, size)}_m{t['M']:.0f}"
+        label = f"{size}, M={t['M']:.0f}"
         for kind, actual, mean, lo, hi in (("loss", t["loss"], p["loss_mean"], p["loss_lower"], p["loss_upper"]),
                                            ("error", t[error_column], p["error_mean"], p["error_lower"], p["error_upper"])):
             r = {"target": label, "quantity": kind, "N": float(t["N"]), "M": float(t["M"]),
