@@ -201,3 +201,19 @@ def test_cli_errors_exit_2(exp_dir, tmp_path):
     assert r.exit_code == 2 and "cutoff" in r.output
     r = _cli(["gadre", "reproduce", "--data", data, "--boot", "0", "--write-fits", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_protocol_on_other_training_sets(runs):
+    res = gadre.reproduce(runs, dataset="rw_original", boot=0)
+    assert [r["target"] for r in res["rows"]] == ["1.4B, M=320"] * 2 + ["6.9B, M=20"] * 2
+    assert all("published_rel_err" not in r for r in res["rows"])
+    assert res["published_params"] is None
+
+
+def test_cli_backtest_json(exp_dir):
+    r = _cli(["gadre", "backtest", "--data", str(exp_dir), "--dataset", "rpj", "--cutoff", "3e20",
+              "--objective", "lsq", "--no-direct", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {s["quantity"] for s in d["summary"]} == {"loss", "error (chained)"}
+    assert len(d["splits"]) == 2
