@@ -1,0 +1,258 @@
+"""Loaders: every run-log format -> the canonical run table (:mod:`scalelaw.schema`).
+
+``load_table(source)`` takes a file, a folder, a DataFrame or a registered dataset name
+(:mod:`scalelaw.datasets`) and dispatches by extension and content sniffing:
+
+- CSV / TSV / Parquet / JSON / JSONL tables (columns by alias, see ``scalelaw.schema.ALIASES``);
+- W&B API history exports (``_step`` + metric keys; ``config.json`` / ``summary.json`` beside them)
+  and W&B UI panel exports (``Step``, ``<run> - <metric>``);
+- TensorBoard event files (``*tfevents*``), HF Trainer ``trainer_state.json``;
+- open_lm / mlfoundations run-JSON folders (``models/`` + ``evals/``);
+- Megatron-LM and nanoGPT text logs;
+- RegMix mixture/loss CSVs (via :func:`scalelaw.io.regmix.load_pair`), ObsScaling and Step Law CSVs.
+
+Per-step logs reduce to one row per run with ``reduce="final" | "smooth" | "min"``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..schema import normalize, validate
+
+__all__ = ["load_table", "read_raw", "reduce_runs", "detect_format", "FORMATS", "REDUCERS"]
+
+REDUCERS = ("final", "smooth", "min")
+FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "wandb-history", "wandb-panel", "tensorboard",
+           "hf-trainer", "openlm", "megatron", "nanogpt", "obsscaling", "steplaw", "regmix")
+
+
+# ---- reduce ---------------------------------------------------------------------------------------
+def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema: float = 0.9,
+                window: int | None = None, source: str | None = None) -> pd.DataFrame:
+    """One row per run from a per-step table (columns ``run``, ``step``, ``loss``).
+
+    how: ``"final"`` the last step with a loss; ``"min"`` the step with the lowest loss;
+    ``"smooth"`` the last step, its loss replaced by a smoothed value: the mean of the last
+    ``window`` losses when ``window`` is given, else a debiased EMA with history weight ``ema``
+    (TensorBoard's smoothing; 0 = no smoothing). Rows with ``step < warmup`` are dropped first.
+    Other columns come from the chosen row, gaps filled forward within the run. The raw loss of
+    that row is kept as ``loss_raw`` when smoothing.
+    """
+    source = source or df.attrs.get("source") or "<table>"
+    if how not in REDUCERS:
+        raise ScalelawError(f"--reduce must be one of {', '.join(REDUCERS)}; got {how!r}")
+    if not 0 <= ema < 1:
+        raise ScalelawError(f"the EMA weight must be in [0, 1); got {ema!r}")
+    if window is not None and (int(window) != window or window < 1):
+        raise ScalelawError(f"the smoothing window must be a positive whole number of steps; got {window!r}")
+    for col in ("step", "loss"):
+        if col not in df.columns:
+            raise ScalelawError(f"{source}: cannot reduce per run without a {col!r} column; "
+                                f"columns are: {', '.join(map(str, df.columns[:25]))}; name it with --map {col}=<col>")
+    attrs = dict(df.attrs)
+    d = df.copy()
+    if "run" not in d.columns:
+        d["run"] = Path(str(source)).stem or "run"
+    d = d[d["step"].notna()]
+    if warmup:
+        d = d[d["step"] >= float(warmup)]
+    d = d.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
+    others = [c for c in d.columns if c not in ("run", "loss")]
+    if others:
+        d[others] = d.groupby("run", sort=False)[others].ffill()
+    d = d[d["loss"].notna()]
+    if len(d) == 0:
+        raise ScalelawError(f"{source}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
+    g = d.groupby("run", sort=True)
+    if how == "min":
+        out = d.loc[g["loss"].idxmin()]
+    else:
+        out = g.tail(1).set_index("run", drop=False).sort_index()
+        if how == "smooth":
+            raw = out["loss"].to_numpy()
+            if window:
+                sm = g["loss"].apply(lambda s: s.tail(int(window)).mean())
+            else:
+                sm = _ema_final(d, ema)
+            out["loss_raw"] = raw
+            out["loss"] = sm.reindex(out.index).to_numpy()
+    out = out.reset_index(drop=True)
+    out.attrs.update(attrs)
+    out.attrs["reduce"] = {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+    return out
+
+
+def _ema_final(d: pd.DataFrame, w: float) -> pd.Series:
+    """Debiased EMA's last value per run (d sorted by run, step): sum (1-w) w^(n-1-k) x_k / (1-w^n)."""
+    if w == 0:
+        return d.groupby("run", sort=True)["loss"].last()
+    n = d.groupby("run", sort=False)["loss"].transform("size").to_numpy()
+    k = d.groupby("run", sort=False).cumcount().to_numpy()
+    wt = (1 - w) * np.power(w, (n - 1 - k).astype(float))
+    num = pd.Series(wt * d["loss"].to_numpy(), index=d.index).groupby(d["run"]).sum()
+    sizes = d.groupby("run")["loss"].size().astype(float)
+    return num / (1 - np.power(w, sizes))
+
+
+# ---- dispatch -------------------------------------------------------------------------------------
+def detect_format(path: Path) -> str:
+    """Format name of a file or folder by extension and a look at its content."""
+    from . import tabular
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / "models").is_dir() and any((p / "models").glob("*.json")):
+            return "openlm"
+        if (p / "exp_data" / "models").is_dir():
+            return "openlm"
+        return "folder"
+    name = p.name.lower()
+    if "tfevents" in name:
+        return "tensorboard"
+    if name == "trainer_state.json":
+        return "hf-trainer"
+    suf = p.suffix.lower()
+    if suf in (".parquet", ".pq"):
+        return "parquet"
+    if suf in (".log", ".txt", ".out", ".err"):
+        from .textlogs import sniff_text
+
+        return sniff_text(p)
+    if suf == ".jsonl" or suf == ".ndjson":
+        return "jsonl"
+    if suf == ".json":
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(4096).lstrip()
+        except OSError as exc:
+            raise ScalelawError(f"cannot read {p}: {exc.strerror}") from None
+        if b'"log_history"' in head or b"log_history" in _read_all(p, 1 << 16):
+            return "hf-trainer"
+        if head.startswith(b"{") and b'"hyperparameters"' in _read_all(p, 1 << 16):
+            return "openlm"
+        return "json"
+    if suf in (".csv", ".tsv", ".gz") or suf == "":
+        return tabular.sniff_csv(p)
+    raise ScalelawError(f"{p}: unknown file type {suf!r}; give CSV, Parquet, JSONL, a TensorBoard event file, "
+                        "trainer_state.json, a Megatron/nanoGPT .log, or pass fmt=")
+
+
+def _read_all(p: Path, n: int) -> bytes:
+    with open(p, "rb") as fh:
+        return fh.read(n)
+
+
+def read_raw(path, fmt: str | None = None, **opts) -> pd.DataFrame:
+    """Read one file or folder into a (not yet validated) table with source-specific columns mapped."""
+    from . import hf, openlm, regmix, tabular, tensorboard, textlogs, wandb
+
+    p = Path(path)
+    if not p.exists():
+        raise ScalelawError(f"{p} does not exist; give a file, a folder or a dataset name "
+                            "(see `scalelaw data list`)")
+    fmt = fmt or detect_format(p)
+    readers = {
+        "csv": tabular.read_csv, "tsv": tabular.read_csv, "parquet": tabular.read_parquet,
+        "jsonl": tabular.read_jsonl, "json": tabular.read_json,
+        "wandb-history": wandb.read_history, "wandb-panel": wandb.read_panel,
+        "tensorboard": tensorboard.read_events, "hf-trainer": hf.read_trainer_state,
+        "openlm": openlm.read_exp_data, "megatron": textlogs.read_megatron, "nanogpt": textlogs.read_nanogpt,
+        "obsscaling": tabular.read_obsscaling, "steplaw": tabular.read_steplaw,
+        "regmix": regmix.read_single, "folder": read_folder,
+    }
+    if fmt not in readers:
+        raise ScalelawError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    df = readers[fmt](p, **{k: v for k, v in opts.items() if k in _accepts(readers[fmt])})
+    df.attrs.setdefault("source", str(p))
+    df.attrs["format"] = fmt
+    return df
+
+
+def _accepts(fn) -> set:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
+
+
+def read_folder(path: Path) -> pd.DataFrame:
+    """Every log file under a folder, concatenated; run ids from each file's folder or name."""
+    from .tabular import sniff_csv
+
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    parts = []
+    claimed: set[Path] = set()
+    for f in files:
+        if f in claimed:
+            continue
+        name = f.name.lower()
+        if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml"):
+            continue
+        try:
+            fmt = detect_format(f)
+        except ScalelawError:
+            continue
+        if fmt in ("json",) and f.parent != p:
+            continue
+        if fmt == "regmix":
+            continue
+        df = read_raw(f, fmt)
+        if "run" not in df.columns:
+            rel = f.parent.relative_to(p)
+            df["run"] = str(rel) if str(rel) != "." else f.stem
+        parts.append(df)
+    _ = sniff_csv
+    if not parts:
+        raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
+                            "trainer_state.json, .log) in this folder")
+    df = pd.concat(parts, ignore_index=True, sort=False)
+    df.attrs["source"] = str(p)
+    return df
+
+
+def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, reduce: str | None = None,
+               fmt: str | None = None, warmup: float = 0, ema: float = 0.9, window: int | None = None,
+               required=(), **opts) -> pd.DataFrame:
+    """A validated run table from a path (file or folder), a DataFrame or a dataset name.
+
+    mapping: {canonical: column}; units: {column: factor or unit name} or ["N=B", ...];
+    reduce: None (keep every row), "final", "smooth" or "min" (one row per run, see
+    :func:`reduce_runs`; ``warmup``, ``ema``, ``window`` tune it); fmt: force a format (see
+    ``FORMATS``); required: columns that must be present without NaN. Extra keyword options go
+    to the format's reader (e.g. ``seq_len=`` for Megatron logs).
+    """
+    if isinstance(source, pd.DataFrame):
+        df, name = source, str(source.attrs.get("source") or "<DataFrame>")
+    else:
+        s = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+        name = s
+        if not Path(s).exists():
+            from .. import datasets
+
+            if s in datasets.names():
+                df = datasets.load(s)
+            else:
+                raise ScalelawError(
+                    f"{s} is neither an existing file or folder nor a registered dataset; check the path, "
+                    "or see `scalelaw data list` for dataset names")
+        else:
+            fast = None
+            if reduce and fmt in (None, "csv", "wandb-history"):
+                from .tabular import try_stream_reduce
+
+                fast = try_stream_reduce(Path(s), reduce, mapping=mapping, units=units, warmup=warmup,
+                                         ema=ema, window=window)
+            if fast is not None:
+                return validate(fast, required=required, source=name)
+            df = read_raw(s, fmt, **opts)
+    df = normalize(df, mapping=mapping, units=units, source=name)
+    if reduce:
+        df = reduce_runs(df, reduce, warmup=warmup, ema=ema, window=window, source=name)
+    validate(df, required=required, source=name)
+    return df

@@ -1,0 +1,132 @@
+"""open_lm run JSON folders, as released with Gadre et al. 2024 (mlfoundations/scaling ``exp_data``).
+
+Layout: ``models/<run>.json`` (``hyperparameters`` + ``results``: one validation loss per set),
+``evals/evaluation_<run>_heavy.json`` (``eval_metrics.icl``: per-task accuracy) and
+``eval_metadata.csv`` (each task's random baseline, in percent).
+
+Columns: ``run``, ``N`` (``params``, embeddings included, as Gadre et al. count), ``N_nonembed``
+(``params_no_embed``), ``D`` (``tokens``), ``M`` = D/N, ``lr``, ``batch_tokens`` (``global_bs``
+x 2048-token sequences), ``seq_len``, ``dataset`` (rpj, c4_original, rw_original), ``model``
+(open_lm config), ``hp_*`` (warmup, wd, cd, z_loss, chinchilla_multiplier, ...), one
+``loss_<set>`` per validation set (``loss_c4_val``, ``loss_openlm``, ``loss_paloma_c4_en``,
+``loss_paloma_ptb``, ``loss_val_de_en_100``, ...), ``loss`` = ``loss_c4_val`` (the C4 validation loss, the
+target of their loss law), and ``err_<task>`` = 1 - accuracy per downstream task. Random
+baselines (fractions) are in ``df.attrs["random_baseline"]`` and from :func:`random_baselines`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ScalelawError
+
+SEQ_LEN = 2048
+TARGET = "c4_val"
+
+
+def find_exp_data(p: Path) -> Path:
+    p = Path(p)
+    for c in (p, p / "exp_data"):
+        if (c / "models").is_dir():
+            return c
+    raise ScalelawError(f"{p}: not an open_lm exp_data folder (needs a models/ subfolder of run JSON files)")
+
+
+def val_name(path: str) -> str:
+    """Validation-set name from its shard path: the folder name (file stem for ``de-en``)."""
+    parts = str(path).split("/")
+    name = parts[-1].split(".")[0] if "de-en" in str(path) or len(parts) < 2 else parts[-2]
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def _load(p: Path) -> dict:
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); re-download the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ScalelawError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def random_baselines(path) -> dict[str, float]:
+    """{task: random-guess accuracy as a fraction} from ``eval_metadata.csv`` (file or exp_data folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = find_exp_data(p) / "eval_metadata.csv"
+    if not p.is_file():
+        return {}
+    try:
+        meta = pd.read_csv(p)
+    except Exception as exc:
+        raise ScalelawError(f"{p}: cannot read eval metadata ({exc}); re-download it") from None
+    if not {"Eval Task", "Random baseline"} <= set(meta.columns):
+        raise ScalelawError(f"{p}: eval metadata needs columns 'Eval Task' and 'Random baseline'")
+    base = pd.to_numeric(meta["Random baseline"], errors="coerce") / 100.0
+    return {str(t): float(b) for t, b in zip(meta["Eval Task"], base) if pd.notna(b)}
+
+
+def read_run(f: Path) -> dict:
+    """One ``models/<run>.json`` as a row (without downstream errors)."""
+    m = _load(f)
+    hp = m.get("hyperparameters")
+    if not isinstance(hp, dict):
+        raise ScalelawError(f"{f}: no 'hyperparameters' object; is this an open_lm run JSON?")
+    for k in ("params", "tokens"):
+        if k not in hp:
+            raise ScalelawError(f"{f}: hyperparameters lack {k!r}; the run JSON is incomplete")
+    try:
+        row = {"run": str(m.get("name") or f.stem), "N": float(hp["params"]),
+               "N_nonembed": float(hp["params_no_embed"]) if "params_no_embed" in hp else float("nan"),
+               "D": float(hp["tokens"]), "lr": float(hp["lr"]) if "lr" in hp else float("nan"),
+               "batch_tokens": float(hp["global_bs"]) * SEQ_LEN if "global_bs" in hp else float("nan"),
+               "seq_len": float(SEQ_LEN), "dataset": str(m.get("dataset_name", "")),
+               "model": str(hp.get("model", "")).split("/")[-1].rsplit(".", 1)[0]}
+    except (TypeError, ValueError) as exc:
+        raise ScalelawError(f"{f}: a hyperparameter is not a number ({exc}); fix the run JSON") from None
+    row["M"] = row["D"] / row["N"] if row["N"] else float("nan")
+    for k, v in hp.items():
+        if k in ("params", "params_no_embed", "tokens", "lr", "global_bs", "model", "fsdp_flags"):
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            row[f"hp_{k}"] = float(v)
+        elif isinstance(v, (bool, str)):
+            row[f"hp_{k}"] = v
+    for r in m.get("results") or []:
+        if not isinstance(r, dict) or "loss" not in r or not r.get("val_data"):
+            continue
+        name = val_name(r["val_data"][0])
+        row[f"loss_{name}"] = float(r["loss"])
+    if f"loss_{TARGET}" in row:
+        row["loss"] = row[f"loss_{TARGET}"]
+    return row
+
+
+def read_exp_data(path) -> pd.DataFrame:
+    """Every run of an exp_data folder, one row each, with ``err_<task>`` joined from ``evals/``."""
+    d = find_exp_data(Path(path))
+    files = sorted((d / "models").glob("*.json"))
+    if not files:
+        raise ScalelawError(f"{d / 'models'}: no run JSON files")
+    rows = []
+    for f in files:
+        row = read_run(f)
+        ev = d / "evals" / f"evaluation_{f.stem}_heavy.json"
+        if ev.is_file():
+            icl = (_load(ev).get("eval_metrics") or {}).get("icl") or {}
+            for task, acc in icl.items():
+                if isinstance(acc, (int, float)) and not isinstance(acc, bool):
+                    row[f"err_{task}"] = 1.0 - float(acc)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    lead = ["run", "N", "N_nonembed", "D", "M", "lr", "batch_tokens", "seq_len", "loss", "dataset", "model"]
+    df = df[[c for c in lead if c in df.columns] + [c for c in df.columns if c not in lead]]
+    df.attrs.update({"source": str(d), "loss_column": f"loss_{TARGET}", "validation": TARGET,
+                     "random_baseline": random_baselines(d / "eval_metadata.csv"),
+                     "N_convention": "all parameters (params); N_nonembed = params_no_embed"})
+    return df

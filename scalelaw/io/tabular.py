@@ -1,0 +1,344 @@
+"""Plain tables (CSV/TSV, Parquet, JSON, JSONL), the ObsScaling and Step Law CSVs, and a streaming
+reducer that turns a large per-step CSV into one row per run without holding it in memory."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..schema import normalize
+
+STEPLAW_SEQ_LEN = 2048
+
+
+# ---- sniffing --------------------------------------------------------------------------------------
+def csv_header(p: Path) -> list[str]:
+    """The header row of a CSV/TSV file."""
+    try:
+        with open(p, "r", encoding="utf-8", errors="replace", newline="") as fh:
+            first = fh.readline()
+    except OSError as exc:
+        raise ScalelawError(f"cannot read {p}: {exc.strerror}") from None
+    if not first.strip():
+        raise ScalelawError(f"{p}: the file is empty (no header row); check the export")
+    sep = "\t" if p.suffix.lower() == ".tsv" or ("\t" in first and "," not in first) else ","
+    return next(csv.reader([first], delimiter=sep))
+
+
+def sniff_csv(p: Path) -> str:
+    """Which CSV flavour: wandb-history, wandb-panel, regmix, obsscaling, steplaw or plain csv."""
+    if p.suffix.lower() == ".gz":
+        return "csv"
+    cols = csv_header(p)
+    s = set(cols)
+    if "index" in s and (any(c.startswith("train_the_pile_") for c in cols)
+                         or any(c.startswith("metric/the_pile_") for c in cols)):
+        return "regmix"
+    if "Model Size (B)" in s:
+        return "obsscaling"
+    if "smooth loss" in s and "bs" in s:
+        return "steplaw"
+    if "_step" in s:
+        return "wandb-history"
+    if "Step" in s and any(" - " in c for c in cols):
+        return "wandb-panel"
+    return "tsv" if p.suffix.lower() == ".tsv" else "csv"
+
+
+# ---- readers -------------------------------------------------------------------------------------
+def _line_of(msg: str) -> str:
+    m = re.search(r"line (\d+)", msg)
+    return f" line {m.group(1)}" if m else ""
+
+
+def read_csv(p: Path, sep: str | None = None) -> pd.DataFrame:
+    """A CSV or TSV file as a table (no column mapping yet)."""
+    p = Path(p)
+    if sep is None:
+        sep = "\t" if p.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(p, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise ScalelawError(f"{p}: the file is empty; check the export") from None
+    except pd.errors.ParserError as exc:
+        raise ScalelawError(f"{p}{_line_of(str(exc))}: malformed CSV ({str(exc).strip().splitlines()[-1]}); "
+                            "fix that line or re-export the file") from None
+    except UnicodeDecodeError as exc:
+        raise ScalelawError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    df.attrs["source"] = str(p)
+    return df
+
+
+def read_parquet(p: Path) -> pd.DataFrame:
+    """A Parquet file as a table (attrs written by scalelaw are restored)."""
+    try:
+        df = pd.read_parquet(p)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise ScalelawError(f"{p}: cannot read as Parquet ({type(exc).__name__}: {str(exc)[:200]}); "
+                            "check the file is a complete Parquet file") from None
+    df.attrs.setdefault("source", str(p))
+    return df
+
+
+def read_jsonl(p: Path) -> pd.DataFrame:
+    """One JSON object per line; a malformed line raises naming its number."""
+    from .wandb import read_history
+
+    rows = []
+    try:
+        fh = open(p, "r", encoding="utf-8")
+    except OSError as exc:
+        raise ScalelawError(f"cannot read {p}: {exc.strerror}") from None
+    with fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ScalelawError(f"{p} line {i}: not valid JSON ({exc}); fix or delete that line") from None
+            if not isinstance(obj, dict):
+                raise ScalelawError(f"{p} line {i}: expected a JSON object per line, got {type(obj).__name__}")
+            rows.append(obj)
+    if rows and "_step" in rows[0]:
+        return read_history(p, rows=rows)
+    df = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
+    df.attrs["source"] = str(p)
+    return df
+
+
+def read_json(p: Path) -> pd.DataFrame:
+    """A JSON table: a list of records, or an object of columns."""
+    try:
+        obj = json.loads(Path(p).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    try:
+        if isinstance(obj, list):
+            if not all(isinstance(r, dict) for r in obj):
+                raise ValueError("a list of objects is needed")
+            df = pd.json_normalize(obj, sep="/") if obj else pd.DataFrame()
+        elif isinstance(obj, dict) and obj and all(isinstance(v, list) for v in obj.values()):
+            df = pd.DataFrame(obj)
+        else:
+            raise ValueError("neither a list of records nor an object of equal-length columns")
+    except ValueError as exc:
+        raise ScalelawError(f"{p}: JSON is not a table ({exc}); give a list of run objects") from None
+    df.attrs["source"] = str(p)
+    return df
+
+
+def _bench_name(col: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", col.lower()).strip("_")
+
+
+def read_obsscaling(p: Path) -> pd.DataFrame:
+    """ObsScaling's model table: ``model``, ``family``, N = Model Size (B)*1e9,
+    D = Pretraining Data Size (T)*1e12, C = FLOPs (1E21)*1e21, ``score_<benchmark>`` columns."""
+    raw = read_csv(p)
+    out = pd.DataFrame({"run": raw["Model"].astype(str), "model": raw["Model"].astype(str)})
+    if "Model Family" in raw:
+        out["family"] = raw["Model Family"].astype(str)
+    size_cols = {"Model Size (B)": ("N", 1e9), "Pretraining Data Size (T)": ("D", 1e12), "FLOPs (1E21)": ("C", 1e21)}
+    units = {}
+    for col, (canon, f) in size_cols.items():
+        if col in raw:
+            out[canon] = pd.to_numeric(raw[col], errors="coerce") * f
+            units[canon] = f
+    for col in raw.columns:
+        if col in size_cols or col in ("Model", "Model Family"):
+            continue
+        vals = pd.to_numeric(raw[col], errors="coerce")
+        out[f"score_{_bench_name(col)}"] = vals
+    out.attrs.update({"source": str(p), "units": units, "C_convention": "given"})
+    return out
+
+
+def read_steplaw(p: Path) -> pd.DataFrame:
+    """Step Law's sweep CSVs: N (non-embedding) -> ``N`` and ``N_nonembed``; ``bs`` sequences of
+    2048 -> ``batch_tokens``; ``loss``, ``smooth_loss``; ``Na`` -> ``N_active``; other columns
+    as ``hp_<name>``."""
+    raw = read_csv(p)
+    need = {"N", "D", "lr", "bs", "loss", "smooth loss"}
+    if not need <= set(raw.columns):
+        raise ScalelawError(f"{p}: not a Step Law sweep CSV; needs columns {', '.join(sorted(need))}")
+    seq = pd.to_numeric(raw["seq_len"], errors="coerce") if "seq_len" in raw else float(STEPLAW_SEQ_LEN)
+    out = pd.DataFrame({
+        "N": raw["N"], "N_nonembed": raw["N"], "D": raw["D"], "lr": raw["lr"],
+        "batch_tokens": pd.to_numeric(raw["bs"], errors="coerce") * STEPLAW_SEQ_LEN, "seq_len": seq,
+        "loss": raw["loss"], "smooth_loss": raw["smooth loss"],
+    })
+    if "Na" in raw:
+        out["N_active"] = raw["Na"]
+    if "exp_name" in raw:
+        out.insert(0, "run", raw["exp_name"].astype(str))
+    for col in raw.columns:
+        if col not in ("N", "D", "lr", "loss", "smooth loss", "Na", "exp_name", "seq_len"):
+            out[f"hp_{_bench_name(col)}"] = raw[col]
+    out.attrs.update({"source": str(p), "N_convention": "non-embedding (Step Law's N)",
+                      "batch_convention": f"bs sequences x {STEPLAW_SEQ_LEN} tokens"})
+    return out
+
+
+# ---- streaming per-run reduction -------------------------------------------------------------------
+def try_stream_reduce(p: Path, how: str, *, mapping=None, units=None, warmup: float = 0, ema: float = 0.9,
+                      window: int | None = None, min_bytes: int = 32 << 20,
+                      block_size: int = 16 << 20) -> pd.DataFrame | None:
+    """Reduce a large long-format CSV (``run``, ``step``, ``loss``, ...) to one row per run in
+    batches with pyarrow; None when the file is small, not such a CSV, or a run's steps are out of
+    order (then the in-memory path handles it). Same results as ``reduce_runs`` except that gaps
+    in other columns are not filled forward."""
+    from . import REDUCERS
+
+    p = Path(p)
+    if how not in REDUCERS or not p.is_file() or p.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    if p.stat().st_size < min_bytes:
+        return None
+    if sniff_csv(p) not in ("csv", "tsv", "wandb-history"):
+        return None
+    header = csv_header(p)
+    if len(set(header)) != len(header):
+        return None
+    probe = normalize(pd.DataFrame({c: pd.Series([], dtype="float64") for c in header}), mapping=mapping,
+                      source=str(p))
+    names = dict(zip(header, probe.columns[: len(header)]))
+    inv = {v: k for k, v in names.items()}
+    if not {"step", "loss"} <= set(inv) or "run" not in inv:
+        return None
+    try:
+        return _stream_reduce(p, how, inv["run"], inv["step"], inv["loss"], header, warmup, ema, window,
+                              block_size, mapping, units)
+    except _Unsorted:
+        return None
+
+
+class _Unsorted(Exception):
+    pass
+
+
+def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, window, block_size, mapping, units):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    sep = "\t" if p.suffix.lower() == ".tsv" else ","
+    ropts = pacsv.ReadOptions(block_size=block_size, use_threads=True)
+    popts = pacsv.ParseOptions(delimiter=sep)
+
+    def open_(include, types):
+        return pacsv.open_csv(p, read_options=ropts, parse_options=popts,
+                              convert_options=pacsv.ConvertOptions(include_columns=include, column_types=types))
+
+    # probe types on the first block: numeric columns are kept, text columns other than run dropped
+    try:
+        first = open_(header, {run_col: pa.string()}).read_next_batch()
+    except (pa.ArrowInvalid, StopIteration) as exc:
+        raise ScalelawError(f"{p}: cannot parse as CSV ({str(exc)[:200]}); fix the file") from None
+    num_cols = [c for c in header if c != run_col and (pa.types.is_integer(first.schema.field(c).type)
+                or pa.types.is_floating(first.schema.field(c).type) or pa.types.is_null(first.schema.field(c).type))]
+    if step_col not in num_cols or loss_col not in num_cols:
+        return None
+    types = {c: pa.float64() for c in num_cols}
+    types[run_col] = pa.dictionary(pa.int32(), pa.string())
+    reader = open_([run_col] + num_cols, types)
+    i_step, i_loss = num_cols.index(step_col), num_cols.index(loss_col)
+    ids: dict[str, int] = {}
+    last_step: list[float] = []
+    final: list = []
+    best: list = []
+    ema_s: list[float] = []
+    cnt: list[int] = []
+    tail: list = []
+    w = float(ema)
+    rows_seen = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:
+            raise ScalelawError(f"{p}: a value near row {rows_seen + 1} is not a number ({str(exc)[:160]}); "
+                                "fix the file") from None
+        n = batch.num_rows
+        rows_seen += n
+        if n == 0:
+            continue
+        rc = batch.column(0)
+        if rc.null_count:
+            raise ScalelawError(f"{p}: empty run id in column {run_col!r} near row {rows_seen - n + 1}; fill it in")
+        gmap = np.fromiter((ids.setdefault(v, len(ids)) for v in rc.dictionary.to_pylist()), dtype=np.int64)
+        gid = gmap[rc.indices.to_numpy(zero_copy_only=False)]
+        V = np.column_stack([batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(len(num_cols))])
+        step, loss = V[:, i_step], V[:, i_loss]
+        keep = ~np.isnan(loss) & ~np.isnan(step)
+        if warmup:
+            keep &= step >= warmup
+        if not keep.all():
+            gid, V = gid[keep], V[keep]
+            step, loss = V[:, i_step], V[:, i_loss]
+        if len(gid) == 0:
+            continue
+        while len(final) < len(ids):
+            last_step.append(-np.inf); final.append(None); best.append(None); ema_s.append(0.0); cnt.append(0)
+            tail.append(np.empty(0))
+        brk = np.flatnonzero(gid[1:] != gid[:-1]) + 1
+        same = np.ones(len(gid) - 1, bool)
+        same[brk - 1] = False
+        if (np.diff(step)[same] < 0).any():
+            raise _Unsorted
+        starts = np.r_[0, brk]
+        ends = np.r_[brk, len(gid)]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            g = int(gid[a])
+            if step[a] < last_step[g]:
+                raise _Unsorted
+            last_step[g] = step[b - 1]
+            final[g] = V[b - 1]
+            x = loss[a:b]
+            if how == "min":
+                j = int(np.argmin(x))
+                if best[g] is None or x[j] < best[g][i_loss]:
+                    best[g] = V[a + j]
+            elif how == "smooth":
+                if window:
+                    tail[g] = np.concatenate([tail[g], x[-int(window):]])[-int(window):]
+                elif w == 0:
+                    ema_s[g] = float(x[-1])
+                else:
+                    m = b - a
+                    ema_s[g] = ema_s[g] * w ** m + (1 - w) * float(np.dot(np.power(w, np.arange(m - 1, -1, -1.0)), x))
+                cnt[g] += b - a
+    names = list(ids)
+    rows = [i for i in range(len(names)) if i < len(final) and final[i] is not None]
+    if not rows:
+        raise ScalelawError(f"{p}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
+    pick = best if how == "min" else final
+    M = np.vstack([pick[i] for i in rows])
+    out = pd.DataFrame(M, columns=num_cols)
+    out.insert(0, run_col, [names[i] for i in rows])
+    if how == "smooth":
+        out["loss_raw"] = out[loss_col].to_numpy()
+        if window:
+            sm = [float(np.mean(tail[i])) for i in rows]
+        elif w == 0:
+            sm = [ema_s[i] for i in rows]
+        else:
+            sm = [ema_s[i] / (1 - w ** cnt[i]) for i in rows]
+        out[loss_col] = sm
+    out = out.sort_values(run_col, kind="stable").reset_index(drop=True)
+    out.attrs["source"] = str(p)
+    out = normalize(out, mapping=mapping, units=units, source=str(p))
+    out.attrs["reduce"] = {"how": how, "warmup": warmup,
+                           **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+    out.attrs["format"] = "csv-stream"
+    return out
+

@@ -1,0 +1,129 @@
+"""Weights & Biases exports: API history (``_step`` + metric keys, with ``config.json`` /
+``summary.json`` beside it) and the UI panel CSV (``Step``, ``<run> - <metric>``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..schema import ALIASES, _key
+
+#: canonical columns a run's config or summary may supply (constant over the run)
+_RUN_CONSTANTS = ("N", "N_nonembed", "D", "C", "batch_tokens", "seq_len", "lr")
+
+
+def _read_json_obj(p: Path) -> dict:
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); fix or remove the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ScalelawError(f"{p}: expected a JSON object of run settings, got {type(obj).__name__}")
+    return obj
+
+
+def _flat_config(cfg: dict) -> dict:
+    """W&B config as {key: scalar}; unwraps {"value": v, "desc": ...} entries, skips ``_wandb``."""
+    out = {}
+    for k, v in cfg.items():
+        if str(k).startswith("_"):
+            continue
+        if isinstance(v, dict) and "value" in v:
+            v = v["value"]
+        if isinstance(v, dict):
+            for k2, v2 in _flat_config(v).items():
+                out[f"{k}.{k2}"] = v2
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[str(k)] = v
+    return out
+
+
+def _sidecar(p: Path, kind: str) -> Path | None:
+    for c in (p.parent / f"{p.stem}_{kind}.json", p.parent / f"{p.stem}.{kind}.json", p.parent / f"{kind}.json",
+              p.parent / ("wandb-summary.json" if kind == "summary" else "_")):
+        if c.is_file():
+            return c
+    return None
+
+
+def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
+    """A W&B history export (CSV or JSONL with ``_step``): one row per logged step. Settings in a
+    ``config.json`` beside it become ``hp_<key>`` columns (model size, tokens, batch, lr map to
+    their canonical columns when the history lacks them); ``summary.json`` may supply sizes."""
+    from .tabular import read_csv
+
+    p = Path(p)
+    if rows is not None:
+        df = pd.json_normalize(rows, sep="/")
+    elif p.suffix.lower() in (".jsonl", ".ndjson"):
+        from .tabular import read_jsonl
+
+        return read_jsonl(p)
+    else:
+        df = read_csv(p)
+    df = df.drop(columns=[c for c in df.columns if str(c).endswith(("__MIN", "__MAX"))])
+    have = {ALIASES.get(_key(c), c) for c in df.columns}
+    consts: dict = {}
+    cfg_p, sum_p = _sidecar(p, "config"), _sidecar(p, "summary")
+    cfg = _flat_config(_read_json_obj(cfg_p)) if cfg_p else {}
+    summ = _flat_config(_read_json_obj(sum_p)) if sum_p else {}
+    for k, v in cfg.items():
+        canon = ALIASES.get(_key(k.split(".")[-1]))
+        if canon in _RUN_CONSTANTS and canon not in have and canon not in consts and _is_num(v):
+            consts[canon] = float(v)
+        elif canon == "run" and "run" not in have and isinstance(v, str):
+            consts["run"] = v
+        else:
+            consts[f"hp_{_key(k)}"] = v
+    for k, v in summ.items():
+        canon = ALIASES.get(_key(k.split(".")[-1]))
+        if canon in ("N", "N_nonembed", "D", "C") and canon not in have and canon not in consts and _is_num(v):
+            consts[canon] = float(v)
+    for k, v in consts.items():
+        if k not in df.columns:
+            df[k] = v
+    if "run" not in df.columns and not any(ALIASES.get(_key(c)) == "run" for c in df.columns):
+        df["run"] = p.parent.name if p.stem.lower() in ("history", "wandb_history", "run_history") else p.stem
+    df.attrs["source"] = str(p)
+    return df
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def read_panel(p: Path) -> pd.DataFrame:
+    """A W&B UI panel export: ``Step`` plus ``<run> - <metric>`` columns (``__MIN``/``__MAX``
+    dropped) -> long table ``run``, ``step``, one column per metric."""
+    from .tabular import read_csv
+
+    raw = read_csv(p)
+    if "Step" not in raw.columns:
+        raise ScalelawError(f"{p}: a W&B panel export needs a 'Step' column; columns are: {', '.join(raw.columns[:10])}")
+    parts = []
+    for col in raw.columns:
+        if col == "Step" or col.endswith(("__MIN", "__MAX")) or " - " not in col:
+            continue
+        run, metric = col.rsplit(" - ", 1)
+        vals = pd.to_numeric(raw[col], errors="coerce")
+        bad = vals.isna() & raw[col].notna() & (raw[col].astype(str).str.strip() != "")
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ScalelawError(f"{p} line {i + 2}: column {col!r} holds {raw[col].iloc[i]!r}, not a number; fix it")
+        parts.append(pd.DataFrame({"run": run.strip(), "step": raw["Step"], "metric": metric.strip(), "value": vals}))
+    if not parts:
+        raise ScalelawError(f"{p}: no '<run> - <metric>' columns found; export the panel as CSV from the W&B UI")
+    long = pd.concat(parts, ignore_index=True).dropna(subset=["value"])
+    step = pd.to_numeric(long["step"], errors="coerce")
+    if step.isna().any():
+        raise ScalelawError(f"{p}: the Step column holds a value that is not a number; fix the export")
+    long["step"] = step
+    df = long.pivot_table(index=["run", "step"], columns="metric", values="value", aggfunc="last").reset_index()
+    df.columns.name = None
+    df.attrs["source"] = str(p)
+    return df
