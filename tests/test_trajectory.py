@@ -109,3 +109,13 @@ def test_add_s_min_needs_columns():
     import pandas as pd
     with pytest.raises(ScalelawError, match="steps"):
         tj.add_s_min(pd.DataFrame({"loss": [3.0], "batch_tokens": [1e6]}))
+
+
+def test_b_crit_parameters_are_never_silently_mixed():
+    f = published_fit("kaplan-2020-bcrit")
+    assert tj.b_crit(3.0, f) == pytest.approx(tj.b_crit(3.0))
+    with pytest.raises(ScalelawError, match="not both"):
+        tj.b_crit(3.0, f, 0.3)
+    with pytest.raises(ScalelawError, match="without alpha_B"):
+        tj.b_crit(3.0, 1e8)
+    assert tj.b_crit(3.0, 1e8, 0.3) == pytest.approx(1e8 / 3.0 ** (1 / 0.3))

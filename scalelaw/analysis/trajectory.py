@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import ScalelawError
 
 CURVE_KEYS = ("Nc", "Sc", "alpha_N", "alpha_S")
+KAPLAN_B_STAR, KAPLAN_ALPHA_B = 2.1e8, 0.21       # Kaplan et al. 2020 eq. 5.6 (tokens)
 BCRIT_KEYS = ("B_star", "alpha_B")
 
 
@@ -45,11 +46,17 @@ def _params(obj, keys, what) -> dict:
 
 
 def _bcrit_params(B_star, alpha_B) -> tuple[float, float]:
-    if alpha_B is None:
+    """(B_star, alpha_B) from a critical_batch Fit/mapping, or numbers (Kaplan's by default)."""
+    if hasattr(B_star, "params") or isinstance(B_star, Mapping):
+        if alpha_B is not None:
+            raise ScalelawError("give either a critical_batch fit as B_star or the numbers B_star and alpha_B, not both")
         p = _params(B_star, BCRIT_KEYS, "B_star")
-        return p["B_star"], p["alpha_B"]
-    if hasattr(B_star, "params"):
-        B_star = B_star.params["B_star"]
+        B_star, alpha_B = p["B_star"], p["alpha_B"]
+    elif alpha_B is None:
+        if float(B_star) != KAPLAN_B_STAR:
+            raise ScalelawError(f"B_star {B_star!r} given without alpha_B; give both (Kaplan: 2.1e8 and 0.21) "
+                                "or a critical_batch fit")
+        alpha_B = KAPLAN_ALPHA_B
     B_star, alpha_B = float(B_star), float(alpha_B)
     if not (B_star > 0 and alpha_B > 0):
         raise ScalelawError(f"B_star and alpha_B must be positive; got {B_star!r}, {alpha_B!r}")
@@ -64,28 +71,29 @@ def _positive(name, v):
 
 
 # ---- the three defining relations ------------------------------------------------------------
-def b_crit(L, B_star=2.1e8, alpha_B=0.21):
+def b_crit(L, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Critical batch size in tokens at loss L: B_star / L^(1/alpha_B).
 
-    ``B_star`` may be a Fit (or mapping) of the ``critical_batch`` law with ``alpha_B=None``.
-    Kaplan's constants (B_star 2.1e8 tokens, alpha_B 0.21) are the defaults: b_crit(3) = 1.123e6.
+    ``B_star`` may be a Fit (or mapping) of the ``critical_batch`` law (then leave ``alpha_B``
+    out). Kaplan's constants (B_star 2.1e8 tokens, alpha_B 0.21) are the defaults:
+    b_crit(3) = 1.123e6. Every function below takes B_star/alpha_B the same way.
     """
     Bs, aB = _bcrit_params(B_star, alpha_B)
     L = _positive("loss L", L)
     return Bs * np.exp(-np.log(L) / aB)
 
 
-def s_min(S, B, L, B_star=2.1e8, alpha_B=0.21):
+def s_min(S, B, L, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Minimal steps S_min = S / (1 + B_crit(L)/B) for S steps at batch B (tokens) reaching loss L."""
     return np.asarray(S, dtype=float) / (1.0 + b_crit(L, B_star, alpha_B) / _positive("batch_tokens", B))
 
 
-def e_min(E, B, L, B_star=2.1e8, alpha_B=0.21):
+def e_min(E, B, L, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Minimal tokens E_min = E / (1 + B/B_crit(L)) for E tokens at batch B reaching loss L."""
     return np.asarray(E, dtype=float) / (1.0 + _positive("batch_tokens", B) / b_crit(L, B_star, alpha_B))
 
 
-def add_s_min(df, B_star=2.1e8, alpha_B=0.21, *, loss_col: str = "loss"):
+def add_s_min(df, B_star=KAPLAN_B_STAR, alpha_B=None, *, loss_col: str = "loss"):
     """A copy of a learning-curve table with ``S_min`` and ``E_min`` columns added.
 
     Rows are points of training curves: ``steps`` (optimiser steps so far), ``batch_tokens`` (B)
@@ -117,7 +125,7 @@ def add_s_min(df, B_star=2.1e8, alpha_B=0.21, *, loss_col: str = "loss"):
 
 
 # ---- forward: the loss curve -----------------------------------------------------------------
-def loss_curve(N, steps, batch_tokens, curve_params, B_star=2.1e8, alpha_B=0.21, *, iters: int = 200):
+def loss_curve(N, steps, batch_tokens, curve_params, B_star=KAPLAN_B_STAR, alpha_B=None, *, iters: int = 200):
     """Loss after ``steps`` optimisation steps at batch ``batch_tokens`` for non-embedding size N.
 
     Solves L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S for L (unique root) by
@@ -164,14 +172,14 @@ def min_steps_to_loss(L, N, curve_params):
     return np.where(gap > 0, out, np.inf)
 
 
-def steps_to_loss(L, N, batch_tokens, curve_params, B_star=2.1e8, alpha_B=0.21):
+def steps_to_loss(L, N, batch_tokens, curve_params, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Optimisation steps to reach loss L at batch ``batch_tokens`` (tokens): S_min (1 + B_crit(L)/B)."""
     B = _positive("batch_tokens", batch_tokens)
     out = min_steps_to_loss(L, N, curve_params) * (1.0 + b_crit(L, B_star, alpha_B) / B)
     return out if np.ndim(out) else float(out)
 
 
-def tokens_to_loss(L, N, batch_tokens=None, curve_params=None, B_star=2.1e8, alpha_B=0.21):
+def tokens_to_loss(L, N, batch_tokens=None, curve_params=None, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Training tokens to reach loss L: B * steps at batch B, or E_min = B_crit S_min when
     ``batch_tokens`` is None (the fewest tokens, reached with small batches)."""
     if curve_params is None:
