@@ -253,3 +253,24 @@ def test_steplaw_moe_total_or_active(steplaw_dir):
     t = S.prepare_sweep(moe, select="best", n="total")
     assert (a["N"] == a["N_active"]).all() and (t["N"] == t["N_total"]).all()
     assert not np.allclose(a["N"], t["N"])
+
+
+def test_cell_bootstrap():
+    import warnings
+
+    from scalelaw.fit import fit
+
+    df = synthetic_sweep(noise=0.002, seed=3, cells=tuple((N, D) for N in (2e8, 4e8, 8e8) for D in (4e9, 1.6e10, 6.4e10)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit("lr_opt", df, prepare_options={"select": "plateau"}, boot=100)
+    g = S.bootstrap_cells(f, df, k=200, seed=1)
+    assert g.settings["bootstrap"] == "cells" and 100 <= len(g.boot) <= 200
+    assert g.params == f.params
+    for k in ("alpha", "beta"):
+        lo, hi = g.ci[k]
+        assert lo <= f.params[k] <= hi
+    with pytest.raises(ScalelawError, match="at least 3 cells"):
+        S.bootstrap_cells(f, df[(df.D == 4e9) & (df.N < 8e8)], k=10)
+    with pytest.raises(ScalelawError, match="identifiable"):
+        S.bootstrap_cells(f, df[df.D == 4e9], k=10)  # one D: beta not identifiable
