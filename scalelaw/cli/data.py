@@ -1,0 +1,172 @@
+"""``scalelaw data list|info|fetch``, ``scalelaw ingest`` and ``scalelaw inspect``."""
+from __future__ import annotations
+
+import io as _io
+
+import click
+import pandas as pd
+
+from ..errors import ScalelawError
+from ..util import atomic_write_bytes, check_writable, dumps
+from .app import main
+from .common import parse_pairs
+
+OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
+
+
+@main.group("data")
+def data():
+    """Public scaling datasets: list, describe, download (or read from SCALELAW_MIRROR)."""
+
+
+@data.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def data_list(as_json):
+    """Registered dataset names, row counts and licences."""
+    from .. import datasets
+
+    rows = [{"name": n, "rows": datasets.get(n).rows, "licence": datasets.get(n).licence,
+             "description": datasets.get(n).description} for n in datasets.names()]
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<22} {str(r['rows'] or '-'):>6}  {r['licence']:<14} {r['description'][:70]}")
+
+
+@data.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def data_info(name, as_json):
+    """Source, commit, files, sha256, licence and citation of dataset NAME."""
+    from .. import datasets
+
+    d = datasets.info(name)
+    if as_json:
+        click.echo(dumps(d))
+        return
+    src = f"github.com/{d['owner']}/{d['repo']} @ {d['commit']}" if d["owner"] else "the public-data mirror (extra/)"
+    click.echo(f"{d['name']}: {d['description']}")
+    click.echo(f"  source:   {src}")
+    click.echo(f"  paths:    {', '.join(d['paths'])} ({d['n_files']} file(s))")
+    click.echo(f"  sha256:   {d['sha256']}")
+    click.echo(f"  licence:  {d['licence']}")
+    click.echo(f"  citation: {d['citation']}")
+
+
+@data.command("fetch")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def data_fetch(name, as_json):
+    """Download dataset NAME into the cache (or check it in the mirror); print where it is."""
+    from .. import datasets
+
+    paths = datasets.fetch(name)
+    if as_json:
+        click.echo(dumps({"name": name, "files": [str(p) for p in paths]}))
+        return
+    click.echo(f"{name}: {len(paths)} file(s) verified")
+    for p in paths[:5]:
+        click.echo(f"  {p}")
+    if len(paths) > 5:
+        click.echo(f"  ... and {len(paths) - 5} more")
+
+
+def table_bytes(df: pd.DataFrame, path: str) -> bytes:
+    """The table serialised for ``path``'s extension (Parquet keeps attrs; CSV/JSONL do not)."""
+    low = path.lower()
+    if low.endswith((".parquet", ".pq")):
+        buf = _io.BytesIO()
+        d = df.copy()
+        d.attrs = _jsonable_attrs(df.attrs)
+        d.to_parquet(buf, index=False)
+        return buf.getvalue()
+    if low.endswith(".csv"):
+        return df.to_csv(index=False).encode()
+    if low.endswith((".jsonl", ".json")):
+        return df.to_json(orient="records", lines=low.endswith(".jsonl")).encode()
+    raise ScalelawError(f"-o {path}: unknown output type; end the name with one of {', '.join(OUT_FORMATS)}")
+
+
+def _jsonable_attrs(attrs: dict) -> dict:
+    import json
+
+    from ..util import to_jsonable
+
+    out = {}
+    for k, v in attrs.items():
+        try:
+            json.dumps(to_jsonable(v))
+            out[k] = to_jsonable(v)
+        except (TypeError, ValueError):
+            out[k] = str(v)
+    return out
+
+
+@main.command("ingest")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Run table to write (.parquet, .csv or .jsonl).")
+@click.option("--map", "maps", multiple=True, metavar="COL=SOURCE", help="Canonical column from yours, e.g. N=n_params.")
+@click.option("--units", "units", multiple=True, metavar="COL=UNIT", help="Declared unit, e.g. N=B, D=T, C=PF-days, N=1e6.")
+@click.option("--reduce", "reduce", type=click.Choice(["final", "smooth", "min"]), default=None,
+              help="One row per run: last step, smoothed final loss, or lowest loss.")
+@click.option("--warmup", type=float, default=0.0, show_default=True, help="Drop steps below this before reducing.")
+@click.option("--ema", type=float, default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
+@click.option("--window", type=int, default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
+@click.option("--format", "fmt", default=None, help="Force the input format (csv, wandb-history, tensorboard, ...).")
+@click.option("--force", is_flag=True, help="Overwrite the output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, as_json):
+    """Read LOGS (files, folders or dataset names) into one validated run table."""
+    from ..io import load_table
+    from ..schema import summarize, validate
+
+    check_writable(output, force)
+    if not output.lower().endswith(OUT_FORMATS):
+        raise ScalelawError(f"-o {output}: unknown output type; end the name with one of {', '.join(OUT_FORMATS)}")
+    mapping = parse_pairs(maps, "--map")
+    unit = parse_pairs(units, "--units")
+    parts = [load_table(src, mapping=mapping or None, units=unit or None, reduce=reduce, fmt=fmt,
+                        warmup=warmup, ema=ema, window=window) for src in logs]
+    df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
+    if len(parts) > 1:
+        df.attrs = dict(parts[0].attrs)
+        df.attrs["source"] = " + ".join(str(p.attrs.get("source")) for p in parts)
+        validate(df, required=(), source=df.attrs["source"], per_run=bool(reduce))
+    atomic_write_bytes(output, table_bytes(df, output), force=force)
+    s = summarize(df)
+    s["output"] = output
+    if as_json:
+        click.echo(dumps(s))
+    else:
+        click.echo(f"wrote {output}: {s['rows']} rows, {s['runs']} runs, {len(s['columns'])} columns")
+
+
+@main.command("inspect")
+@click.argument("table")
+@click.option("--map", "maps", multiple=True, metavar="COL=SOURCE", help="Canonical column from yours.")
+@click.option("--units", "units", multiple=True, metavar="COL=UNIT", help="Declared unit, e.g. N=B.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def inspect_cmd(table, maps, units, as_json):
+    """Runs, ranges of N, D, C and loss, units and missing values of TABLE (file or dataset)."""
+    from ..io import load_table
+    from ..schema import summarize
+
+    df = load_table(table, mapping=parse_pairs(maps, "--map") or None, units=parse_pairs(units, "--units") or None)
+    s = summarize(df)
+    if as_json:
+        click.echo(dumps(s))
+        return
+    click.echo(f"{s['source']}: {s['rows']} rows, {s['runs']} runs")
+    for col, (lo, hi) in s["ranges"].items():
+        click.echo(f"  {col:<12} {lo:.4g} .. {hi:.4g}")
+    if s["units"]:
+        click.echo("  units: " + ", ".join(f"{k} x {v:g}" for k, v in s["units"].items()))
+    if s["C_convention"]:
+        click.echo(f"  C: {s['C_convention']}")
+    if s["missing"]:
+        miss = ", ".join(f"{k} ({v})" for k, v in list(s["missing"].items())[:12])
+        click.echo(f"  missing values: {miss}")
+    other = [c for c in s["columns"] if c not in s["ranges"] and c != "run"]
+    if other:
+        click.echo(f"  other columns: {', '.join(other[:20])}{' ...' if len(other) > 20 else ''}")
