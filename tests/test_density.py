@@ -254,3 +254,12 @@ def test_cli_small_reference_and_per_benchmark(data_root):
     rows = json.loads(text)
     ref = [r["density"] for r in rows if r["is_reference"] and r["density"] is not None]
     assert len(ref) == 7 and 0.8 < float(np.exp(np.mean(np.log(ref)))) < 1.25
+
+
+def test_dataset_name_gives_same_densities(data_root, monkeypatch):
+    monkeypatch.setenv("SCALELAW_MIRROR", str(data_root))
+    by_name = dn.score_models("obsscaling-base", QWEN, boot=0).table
+    by_file = dn.score_models(str(data_root / OBS), QWEN, boot=0).table
+    assert list(by_name["model"]) == list(by_file["model"])
+    assert np.allclose(by_name["density"], by_file["density"], equal_nan=True)
+    assert len(dn.load_dates("release-dates")) == 148

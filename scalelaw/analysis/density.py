@@ -185,6 +185,10 @@ def model_frame(df: pd.DataFrame) -> pd.DataFrame:
     for c in list(out.columns):
         if isinstance(c, str) and c.startswith("score_") and c[6:] not in out.columns:
             out[c[6:]] = out[c]
+            # the original ObsScaling spelling too (score_arc_c -> ARC-C), for --reference expressions
+            orig = next((b for b in _KNOWN_BENCH if _key(b) == _key(c[6:])), None)
+            if orig and orig not in out.columns:
+                out[orig] = out[c]
     if "model" not in out.columns:
         raise ScalelawError("the models table needs a 'model' (or 'Model') column naming each model")
     if "N" not in out.columns:
