@@ -125,14 +125,20 @@ def load_runs(source=None) -> pd.DataFrame:
         df.attrs.update(source.attrs)
     else:
         df = None
-        if source is None:
+        try:  # the shared loader: the registered dataset (mirror / cache) or the given folder
+            from ..io import load_table
             try:
-                from ..io import load_table  # the shared loader, once it lands
-                df = load_table(DATASET)
-                if any(c not in df.columns for c in need):
-                    df = None
-            except Exception:  # not there yet, or no mirror: read the files ourselves
+                if source is not None and Path(source).is_dir():
+                    source = _exp_data_dir(source)
+                df = load_table(DATASET if source is None else str(source))
+            except ScalelawError:
+                if source is not None:
+                    raise
+                df = load_table(str(_exp_data_dir(None)))   # no mirror variable: find the files
+            if any(c not in df.columns for c in need):
                 df = None
+        except Exception:  # shared loader unavailable or failing: read the files ourselves
+            df = None
         if df is None:
             df = read_exp_data(source)
     missing = [c for c in need if c not in df.columns]
@@ -407,6 +413,29 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
             "params": {"loss": dict(lf.params), "error": dict(ef.params)},
             "published_params": {"loss": PUBLISHED["params_loss"], "error": PUBLISHED["params_err"]}
             if dataset == "rpj" else None}
+
+
+def write_reference_fits(res: dict, folder, force: bool = False) -> list:
+    """Save the protocol's fits as gadre-<dataset>-loss.json / -err.json (Fit.save), with a
+    ``reference`` block for `scalelaw check`: published constants within 0.5% (RedPajama only)."""
+    from ..util import atomic_write_text, dumps
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ScalelawError(f"folder {folder} does not exist; create it first")
+    out = []
+    for kind, pub_key, fname in (("loss", "params_loss", "loss"), ("error", "params_err", "err")):
+        path = folder / f"gadre-{res['dataset']}-{fname}.json"
+        fit = res["fits"][kind]
+        fit.save(path, force=force)
+        if res["dataset"] == "rpj":
+            d = json.loads(path.read_text())
+            d["reference"] = {"published": {k: {"value": v, "rtol": 5e-3} for k, v in PUBLISHED[pub_key].items()},
+                              "citation": "Gadre et al. 2024 (arXiv:2403.08540), RedPajama, C4 validation loss, "
+                                          "17-task average top-1 error"}
+            atomic_write_text(path, dumps(d) + "\n", force=True)
+        out.append(str(path))
+    return out
 
 
 # ---- cutoff backtests --------------------------------------------------------------------------

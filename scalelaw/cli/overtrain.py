@@ -55,11 +55,9 @@ def reproduce_cmd(data, dataset, loss_objective, err_objective, error_column, bo
                     boot=boot, seed=seed, error_column=error_column)
     written = []
     if write_dir:
-        d = Path(write_dir)
-        if not d.is_dir():
-            raise ScalelawError(f"--write-fits folder {d} does not exist; create it first")
-        for kind, fname in (("loss", f"gadre-{dataset}-loss.json"), ("error", f"gadre-{dataset}-err.json")):
-            written.append(str(res["fits"][kind].save(d / fname, force=force)))
+        from ..analysis.gadre import write_reference_fits
+
+        written = write_reference_fits(res, write_dir, force=force)
     if as_json:
         emit_json({"dataset": dataset, "rows": res["rows"], "params": res["params"],
                    "published_params": res["published_params"], "written": written})
