@@ -263,3 +263,19 @@ def test_dataset_name_gives_same_densities(data_root, monkeypatch):
     assert list(by_name["model"]) == list(by_file["model"])
     assert np.allclose(by_name["density"], by_file["density"], equal_nan=True)
     assert len(dn.load_dates("release-dates")) == 148
+
+
+def test_two_step_single_budget_reference():
+    df = _synthetic(loss=True)           # every reference model at D = 1e12: no data term
+    c, l0, g, d = 0.75, 1.2, -6.0, 0.25
+    L = 60.0 * df["N"] ** -0.22
+    ref = df["family"] == "Ref"
+    df.loc[ref, "loss"] = L[ref]
+    df.loc[ref, "score_bench"] = d + c / (1 + np.exp(-g * (L[ref] - l0)))
+    Lt = 60.0 * np.array([5e8, 3e9, 1e10]) ** -0.22
+    df.loc[~ref, "score_bench"] = d + c / (1 + np.exp(-g * (Lt - l0)))
+    res = dn.score_models(df, 'family == "Ref"', ["bench"], baselines=BASE, boot=20)
+    t = res.table.set_index("model")
+    assert res.method == "two-step" and not next(iter(res.fits.values())).data_term
+    assert np.allclose(t.loc[t["is_reference"], "density"], 1.0, rtol=1e-2)
+    assert t.loc["t-dense", "density"] == pytest.approx(4.0, rel=1e-2)

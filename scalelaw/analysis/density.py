@@ -387,7 +387,7 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
     D = r["D"].to_numpy(dtype=float)
     Dk = D[np.isfinite(D)]
     span = float(Dk.max() / Dk.min()) if len(Dk) and Dk.min() > 0 else 1.0
-    need_data = method == "two-step" or (data_term if data_term is not None else span >= _DATA_TERM_SPAN)
+    need_data = bool(data_term) if data_term is not None else span >= _DATA_TERM_SPAN
     if need_data and not np.all(np.isfinite(D) & (D > 0)):
         miss = r.loc[~(np.isfinite(D) & (D > 0)), "model"].tolist()
         raise ScalelawError(f"reference model(s) {', '.join(miss[:3])} have no training tokens D ('Pretraining "
@@ -433,13 +433,16 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
                 "residual_sd": f.diagnostics.get("residual_sd"), "warnings": msgs}
     else:
         lfixed = {} if loss_floor else {"E": 0.0}
+        if not need_data:   # one token budget: B D^-beta is a constant (E, if free, absorbs it)
+            lfixed.update(B=0.0, beta=0.3)
         loss_law = get_law("density_loss")
         n_free = len(loss_law.params) - len(lfixed)
-        if n_sizes < n_free - 2 or len(r) <= n_free:
+        n_size_params = n_free - (2 if need_data else 0)
+        if n_sizes < n_size_params or len(r) <= n_free:
             raise ScalelawError(
                 f"the reference family has {n_sizes} distinct model size(s) and {len(r)} run(s) with a {label} "
-                f"score and loss, but the loss law has {n_free} free parameters; add runs to --reference")
-        ldata = pd.DataFrame({"N": r["N"].to_numpy(float), "D": D,
+                f"score and loss, but the loss law has {n_free} free parameters; add families or runs to --reference")
+        ldata = pd.DataFrame({"N": r["N"].to_numpy(float), "D": np.where(np.isfinite(D), D, D_ref or 1.0),
                               "loss": pd.to_numeric(r["loss"]).to_numpy(float)})
         lf, m1 = _fit_quiet(loss_law, ldata, fixed=lfixed, boot=boot, seed=seed, n_jobs=1)
         slaw = _sigmoid_law()
