@@ -33,7 +33,7 @@ def exp_dir(request):
 
 @pytest.fixture(scope="module")
 def runs(exp_dir):
-    return gadre.load_runs(gadre.read_exp_data(exp_dir))
+    return gadre.load_runs(exp_dir)   # the shared loader on the exp_data folder
 
 
 # ---- the law --------------------------------------------------------------------------------
@@ -118,6 +118,13 @@ def test_testbed_columns(runs):
     assert one["loss"] == pytest.approx(2.5021, abs=1e-4)        # C4 validation loss
     assert one[gadre.ERR17] == pytest.approx(0.4752, abs=1e-4)   # 17-task average error
     assert one["M"] == pytest.approx(640) and one["N"] == 1439795200  # N counts embeddings
+
+
+def test_private_reader_matches_shared_loader(exp_dir, runs):
+    mine = gadre.read_exp_data(exp_dir).set_index("run")
+    shared = runs.set_index("run").loc[mine.index]
+    for c in ["N", "N_nonembed", "D", "M", "loss", "dataset"] + [f"err_{t}" for t in gadre.TASKS_17]:
+        assert (mine[c] == shared[c]).all() if c == "dataset" else np.allclose(mine[c], shared[c], rtol=1e-12), c
 
 
 def test_reproduces_gadre(runs):
