@@ -1,0 +1,1000 @@
+"""Data-mixture regression (RegMix, Liu et al. 2024): predict a loss from domain weights, recommend a mixture.
+
+A *mixture table* has one row per training run: the run's domain weights in ``mix_<domain>``
+columns (non-negative, summing to 1 within :data:`SUM_TOL`) and one or more target columns
+(e.g. ``loss_pile_cc``). Three regressors share one interface (:class:`MixtureModel`):
+
+- ``linear``: ordinary least squares (statsmodels) on the weights without a separate intercept
+  (the weights sum to 1, so each coefficient is the predicted loss of a pure-domain mixture and the
+  intercept is implicit); same predictions as RegMix's linear regression with an intercept.
+- ``gbdt``: LightGBM gradient-boosted trees with RegMix's own settings (1000 rounds, learning
+  rate 0.01, otherwise LightGBM defaults, seed 42).
+- ``mixlaw``: the exponential data-mixing law L = c + k exp(sum_j t_j r_j) (Ye et al. 2024),
+  fitted by least squares (scipy), with the gauge sum_j t_j = 0 (the weights sum to 1, so a common
+  shift of the t_j is the same as rescaling k).
+
+:func:`recommend` samples candidate mixtures from Dirichlet(strength * prior^temperature) with the
+prior the domains' token shares (RegMix's convention), keeps those within per-domain bounds and an
+epoch limit, predicts, and averages the top-k; an interval comes from refitting on bootstrap
+resamples of the training table. Figures: :func:`plot_predicted_vs_actual`,
+:func:`plot_recommendation` (plotly; never shown). :func:`check_reference` re-checks a reference fit
+(fits/regmix-*.json) for ``scalelaw check``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalelawError, unknown_name
+from ..util import atomic_write_text, dumps
+
+PREFIX = "mix_"
+#: weights of a row must sum to 1 within this (RegMix's files round weights to 3 decimals: <= 0.004 off)
+SUM_TOL = 0.01
+MODELS = ("linear", "gbdt", "mixlaw")
+
+#: RegMix's LightGBM settings (regression_fitting/regression.ipynb): 1000 rounds, lr 0.01, seed 42.
+GBDT_DEFAULTS = {"rounds": 1000, "learning_rate": 0.01, "seed": 42}
+
+#: Token shares of the 17 Pile domains RegMix trains on (GPT-NeoX tokenizer), the Dirichlet prior
+#: of its mixture generator and simulator (sail-sg/regmix mixture_config/synthesize_mixture.py,
+#: model_training/token_prior.yaml). Sum to 1.0 within 1e-8.
+PILE_TOKEN_SHARES = {
+    "arxiv": 0.113285273, "freelaw": 0.079608651, "nih_exporter": 0.003913491,
+    "pubmed_central": 0.185375901, "wikipedia_en": 0.051081359, "dm_mathematics": 0.015962925,
+    "github": 0.101750772, "philpapers": 0.003707518, "stackexchange": 0.066529351,
+    "enron_emails": 0.001750772, "gutenberg_pg_19": 0.027085479, "pile_cc": 0.236869207,
+    "ubuntu_irc": 0.01184346, "europarl": 0.007929969, "hackernews": 0.008032956,
+    "pubmed_abstracts": 0.038825953, "uspto_backgrounds": 0.046446962,
+}
+
+#: RegMix data files in the public mirror (owner/repo/commit/folder) and the dataset names for them.
+REGMIX_DIR = "github/sail-sg/regmix/b004d3a3f39846dcec6b3740da22bcd1ba95a5d0/data"
+REGMIX_DATASETS = {
+    "regmix-1m-train": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
+    "regmix-1m-test": ("test_mixture_1m.csv", "test_pile_loss_1m.csv"),
+    "regmix-60m-test": ("test_mixture_60m.csv", "test_pile_loss_60m.csv"),
+    "regmix-1b-test": ("test_mixture_1B.csv", "test_pile_loss_1B.csv"),
+}
+TEST_SETS = ("regmix-1m-test", "regmix-60m-test", "regmix-1b-test")
+
+#: Spearman rho on unseen mixtures (Pile-CC loss), trained on the 512 1M runs: the figures a
+#: reproduction of RegMix reaches (docs/mixture.md; REFERENCE.md section 5).
+PUBLISHED_SPEARMAN = {
+    "linear": {"regmix-1m-test": 0.9021, "regmix-60m-test": 0.8933, "regmix-1b-test": 0.8766},
+    "gbdt": {"regmix-1m-test": 0.9892, "regmix-60m-test": 0.9849, "regmix-1b-test": 0.9651},
+}
+
+
+# ---- tables ----------------------------------------------------------------------------------------
+def domains_of(df: pd.DataFrame) -> list[str]:
+    """Domain names of the ``mix_<domain>`` columns, in table order."""
+    return [c[len(PREFIX):] for c in df.columns if isinstance(c, str) and c.startswith(PREFIX)]
+
+
+def validate_table(df: pd.DataFrame, source: str = "table", targets: Sequence[str] = (),
+                   tol: float = SUM_TOL) -> list[str]:
+    """Check a mixture table; return its domains. Raise ScalelawError naming the problem and the fix."""
+    doms = domains_of(df)
+    if not doms:
+        raise ScalelawError(
+            f"{source} has no mix_<domain> weight columns (columns: {', '.join(map(str, df.columns[:8]))}"
+            f"{', ...' if len(df.columns) > 8 else ''}); name each domain's weight column mix_<domain>.")
+    if len(df) == 0:
+        raise ScalelawError(f"{source} has no rows; give at least one run per row.")
+    for t in targets:
+        if t not in df.columns:
+            raise unknown_name(f"target column in {source}", t,
+                               [c for c in df.columns if not str(c).startswith(PREFIX) and c != "index"])
+    cols = [PREFIX + d for d in doms]
+    for c in cols + list(targets):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = v.isna() | ~np.isfinite(v.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ScalelawError(
+                f"{source}: column {c!r} row {i} holds {df[c].iloc[i]!r}, not a finite number; "
+                "fill it in or drop the row.")
+    W = df[cols].to_numpy(dtype=float)
+    neg = np.argwhere(W < 0)
+    if len(neg):
+        i, j = neg[0]
+        raise ScalelawError(
+            f"{source}: column {cols[j]!r} row {i} has negative weight {W[i, j]:.6g}; "
+            "mixture weights must be >= 0 (fix or drop the row).")
+    s = W.sum(axis=1)
+    off = np.flatnonzero(np.abs(s - 1.0) > tol)
+    if len(off):
+        i = int(off[0])
+        raise ScalelawError(
+            f"{source}: weights in row {i} (mix_* columns) sum to {s[i]:.6g}, not 1 (tolerance {tol}); "
+            f"{len(off)} row(s) are off. Normalise each row's weights to sum to 1, or add the missing domain's "
+            "mix_ column.")
+    return doms
+
+
+def mirror_root() -> Path | None:
+    """The public-data mirror: $SCALELAW_MIRROR, else ../shared/data next to the project."""
+    env = os.environ.get("SCALELAW_MIRROR")
+    cands = [Path(env)] if env else []
+    here = Path(__file__).resolve().parents[2]
+    cands += [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for c in cands:
+        if c.is_dir():
+            return c.resolve()
+    return None
+
+
+def _rename_regmix(df: pd.DataFrame) -> pd.DataFrame:
+    ren = {}
+    for c in df.columns:
+        s = str(c)
+        if s.startswith("train_the_pile_"):
+            ren[c] = PREFIX + s[len("train_the_pile_"):]
+        elif s.startswith("metric/the_pile_") and s.endswith("_val_loss"):
+            ren[c] = "loss_" + s[len("metric/the_pile_"):-len("_val_loss")]
+    return df.rename(columns=ren)
+
+
+def _read_pair(mixture_csv, loss_csv) -> pd.DataFrame:
+    """RegMix's paired mixture / loss CSVs joined on ``index`` (scalelaw.io.regmix.load_pair)."""
+    from ..io.regmix import load_pair
+
+    return load_pair(mixture_csv, loss_csv)
+
+
+def _dataset(name: str) -> pd.DataFrame:
+    """A registered dataset; RegMix's read straight from the mirror next to the project when
+    SCALELAW_MIRROR is unset (so `scalelaw check` works from a checkout without configuration)."""
+    if name in REGMIX_DATASETS and not os.environ.get("SCALELAW_MIRROR"):
+        root = mirror_root()
+        a, b = REGMIX_DATASETS[name]
+        if root is not None and (root / REGMIX_DIR / a).is_file():
+            return _read_pair(root / REGMIX_DIR / a, root / REGMIX_DIR / b)
+    from .. import datasets
+
+    return datasets.load(name)
+
+
+def load_mixture_table(source) -> pd.DataFrame:
+    """A mixture table from a DataFrame, a dataset name, ``MIX.csv,LOSS.csv`` (RegMix pair) or a file.
+
+    A file named like one of RegMix's (``*_mixture_*`` / ``*_pile_loss_*``) is joined with its partner;
+    other files are read as they are (CSV, TSV, Parquet or JSON records).
+    """
+    if isinstance(source, pd.DataFrame):
+        return _rename_regmix(source)
+    src = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    p = Path(src)
+    if not p.exists():
+        if "," in src:
+            a, b = (x.strip() for x in src.split(",", 1))
+            return _read_pair(a, b)
+        from .. import datasets
+
+        if src in REGMIX_DATASETS or src in datasets.names():
+            return _rename_regmix(_dataset(src))
+        raise unknown_name("mixture table file or dataset", src,
+                           [n for n in datasets.names() if n.startswith("regmix")])
+    if p.is_dir():
+        raise ScalelawError(f"{p} is a folder; give the mixture table file (CSV, Parquet or JSON).")
+    if p.suffix.lower() == ".csv" and ("_mixture_" in p.name or "_pile_loss_" in p.name):
+        head = pd.read_csv(p, nrows=0).columns
+        if any(str(c).startswith(("train_the_pile_", "metric/the_pile_")) for c in head):
+            from ..io.regmix import read_single
+
+            return read_single(p)
+    suf = p.suffix.lower()
+    try:
+        if suf in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        elif suf == ".json":
+            df = pd.read_json(p)
+        elif suf in (".tsv", ".tab"):
+            df = pd.read_csv(p, sep="\t")
+        else:
+            df = pd.read_csv(p)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ScalelawError(f"cannot read mixture table {p}: {exc}") from None
+    return _rename_regmix(df)
+
+
+def table_sha256(df: pd.DataFrame, domains: Sequence[str], target: str) -> str:
+    """sha256 of the table as fitted: the domain weights and the target, as CSV (17 significant digits)."""
+    cols = [PREFIX + d for d in domains] + [target]
+    buf = io.StringIO()
+    df[cols].astype(float).to_csv(buf, index=False, float_format="%.17g")
+    return hashlib.sha256(buf.getvalue().encode()).hexdigest()
+
+
+def _matrix(df: pd.DataFrame, domains: Sequence[str], source: str, what: str = "the fit") -> np.ndarray:
+    have = domains_of(df)
+    missing = [d for d in domains if d not in have]
+    extra = [d for d in have if d not in domains]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(PREFIX + d for d in missing))
+        if extra:
+            parts.append("unknown to the model " + ", ".join(PREFIX + d for d in extra))
+        raise ScalelawError(
+            f"{source}: domains differ from {what} ({'; '.join(parts)}); use a table with the same mix_ columns "
+            "as the training table, or refit on a table with these domains.")
+    return df[[PREFIX + d for d in domains]].to_numpy(dtype=float)
+
+
+# ---- regressors --------------------------------------------------------------------------------
+class MixtureModel:
+    """One regressor: ``fit(X, y)``, ``predict(X)``, ``to_dict()``, ``from_dict(d)``, ``summary()``."""
+
+    name = "?"
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "MixtureModel":
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def summary(self, domains: Sequence[str] = ()) -> str:
+        return ""
+
+    def clone(self) -> "MixtureModel":
+        """An unfitted model with the same settings."""
+        return type(self)(**self.settings())
+
+    def settings(self) -> dict:
+        return {}
+
+    @staticmethod
+    def from_dict(d: Mapping) -> "MixtureModel":
+        kind = d.get("model")
+        cls = {"linear": LinearMixture, "gbdt": GBDTMixture, "mixlaw": MixLawMixture}.get(kind)
+        if cls is None:
+            raise unknown_name("mixture model", str(kind), MODELS)
+        return cls._from_dict(d)
+
+
+class LinearMixture(MixtureModel):
+    """OLS on the weights (no separate intercept: sum_j w_j = 1 makes it implicit)."""
+
+    name = "linear"
+
+    def __init__(self):
+        self.coef: np.ndarray | None = None
+        self._res = None
+
+    def fit(self, X, y):
+        import statsmodels.api as sm
+
+        self._res = sm.OLS(np.asarray(y, float), np.asarray(X, float)).fit()
+        self.coef = np.asarray(self._res.params, float)
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, float) @ self.coef
+
+    def to_dict(self):
+        return {"coef": self.coef.tolist()}
+
+    @classmethod
+    def _from_dict(cls, d):
+        m = cls()
+        p = d["params"]
+        m.coef = np.array([p[k] for k in d["domains"]], float) if isinstance(p, dict) else np.asarray(p, float)
+        return m
+
+    def summary(self, domains=()):
+        if self._res is None:
+            return ""
+        names = [PREFIX + x for x in domains] if domains else None
+        try:
+            return str(self._res.summary(xname=names))
+        except Exception:  # noqa: BLE001  statsmodels text is a courtesy
+            return ""
+
+
+class GBDTMixture(MixtureModel):
+    """LightGBM regression trees; RegMix's settings by default."""
+
+    name = "gbdt"
+
+    def __init__(self, rounds: int = 1000, learning_rate: float = 0.01, seed: int = 42, num_threads: int = 1):
+        self.rounds, self.learning_rate, self.seed, self.num_threads = int(rounds), float(learning_rate), int(seed), \
+            int(num_threads)
+        self.booster = None
+
+    def settings(self):
+        return {"rounds": self.rounds, "learning_rate": self.learning_rate, "seed": self.seed,
+                "num_threads": self.num_threads}
+
+    def params(self) -> dict:
+        return {"objective": "regression", "learning_rate": self.learning_rate, "seed": self.seed,
+                "verbosity": -1, "num_threads": self.num_threads, "deterministic": True}
+
+    def fit(self, X, y):
+        import lightgbm as lgb
+
+        ds = lgb.Dataset(np.asarray(X, float), np.asarray(y, float), params={"verbosity": -1})
+        self.booster = lgb.train(self.params(), ds, num_boost_round=self.rounds)
+        return self
+
+    def predict(self, X, num_threads: int | None = None):
+        kw = {"num_threads": num_threads} if num_threads else {}
+        return np.asarray(self.booster.predict(np.asarray(X, float), **kw), float)
+
+    def to_dict(self):
+        return {"model_text": self.booster.model_to_string()}
+
+    @classmethod
+    def _from_dict(cls, d):
+        import lightgbm as lgb
+
+        s = d.get("settings") or {}
+        m = cls(**{k: s[k] for k in ("rounds", "learning_rate", "seed", "num_threads") if k in s})
+        m.booster = lgb.Booster(model_str=d["model_text"])
+        return m
+
+    def summary(self, domains=()):
+        if self.booster is None:
+            return ""
+        imp = self.booster.feature_importance(importance_type="gain")
+        tot = imp.sum() or 1.0
+        order = np.argsort(-imp)
+        names = list(domains) or [f"f{i}" for i in range(len(imp))]
+        lines = [f"LightGBM: {self.booster.num_trees()} trees, learning rate {self.learning_rate}",
+                 "split gain share by domain:"]
+        lines += [f"  {PREFIX + names[i]:<28} {imp[i] / tot:6.1%}" for i in order if imp[i] > 0]
+        return "\n".join(lines)
+
+
+class MixLawMixture(MixtureModel):
+    """L = c + k exp(sum_j t_j r_j), fitted by least squares with sum_j t_j = 0 (k > 0 or k < 0)."""
+
+    name = "mixlaw"
+
+    def __init__(self):
+        self.c = self.k = None
+        self.t: np.ndarray | None = None
+        self.rmse = None
+
+    def fit(self, X, y):
+        from scipy.optimize import least_squares
+
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        span = float(np.ptp(y)) or 1.0
+        best = None
+        for sign in (1.0, -1.0):
+            for frac in (0.05, 0.5, 1.0, 3.0):
+                c0 = y.min() - frac * span if sign > 0 else y.max() + frac * span
+                z = np.log(np.maximum(sign * (y - c0), 1e-12))
+                u0, *_ = np.linalg.lstsq(X, z, rcond=None)
+
+                def resid(p, s=sign):
+                    return p[0] + s * np.exp(np.clip(X @ p[1:], -50, 50)) - y
+
+                def jac(p, s=sign):
+                    e = s * np.exp(np.clip(X @ p[1:], -50, 50))
+                    return np.column_stack([np.ones_like(y), e[:, None] * X])
+
+                r = least_squares(resid, np.r_[c0, u0], jac=jac, method="lm", max_nfev=2000)
+                cost = float(np.sum(r.fun ** 2))
+                if np.isfinite(cost) and (best is None or cost < best[0]):
+                    best = (cost, sign, r.x)
+        if best is None:
+            from ..errors import FitError
+            raise FitError("the mixing law L = c + k exp(sum t_j r_j) did not converge on this table; "
+                           "use --model linear or gbdt.")
+        cost, sign, p = best
+        u = p[1:]
+        self.c = float(p[0])
+        self.k = float(sign * math.exp(u.mean()))
+        self.t = u - u.mean()
+        self.rmse = math.sqrt(cost / len(y))
+        return self
+
+    def predict(self, X):
+        return self.c + self.k * np.exp(np.clip(np.asarray(X, float) @ self.t, -50, 50))
+
+    def to_dict(self):
+        return {"c": self.c, "k": self.k, "t": self.t.tolist()}
+
+    @classmethod
+    def _from_dict(cls, d):
+        m = cls()
+        p = d["params"]
+        m.c, m.k = float(p["c"]), float(p["k"])
+        m.t = np.array([p["t"][x] for x in d["domains"]], float)
+        return m
+
+    def summary(self, domains=()):
+        if self.t is None:
+            return ""
+        names = list(domains) or [f"w{i}" for i in range(len(self.t))]
+        lines = ["L = c + k exp(sum_j t_j r_j)   (sum_j t_j = 0)", f"  c = {self.c:.6g}", f"  k = {self.k:.6g}"]
+        lines += [f"  t[{n}] = {v:+.4g}" for n, v in zip(names, self.t)]
+        if self.rmse is not None:
+            lines.append(f"  training RMSE {self.rmse:.4g}")
+        return "\n".join(lines)
+
+
+def make_model(model: str, **options) -> MixtureModel:
+    if model == "linear":
+        return LinearMixture()
+    if model == "gbdt":
+        return GBDTMixture(**{k: v for k, v in options.items() if v is not None})
+    if model == "mixlaw":
+        return MixLawMixture()
+    raise unknown_name("mixture model", model, MODELS)
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+def metrics(pred: np.ndarray, actual: np.ndarray) -> dict:
+    """Spearman and Pearson correlation and mean squared error of predictions against actual values."""
+    from scipy.stats import pearsonr, spearmanr
+
+    pred, actual = np.asarray(pred, float), np.asarray(actual, float)
+    n = len(actual)
+    if n < 3 or np.ptp(pred) == 0 or np.ptp(actual) == 0:
+        rho = r = float("nan")
+    else:
+        rho = float(spearmanr(pred, actual)[0])
+        r = float(pearsonr(pred, actual)[0])
+    return {"spearman": rho, "pearson": r, "mse": float(np.mean((pred - actual) ** 2)), "n": n}
+
+
+# ---- the fit -----------------------------------------------------------------------------------
+@dataclass
+class MixtureFit:
+    """A fitted mixture regressor with what is needed to evaluate and recommend from the file alone."""
+
+    model: MixtureModel
+    target: str
+    domains: list[str]
+    prior: dict[str, float]
+    data: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    reference: dict | None = None
+    prior_source: str = ""
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted target for weight rows (array in ``domains`` order, or a table with mix_ columns)."""
+        if isinstance(X, pd.DataFrame):
+            X = _matrix(X, self.domains, "table")
+        X = np.atleast_2d(np.asarray(X, float))
+        if X.shape[1] != len(self.domains):
+            raise ScalelawError(f"expected {len(self.domains)} weights per row ({', '.join(self.domains)}); "
+                                f"got {X.shape[1]}")
+        return self.model.predict(X)
+
+    def summary(self) -> str:
+        head = [f"mixture fit: {self.model.name} on {self.target} ({len(self.domains)} domains, "
+                f"{self.data.get('rows', '?')} runs from {self.data.get('source', '?')})"]
+        for name, m in (self.metrics or {}).items():
+            if isinstance(m, dict) and "spearman" in m:
+                head.append(f"  {name:<18} spearman {_pct(m['spearman'])}  pearson {_pct(m['pearson'])}  "
+                            f"mse {m['mse']:.4g}  (n={m['n']})")
+        body = self.model.summary(self.domains)
+        return "\n".join(head) + ("\n\n" + body if body else "")
+
+    def to_dict(self) -> dict:
+        d = {"schema": 1, "kind": "mixture", "model": self.model.name, "target": self.target,
+             "domains": list(self.domains)}
+        md = self.model.to_dict()
+        if self.model.name == "linear":
+            d["params"] = dict(zip(self.domains, md["coef"]))
+        elif self.model.name == "mixlaw":
+            d["params"] = {"c": md["c"], "k": md["k"], "t": dict(zip(self.domains, md["t"]))}
+        d["prior"] = {"source": self.prior_source, "weights": dict(self.prior)}
+        d["data"] = dict(self.data)
+        d["settings"] = dict(self.settings)
+        d["metrics"] = dict(self.metrics)
+        if self.reference:
+            d["reference"] = self.reference
+        summ = self.model.summary(self.domains)
+        if summ and self.model.name == "linear":
+            d["summary"] = summ
+        if self.model.name == "gbdt":
+            d["model_text"] = md["model_text"]  # last: long
+        return d
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    def save(self, path, force: bool = False) -> Path:
+        return atomic_write_text(path, self.to_json() + "\n", force=force)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "MixtureFit":
+        if d.get("kind") != "mixture":
+            raise ScalelawError(f"not a mixture fit (kind {d.get('kind')!r}); fit one with `scalelaw mixture fit`.")
+        model = MixtureModel.from_dict(d)
+        pr = d.get("prior") or {}
+        return cls(model=model, target=d["target"], domains=list(d["domains"]),
+                   prior={k: float(v) for k, v in (pr.get("weights") or {}).items()},
+                   prior_source=pr.get("source", ""), data=dict(d.get("data") or {}),
+                   settings=dict(d.get("settings") or {}), metrics=dict(d.get("metrics") or {}),
+                   reference=d.get("reference"))
+
+
+def _pct(v) -> str:
+    return "   nan" if v is None or not np.isfinite(v) else f"{100 * v:6.2f}%"
+
+
+def load_fit(path) -> MixtureFit:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ScalelawError(f"mixture fit {p} does not exist; write one with `scalelaw mixture fit ... -o {p}`.") from None
+    except (OSError, ValueError) as exc:
+        raise ScalelawError(f"cannot read mixture fit {p}: {exc}") from None
+    if not isinstance(d, dict):
+        raise ScalelawError(f"{p} is not a mixture fit file")
+    try:
+        return MixtureFit.from_dict(d)
+    except KeyError as exc:
+        raise ScalelawError(f"{p}: mixture fit lacks {exc}; refit it with `scalelaw mixture fit`.") from None
+
+
+def default_prior(domains: Sequence[str], train: np.ndarray | None = None) -> tuple[dict, str]:
+    """RegMix's Pile token shares when the domains are the Pile's; else the mean training mixture."""
+    if set(domains) <= set(PILE_TOKEN_SHARES):
+        w = np.array([PILE_TOKEN_SHARES[d] for d in domains])
+        return dict(zip(domains, w / w.sum())), "pile-token-shares (RegMix, GPT-NeoX tokens)"
+    if train is None:
+        w = np.full(len(domains), 1.0 / len(domains))
+        return dict(zip(domains, w)), "uniform"
+    w = np.asarray(train, float).mean(axis=0)
+    return dict(zip(domains, w / w.sum())), "mean training mixture"
+
+
+def _parse_prior(prior, domains) -> dict:
+    pr = {str(k): float(v) for k, v in dict(prior).items()}
+    missing = [d for d in domains if d not in pr]
+    extra = [k for k in pr if k not in domains]
+    if extra:
+        raise unknown_name("prior domain", extra[0], domains)
+    if missing:
+        raise ScalelawError(f"prior lacks domains {', '.join(missing)}; give a token share for every domain "
+                            "(DOMAIN=SHARE).")
+    w = np.array([pr[d] for d in domains])
+    if (w < 0).any() or w.sum() <= 0:
+        raise ScalelawError("prior token shares must be >= 0 with a positive sum")
+    return dict(zip(domains, w / w.sum()))
+
+
+def fit_mixture(table, target: str, model: str = "linear", source: str | None = None, prior=None,
+                tests: Sequence = (), rounds: int | None = None, learning_rate: float | None = None,
+                seed: int | None = None, num_threads: int | None = None) -> MixtureFit:
+    """Fit ``model`` (linear | gbdt | mixlaw) predicting ``target`` from the mix_ weights of ``table``.
+
+    ``table`` is a DataFrame, file, ``MIX.csv,LOSS.csv`` pair or dataset name; ``source`` names it in the
+    fit file (default: ``table`` when it is a string). ``tests`` (names/paths) are evaluated and recorded
+    under ``metrics``. ``prior`` maps domain -> token share (default: :func:`default_prior`).
+    """
+    if model not in MODELS:
+        raise unknown_name("mixture model", model, MODELS)
+    src = source if source is not None else (str(table) if not isinstance(table, pd.DataFrame) else "DataFrame")
+    df = load_mixture_table(table)
+    domains = validate_table(df, src, targets=[target])
+    X, y = _matrix(df, domains, src), df[target].to_numpy(float)
+    if len(y) < len(domains) + 2 and model != "gbdt":
+        raise ScalelawError(f"{src} has {len(y)} runs for {len(domains)} domains; a {model} fit needs at least "
+                            f"{len(domains) + 2}. Add runs or drop domains.")
+    opts = {}
+    if model == "gbdt":
+        opts = {"rounds": rounds if rounds is not None else GBDT_DEFAULTS["rounds"],
+                "learning_rate": learning_rate if learning_rate is not None else GBDT_DEFAULTS["learning_rate"],
+                "seed": seed if seed is not None else GBDT_DEFAULTS["seed"],
+                "num_threads": num_threads or 1}
+    m = make_model(model, **opts).fit(X, y)
+    if prior is None:
+        pr, psrc = default_prior(domains, X)
+    else:
+        pr, psrc = _parse_prior(prior, domains), "given"
+    fit = MixtureFit(model=m, target=target, domains=domains, prior=pr, prior_source=psrc,
+                     data={"source": src, "sha256": table_sha256(df, domains, target), "rows": len(df)},
+                     settings={"model": model, **m.settings()})
+    fit.metrics["train"] = metrics(m.predict(X), y)
+    for t in tests:
+        fit.metrics[str(t)] = evaluate(fit, t)
+    return fit
+
+
+def evaluate(fit: MixtureFit | str | Path, table, source: str | None = None) -> dict:
+    """Spearman, Pearson and MSE of the fit's predictions on ``table`` (unseen mixtures)."""
+    if not isinstance(fit, MixtureFit):
+        fit = load_fit(fit)
+    src = source or (str(table) if not isinstance(table, pd.DataFrame) else "table")
+    df = load_mixture_table(table)
+    validate_table(df, src, targets=[fit.target])
+    X = _matrix(df, fit.domains, src, "the fit's training table")
+    return metrics(fit.predict(X), df[fit.target].to_numpy(float))
+
+
+def predictions(fit: MixtureFit, table, source: str | None = None) -> pd.DataFrame:
+    """``actual`` and ``predicted`` target per row of ``table``."""
+    src = source or (str(table) if not isinstance(table, pd.DataFrame) else "table")
+    df = load_mixture_table(table)
+    validate_table(df, src, targets=[fit.target])
+    X = _matrix(df, fit.domains, src, "the fit's training table")
+    return pd.DataFrame({"actual": df[fit.target].to_numpy(float), "predicted": fit.predict(X)})
+
+
+# ---- recommendation ---------------------------------------------------------------------------
+def sample_dirichlet(rng: np.random.Generator, alpha: np.ndarray, n: int,
+                     strengths: np.ndarray | None = None) -> np.ndarray:
+    """``n`` draws from Dirichlet(s * alpha), s per row from ``strengths`` (uniform pick) or 1.
+
+    Gamma variates in log space (G = G1 * U^(1/a), G1 ~ Gamma(a + 1)), then a row softmax, so tiny
+    concentrations (token shares of 0.002) neither underflow to all-zero rows nor slow down.
+    """
+    alpha = np.asarray(alpha, float)
+    k = len(alpha)
+    if strengths is None or len(strengths) == 1:
+        s = 1.0 if strengths is None else float(np.asarray(strengths, float)[0])
+        groups = [(s, n)]
+    else:
+        pick = rng.choice(np.asarray(strengths, float), size=n)
+        vals, counts = np.unique(pick, return_counts=True)
+        groups = list(zip(vals.tolist(), counts.tolist()))
+    out = np.empty((n, k))
+    row = 0
+    for s, m in groups:  # one scalar-shape gamma call per domain: twice as fast as an array of shapes
+        blk = out[row:row + m]
+        for j in range(k):
+            a = s * alpha[j]
+            blk[:, j] = np.log(rng.standard_gamma(a + 1.0, size=m))
+            blk[:, j] += np.log(rng.random(m)) / a
+        row += m
+    out -= out.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def weight_bounds(domains: Sequence[str], prior: Mapping[str, float], min_weight: Mapping | None = None,
+                  max_weight: Mapping | None = None, max_epochs: float | None = None,
+                  available_tokens: Mapping | None = None, corpus_tokens: float | None = None,
+                  train_tokens: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-domain lower and upper weight bounds.
+
+    With ``max_epochs`` E a domain's weight may not exceed E * available_j / train_tokens.
+    ``available_tokens`` gives available_j per domain; otherwise available_j = share_j * corpus_tokens
+    with the prior's token shares. Without ``train_tokens`` the training run is taken to be as large as
+    the corpus, so the bound is E * share_j: RegMix's MAXIMUM_USAGE rule.
+    """
+    J = len(domains)
+    lo, hi = np.zeros(J), np.ones(J)
+    for name, spec, arr in (("--min-weight", min_weight, lo), ("--max-weight", max_weight, hi)):
+        for d, v in (spec or {}).items():
+            if d not in domains:
+                raise unknown_name(f"domain in {name}", str(d), domains)
+            v = float(v)
+            if not 0.0 <= v <= 1.0:
+                raise ScalelawError(f"{name} {d}={v:g} must lie in [0, 1]")
+            arr[list(domains).index(d)] = v
+    if max_epochs is not None:
+        if max_epochs <= 0:
+            raise ScalelawError(f"--max-epochs must be > 0; got {max_epochs:g}")
+        share = np.array([prior[d] for d in domains], float)
+        if available_tokens:
+            for d in available_tokens:
+                if d not in domains:
+                    raise unknown_name("domain in --available-tokens", str(d), domains)
+            total = corpus_tokens if corpus_tokens else None
+            avail = np.array([float(available_tokens[d]) if d in available_tokens else
+                              (share[i] * total if total else np.nan) for i, d in enumerate(domains)])
+            if np.isnan(avail).any():
+                miss = [d for d, a in zip(domains, avail) if np.isnan(a)]
+                raise ScalelawError(f"--available-tokens lacks {', '.join(miss)}; give every domain or "
+                                    "--corpus-tokens to split the rest by token shares.")
+            tt = train_tokens if train_tokens else avail.sum()
+        else:
+            avail = share * (corpus_tokens or 1.0)
+            tt = train_tokens if train_tokens else (corpus_tokens or 1.0)
+        hi = np.minimum(hi, max_epochs * avail / tt)
+    if (lo > hi + 1e-12).any():
+        j = int(np.argmax(lo - hi))
+        raise ScalelawError(f"domain {domains[j]}: minimum weight {lo[j]:g} exceeds its maximum {hi[j]:.4g}; "
+                            "loosen --min-weight or the epoch limit.")
+    if lo.sum() > 1 + 1e-9:
+        raise ScalelawError(f"the minimum weights sum to {lo.sum():.4g} > 1; lower some --min-weight.")
+    if hi.sum() < 1 - 1e-9:
+        raise ScalelawError(f"the maximum weights (with the epoch limit) sum to {hi.sum():.4g} < 1, so no mixture "
+                            "fits; raise --max-weight / --max-epochs or give more available tokens.")
+    return lo, hi
+
+
+@dataclass
+class Candidates:
+    """The top-k of the sampled mixtures (plus a subsample of all candidates kept for the bootstrap)."""
+
+    top: np.ndarray
+    top_pred: np.ndarray
+    sampled: int
+    accepted: int
+    keep: np.ndarray  #: the best ``pool`` candidates and a random subsample: the bootstrap's re-selection pool
+
+
+def search(predict, alpha: np.ndarray, samples: int, top_k: int, seed: int = 0, strengths=None,
+           lo=None, hi=None, chunk: int = 250_000, keep: int = 5_000, pool: int = 16) -> Candidates:
+    """Sample ``samples`` mixtures from Dirichlet, drop those outside [lo, hi], keep the k lowest predictions.
+
+    Also kept: the ``pool * top_k`` best candidates and the first ``keep`` accepted ones (a random
+    subsample), among which bootstrap refits re-select their own top-k.
+    """
+    n_best = max(top_k, pool * top_k)
+    rng = np.random.default_rng(seed)
+    best_x = np.empty((0, len(alpha)))
+    best_p = np.empty(0)
+    kept = []
+    n_acc = 0
+    done = 0
+    while done < samples:
+        n = min(chunk, samples - done)
+        W = sample_dirichlet(rng, alpha, n, strengths)
+        done += n
+        if lo is not None:
+            ok = np.all((W >= lo - 1e-12) & (W <= hi + 1e-12), axis=1)
+            if not ok.all():
+                W = W[ok]
+        n_acc += len(W)
+        if not len(W):
+            continue
+        if sum(len(k) for k in kept) < keep:
+            kept.append(W[: keep - sum(len(k) for k in kept)])
+        p = predict(W)
+        allx = np.vstack([best_x, W])
+        allp = np.concatenate([best_p, p])
+        if len(allp) > n_best:
+            idx = np.argpartition(allp, n_best - 1)[:n_best]
+            allx, allp = allx[idx], allp[idx]
+        best_x, best_p = allx, allp
+    order = np.argsort(best_p, kind="stable")
+    best_x, best_p = best_x[order], best_p[order]
+    return Candidates(top=best_x[:top_k], top_pred=best_p[:top_k], sampled=done, accepted=n_acc,
+                      keep=np.vstack([best_x] + kept))
+
+
+def _strengths(strength) -> np.ndarray | None:
+    if strength is None:
+        return None
+    if isinstance(strength, (tuple, list)) and len(strength) == 2 and strength[0] != strength[1]:
+        a, b = float(strength[0]), float(strength[1])
+        if a <= 0 or b <= 0:
+            raise ScalelawError(f"--strength must be > 0; got {a:g},{b:g}")
+        return np.logspace(math.log10(min(a, b)), math.log10(max(a, b)), 15)
+    s = float(strength[0] if isinstance(strength, (tuple, list)) else strength)
+    if s <= 0:
+        raise ScalelawError(f"--strength must be > 0; got {s:g}")
+    return np.array([s])
+
+
+def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int = 128, seed: int = 0,
+              temperature: float = 1.0, strength=1.0, min_weight: Mapping | None = None,
+              max_weight: Mapping | None = None, max_epochs: float | None = None,
+              available_tokens: Mapping | None = None, corpus_tokens: float | None = None,
+              train_tokens: float | None = None, boot: int = 20, level: float = 0.95, table=None,
+              num_threads: int | None = None) -> dict:
+    """Recommend a mixture: the mean of the ``top_k`` best of ``samples`` Dirichlet draws.
+
+    Draws come from Dirichlet(strength * p^temperature / sum p^temperature), p the prior token shares
+    recorded in the fit (RegMix's simulator: temperature 1, strength 1; its proxy-run generator:
+    temperature 0.5, strength log-uniform over 15 values in [0.1, 5] -> ``strength=(0.1, 5)``). Draws
+    outside the per-domain bounds (:func:`weight_bounds`) are rejected. ``boot`` refits on bootstrap
+    resamples of the training table (``table``, default the fit's recorded source) give a percentile
+    interval for the predicted loss of the recommended mixture and for each weight (the top-k mean
+    re-selected by each refit among the 16 * top_k best candidates of the fitted model plus a random
+    subsample of 5,000 accepted candidates).
+    """
+    if not isinstance(fit, MixtureFit):
+        fit = load_fit(fit)
+    if samples < 1 or top_k < 1:
+        raise ScalelawError("--samples and --top-k must be >= 1")
+    if top_k > samples:
+        raise ScalelawError(f"--top-k {top_k} exceeds --samples {samples}; lower --top-k or raise --samples.")
+    if temperature <= 0:
+        raise ScalelawError(f"--temperature must be > 0; got {temperature:g}")
+    if not 0 < level < 1:
+        raise ScalelawError(f"--level must lie in (0, 1); got {level:g}")
+    doms = fit.domains
+    if set(fit.prior) != set(doms):
+        raise ScalelawError("the fit records no prior for every domain; refit with --prior DOMAIN=SHARE ...")
+    p = np.array([fit.prior[d] for d in doms], float)
+    if (p <= 0).any():
+        zero = [d for d, v in zip(doms, p) if v <= 0]
+        raise ScalelawError(f"prior share of {', '.join(zero)} is 0, so Dirichlet sampling never uses them; "
+                            "give a positive share.")
+    alpha = p ** temperature
+    alpha /= alpha.sum()
+    strengths = _strengths(strength)
+    lo, hi = weight_bounds(doms, fit.prior, min_weight, max_weight, max_epochs, available_tokens, corpus_tokens,
+                           train_tokens)
+    bounded = bool((lo > 0).any() or (hi < 1).any())
+
+    def predict(W, model=fit.model):
+        if isinstance(model, GBDTMixture):
+            return model.predict(W, num_threads=num_threads or os.cpu_count() or 1)
+        return model.predict(W)
+
+    cand = search(predict, alpha, int(samples), int(top_k), seed=seed, strengths=strengths,
+                  lo=lo if bounded else None, hi=hi if bounded else None)
+    if len(cand.top) < top_k:
+        raise ScalelawError(
+            f"only {cand.accepted} of {cand.sampled} sampled mixtures satisfy the weight bounds, fewer than "
+            f"--top-k {top_k}; raise --samples, lower --top-k or loosen the bounds.")
+    w = cand.top.mean(axis=0)
+    pred = float(predict(w[None, :])[0])
+    out = {
+        "target": fit.target, "model": fit.model.name, "domains": doms,
+        "mixture": dict(zip(doms, w)), "predicted": pred,
+        "top_k_predicted_mean": float(cand.top_pred.mean()),
+        "best_sample_predicted": float(cand.top_pred[0]),
+        "prior": dict(fit.prior), "prior_source": fit.prior_source,
+        "bounds": {"min": dict(zip(doms, lo)), "max": dict(zip(doms, hi))},
+        "settings": {"samples": int(samples), "top_k": int(top_k), "seed": int(seed), "temperature": temperature,
+                     "strength": list(strengths) if strengths is not None and len(strengths) > 1
+                     else float(strengths[0]) if strengths is not None else 1.0,
+                     "max_epochs": max_epochs, "boot": int(boot), "level": level},
+        "sampled": cand.sampled, "accepted": cand.accepted,
+    }
+    if boot and boot > 0:
+        out.update(_bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict))
+    return out
+
+
+def _bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict) -> dict:
+    src = table if table is not None else fit.data.get("source")
+    if src is None:
+        raise ScalelawError("the fit records no training table for the bootstrap; pass --table or --boot 0.")
+    df = load_mixture_table(src)
+    name = str(src) if not isinstance(src, pd.DataFrame) else "table"
+    validate_table(df, name, targets=[fit.target])
+    X = _matrix(df, fit.domains, name, "the fit's training table")
+    y = df[fit.target].to_numpy(float)
+    rng = np.random.default_rng(seed + 1)
+    keep = cand.keep
+    kk = min(top_k, len(keep))
+    preds, weights = [], []
+    for _ in range(int(boot)):
+        idx = rng.integers(0, len(y), len(y))
+        m = fit.model.clone().fit(X[idx], y[idx])
+        preds.append(float(predict(w[None, :], model=m)[0]))
+        if kk:
+            pk = predict(keep, model=m)
+            sel = np.argpartition(pk, kk - 1)[:kk]
+            weights.append(keep[sel].mean(axis=0))
+    a = (1 - level) / 2
+    lo_p, hi_p = np.quantile(preds, [a, 1 - a])
+    res = {"interval": [float(lo_p), float(hi_p)], "boot_predicted": preds}
+    if weights:
+        W = np.array(weights)
+        ql, qh = np.quantile(W, [a, 1 - a], axis=0)
+        res["mixture_interval"] = {d: [float(l), float(h)] for d, l, h in zip(fit.domains, ql, qh)}
+    return res
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def plot_predicted_vs_actual(fit: MixtureFit | str | Path, tables: Mapping[str, Any] | Sequence,
+                             title: str | None = None):
+    """Predicted against actual target on each table (a trace each, with its Spearman in the legend)."""
+    import plotly.graph_objects as go
+
+    if not isinstance(fit, MixtureFit):
+        fit = load_fit(fit)
+    if not isinstance(tables, Mapping):
+        tables = {str(t): t for t in tables}
+    fig = go.Figure()
+    lo, hi = np.inf, -np.inf
+    for name, t in tables.items():
+        pr = predictions(fit, t, source=str(name))
+        m = metrics(pr["predicted"], pr["actual"])
+        fig.add_trace(go.Scatter(x=pr["predicted"], y=pr["actual"], mode="markers", name=f"{name} (rho {_pct(m['spearman']).strip()})",
+                                 marker={"size": 6, "opacity": 0.7}))
+        lo = min(lo, pr.min().min())
+        hi = max(hi, pr.max().max())
+    if np.isfinite(lo):
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                                 line={"dash": "dash", "color": "grey"}))
+    fig.update_layout(title=title or f"{fit.model.name}: predicted vs actual {fit.target}",
+                      xaxis_title=f"predicted {fit.target}", yaxis_title=f"actual {fit.target}",
+                      template="plotly_white")
+    return fig
+
+
+def plot_recommendation(rec: Mapping, title: str | None = None):
+    """Recommended weights next to the prior, one bar pair per domain (bootstrap interval as error bars)."""
+    import plotly.graph_objects as go
+
+    doms = list(rec["domains"])
+    w = np.array([rec["mixture"][d] for d in doms])
+    p = np.array([rec["prior"][d] for d in doms])
+    err = None
+    if rec.get("mixture_interval"):
+        iv = np.array([rec["mixture_interval"][d] for d in doms])
+        err = {"type": "data", "symmetric": False, "array": np.maximum(iv[:, 1] - w, 0),
+               "arrayminus": np.maximum(w - iv[:, 0], 0)}
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=doms, y=p, name=f"prior ({rec.get('prior_source') or 'token shares'})"))
+    fig.add_trace(go.Bar(x=doms, y=w, name=f"recommended ({rec.get('model', '')})", error_y=err))
+    sub = f"predicted {rec.get('target', 'loss')} {rec['predicted']:.4g}"
+    if rec.get("interval"):
+        sub += f" [{rec['interval'][0]:.4g}, {rec['interval'][1]:.4g}]"
+    fig.update_layout(barmode="group", title=title or f"Recommended mixture: {sub}", xaxis_title="domain",
+                      yaxis_title="weight", template="plotly_white")
+    return fig
+
+
+# ---- reference fits ---------------------------------------------------------------------------
+def build_reference(model: str, target: str = "loss_pile_cc", train: str = "regmix-1m-train",
+                    tests: Sequence[str] = TEST_SETS, tolerance: float | None = None) -> MixtureFit:
+    """The reference fit of ``model`` on RegMix's 1M runs with the test sets' figures recorded."""
+    fit = fit_mixture(train, target, model=model, tests=tests)
+    tol = tolerance if tolerance is not None else (0.002 if model == "linear" else 0.005)
+    ref = {"spearman_atol": tol}
+    pub = PUBLISHED_SPEARMAN.get(model) if target == "loss_pile_cc" else None
+    if pub:
+        ref["published_spearman"] = {k: v for k, v in pub.items() if k in tests}
+    fit.reference = ref
+    return fit
+
+
+def check_reference(path) -> list[str]:
+    """Drift messages for a mixture reference fit (empty when fine).
+
+    Refits from ``data.source`` with the recorded settings, checks the table's sha256, re-evaluates
+    every recorded test set and compares Spearman rho with the recorded value within
+    ``reference.spearman_atol`` (default 0.005). Published figures are reported when the measured
+    value falls more than 2 * tolerance below them (informational drift, since they come from a
+    different LightGBM build).
+    """
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScalelawError(f"cannot read mixture reference {p}: {exc}") from None
+    name = p.name
+    old = MixtureFit.from_dict(d)
+    s = d.get("settings") or {}
+    src = (d.get("data") or {}).get("source")
+    if not src:
+        return [f"{name}: records no data source; it cannot be re-checked"]
+    ref = d.get("reference") or {}
+    tol = float(ref.get("spearman_atol", 0.005))
+    msgs: list[str] = []
+    new = fit_mixture(src, d["target"], model=d["model"], prior=old.prior,
+                      rounds=s.get("rounds"), learning_rate=s.get("learning_rate"), seed=s.get("seed"),
+                      num_threads=s.get("num_threads"))
+    sha = (d.get("data") or {}).get("sha256")
+    if sha and new.data["sha256"] != sha:
+        msgs.append(f"{name}: data {src} changed (sha256 {new.data['sha256'][:12]} vs recorded {sha[:12]})")
+    if d["model"] == "linear":
+        for k, v in (d.get("params") or {}).items():
+            nv = float(new.model.coef[new.domains.index(k)])
+            if abs(nv - v) > 1e-6 * max(1.0, abs(v)):
+                msgs.append(f"{name}: coefficient {k} refit {nv:.8g} vs recorded {v:.8g}")
+    for key, m in (d.get("metrics") or {}).items():
+        if key == "train" or not isinstance(m, dict) or m.get("spearman") is None:
+            continue
+        got = evaluate(new, key)["spearman"]
+        if not np.isfinite(got) or abs(got - m["spearman"]) > tol:
+            msgs.append(f"{name}: {key} spearman {got:.4f} vs recorded {m['spearman']:.4f} (tolerance {tol})")
+        pubv = (ref.get("published_spearman") or {}).get(key)
+        if pubv is not None and got < pubv - 2 * tol:
+            msgs.append(f"{name}: {key} spearman {got:.4f} is more than {2 * tol:g} below the reproduced figure "
+                        f"{pubv:.4f}")
+    return msgs
