@@ -119,3 +119,24 @@ def test_b_crit_parameters_are_never_silently_mixed():
     with pytest.raises(ScalelawError, match="without alpha_B"):
         tj.b_crit(3.0, 1e8)
     assert tj.b_crit(3.0, 1e8, 0.3) == pytest.approx(1e8 / 3.0 ** (1 / 0.3))
+
+
+def test_kaplan_trajectory_law_matches_loss_curve_and_fits_all_six():
+    """The joint law: curve points at two batch sizes determine all six constants."""
+    import pandas as pd
+    from scalelaw.fit import fit
+    law = get_law("kaplan_trajectory")
+    truth = law.published["kaplan-2020-trajectory"]
+    rows = []
+    for N in (3e6, 2e7, 1e8):
+        for B in (1e5, 2e6):
+            S = np.geomspace(1e3, 1e5, 10)
+            L = law.evaluate({"N_nonembed": N, "steps": S, "batch_tokens": B}, truth)
+            np.testing.assert_allclose(L, tj.loss_curve(N, S, B, CURVE), rtol=1e-13)
+            rows += [{"N_nonembed": N, "steps": s_, "batch_tokens": B, "loss": l_} for s_, l_ in zip(S, L)]
+    f = fit(law, pd.DataFrame(rows), n_jobs=1)
+    for k, v in truth.items():
+        assert f.params[k] == pytest.approx(v, rel=1e-4), k
+    # the fit carries B_star/alpha_B: trajectory helpers take it alone
+    assert tj.steps_to_loss(3.3, 1e8, 5e5, f) == pytest.approx(tj.steps_to_loss(3.3, 1e8, 5e5, CURVE), rel=1e-4)
+    assert tj.loss_curve(1e8, 1e4, 5e5, f) == pytest.approx(tj.loss_curve(1e8, 1e4, 5e5, CURVE), rel=1e-6)

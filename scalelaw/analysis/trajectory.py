@@ -11,7 +11,8 @@ with N non-embedding parameters, S optimisation steps, B the batch in tokens and
 tokens seen. Because B_crit depends on the loss, the loss after S steps at batch B is implicit:
 L solves  L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S.  The right-hand side falls as
 L rises (a lower critical batch wastes fewer steps), so the root is unique and lies in
-[(Nc/N)^alpha_N, RHS((Nc/N)^alpha_N)]; we find it by vectorised bisection in ln L.
+[(Nc/N)^alpha_N, RHS((Nc/N)^alpha_N)]; we find it by bracketed bisection and Newton steps
+in ln L, vectorised (scalelaw.laws.loss.solve_trajectory, shared with the kaplan_trajectory law).
 The inverse direction (steps or tokens to reach a target loss) is explicit.
 
 Parameters may be given as numbers, as mappings, or as fitted :class:`scalelaw.result.Fit`
@@ -61,6 +62,17 @@ def _bcrit_params(B_star, alpha_B) -> tuple[float, float]:
     if not (B_star > 0 and alpha_B > 0):
         raise ScalelawError(f"B_star and alpha_B must be positive; got {B_star!r}, {alpha_B!r}")
     return B_star, alpha_B
+
+
+def _curve_and_bcrit(curve_params, B_star, alpha_B):
+    """Curve constants and (B_star, alpha_B); a kaplan_trajectory fit carries all six, used when
+    B_star/alpha_B are left at their defaults."""
+    p = _params(curve_params, CURVE_KEYS, "curve_params")
+    src = curve_params.params if hasattr(curve_params, "params") else curve_params
+    if (alpha_B is None and isinstance(B_star, (int, float)) and float(B_star) == KAPLAN_B_STAR
+            and isinstance(src, Mapping) and all(k in src for k in BCRIT_KEYS)):
+        return p, float(src["B_star"]), float(src["alpha_B"])
+    return (p, *_bcrit_params(B_star, alpha_B))
 
 
 def _positive(name, v):
@@ -125,37 +137,23 @@ def add_s_min(df, B_star=KAPLAN_B_STAR, alpha_B=None, *, loss_col: str = "loss")
 
 
 # ---- forward: the loss curve -----------------------------------------------------------------
-def loss_curve(N, steps, batch_tokens, curve_params, B_star=KAPLAN_B_STAR, alpha_B=None, *, iters: int = 200):
+def loss_curve(N, steps, batch_tokens, curve_params, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Loss after ``steps`` optimisation steps at batch ``batch_tokens`` for non-embedding size N.
 
-    Solves L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S for L (unique root) by
-    vectorised bisection in ln L; all of N, steps, batch_tokens broadcast.
-    curve_params: Fit or mapping with Nc, Sc, alpha_N, alpha_S (law ``kaplan_curve``).
+    Solves L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S for L (unique root) with
+    :func:`scalelaw.laws.loss.solve_trajectory` (bracketed bisection + Newton, vectorised); all
+    of N, steps, batch_tokens broadcast. The ``kaplan_trajectory`` law is the same function with
+    all six constants fitted jointly.
+    curve_params: Fit or mapping with Nc, Sc, alpha_N, alpha_S (law ``kaplan_curve``), or a
+    ``kaplan_trajectory`` fit, which also carries B_star and alpha_B.
     """
-    p = _params(curve_params, CURVE_KEYS, "curve_params")
-    Bs, aB = _bcrit_params(B_star, alpha_B)
+    p, Bs, aB = _curve_and_bcrit(curve_params, B_star, alpha_B)
     N = _positive("N (non-embedding parameters)", N)
     S = _positive("steps", steps)
     B = _positive("batch_tokens", batch_tokens)
-    N, S, B = np.broadcast_arrays(N, S, B)
-    floor = np.exp(p["alpha_N"] * (np.log(p["Nc"]) - np.log(N)))
+    from ..laws.loss import solve_trajectory
 
-    def rhs(lnL):
-        bc = Bs * np.exp(-lnL / aB)
-        smin = S / (1.0 + bc / B)
-        return floor + np.exp(p["alpha_S"] * (np.log(p["Sc"]) - np.log(smin)))
-
-    lo = np.log(floor)
-    hi = np.log(rhs(lo))
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        g = mid - np.log(rhs(mid))            # increasing in ln L
-        up = g > 0
-        hi = np.where(up, mid, hi)
-        lo = np.where(up, lo, mid)
-        if np.all(hi - lo <= 1e-15 * np.maximum(1.0, np.abs(hi))):
-            break
-    out = np.exp(0.5 * (lo + hi))
+    out = solve_trajectory(N, S, B, p["Nc"], p["Sc"], p["alpha_N"], p["alpha_S"], Bs, aB)
     return out if out.ndim else float(out)
 
 
@@ -175,7 +173,8 @@ def min_steps_to_loss(L, N, curve_params):
 def steps_to_loss(L, N, batch_tokens, curve_params, B_star=KAPLAN_B_STAR, alpha_B=None):
     """Optimisation steps to reach loss L at batch ``batch_tokens`` (tokens): S_min (1 + B_crit(L)/B)."""
     B = _positive("batch_tokens", batch_tokens)
-    out = min_steps_to_loss(L, N, curve_params) * (1.0 + b_crit(L, B_star, alpha_B) / B)
+    _, Bs, aB = _curve_and_bcrit(curve_params, B_star, alpha_B)
+    out = min_steps_to_loss(L, N, curve_params) * (1.0 + b_crit(L, Bs, aB) / B)
     return out if np.ndim(out) else float(out)
 
 
@@ -185,7 +184,8 @@ def tokens_to_loss(L, N, batch_tokens=None, curve_params=None, B_star=KAPLAN_B_S
     if curve_params is None:
         raise ScalelawError("tokens_to_loss needs curve_params (a kaplan_curve fit or its Nc, Sc, alpha_N, alpha_S)")
     if batch_tokens is None:
-        out = min_steps_to_loss(L, N, curve_params) * b_crit(L, B_star, alpha_B)
+        _, Bs, aB = _curve_and_bcrit(curve_params, B_star, alpha_B)
+        out = min_steps_to_loss(L, N, curve_params) * b_crit(L, Bs, aB)
     else:
         out = np.asarray(batch_tokens, dtype=float) * steps_to_loss(L, N, batch_tokens, curve_params, B_star, alpha_B)
     return out if np.ndim(out) else float(out)

@@ -520,3 +520,110 @@ def make_bnsl(n_breaks: int, name: str | None = None, input: str = "C") -> Law:
 
 BNSL = register(make_bnsl(1))
 BNSL2 = register(make_bnsl(2))
+
+
+# =============================================================================================
+# Kaplan learning curve at any batch size: L(N, S, B), implicit in L (Su et al. 2024)
+# =============================================================================================
+def solve_trajectory(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alpha_S, B_star, alpha_B,
+                     bisect: int = 6, newton: int = 12):
+    """Loss after ``steps`` steps at batch ``batch_tokens`` (tokens): the root L of
+
+        L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S,   B_crit(L) = B_star L^(-1/alpha_B).
+
+    The right-hand side falls as L rises, so g(u) = u - ln RHS(e^u) (u = ln L) is increasing
+    with g' >= 1 and the root is unique, bracketed by [ln floor, ln RHS(floor)],
+    floor = (Nc/N)^alpha_N. A few bisections, then Newton steps kept inside the shrinking bracket
+    (vectorised; converges to machine precision). Everything broadcasts.
+    """
+    with np.errstate(all="ignore"):
+        lnfloor = alpha_N * (np.log(Nc) - np.log(N_nonembed))
+        floor = np.exp(lnfloor)
+        lnS, lnB, lnSc, lnBs = np.log(steps), np.log(batch_tokens), np.log(Sc), np.log(B_star)
+
+        def g_and_slope(u):
+            ratio = np.exp(lnBs - u / alpha_B - lnB)            # B_crit(L) / B
+            T2 = np.exp(alpha_S * (lnSc + np.log1p(ratio) - lnS))
+            R = floor + T2
+            return u - np.log(R), 1.0 + alpha_S * T2 * (ratio / (1.0 + ratio)) / (alpha_B * R)
+
+        lo = lnfloor + 0.0 * (lnS + lnB + lnSc + lnBs + alpha_S + alpha_B)   # broadcast shape
+        hi = lo - g_and_slope(lo)[0]                                       # ln RHS(floor)
+        for _ in range(bisect):
+            mid = 0.5 * (lo + hi)
+            up = g_and_slope(mid)[0] > 0
+            hi = np.where(up, mid, hi)
+            lo = np.where(up, lo, mid)
+        u = 0.5 * (lo + hi)
+        for _ in range(newton):
+            g, dg = g_and_slope(u)
+            hi = np.where(g > 0, u, hi)
+            lo = np.where(g > 0, lo, u)
+            nu = u - g / dg
+            u = np.where((nu >= lo) & (nu <= hi), nu, 0.5 * (lo + hi))
+        return np.exp(u)
+
+
+def _kaplan_trajectory(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alpha_S, B_star, alpha_B):
+    return solve_trajectory(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alpha_S, B_star, alpha_B)
+
+
+def _kaplan_trajectory_jac(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alpha_S, B_star, alpha_B):
+    """Implicit-function derivatives: dL/dtheta = (dRHS/dtheta) / (1 - dRHS/dL) at the root."""
+    L = solve_trajectory(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alpha_S, B_star, alpha_B)
+    lnL = np.log(L)
+    ln_nc = np.log(Nc) - np.log(N_nonembed)
+    floor = np.exp(alpha_N * ln_nc)
+    ratio = np.exp(np.log(B_star) - lnL / alpha_B - np.log(batch_tokens))
+    lnq = np.log(Sc) + np.log1p(ratio) - np.log(steps)
+    T2 = np.exp(alpha_S * lnq)
+    r = ratio / (1.0 + ratio)
+    dL = 1.0 + alpha_S * T2 * r / (alpha_B * L)              # 1 - dRHS/dL  (>= 1)
+    return (alpha_N * floor / Nc / dL,
+            alpha_S * T2 / Sc / dL,
+            floor * ln_nc / dL,
+            T2 * lnq / dL,
+            alpha_S * T2 * r / B_star / dL,
+            alpha_S * T2 * r * lnL / (alpha_B * alpha_B) / dL)
+
+
+def _kaplan_trajectory_inverse(y, params, N_nonembed, batch_tokens):
+    """Steps to reach loss y at batch ``batch_tokens`` (explicit: S = S_min(y) (1 + B_crit(y)/B))."""
+    y = np.asarray(y, dtype=float)
+    p = params
+    with np.errstate(all="ignore"):
+        floor = np.exp(p["alpha_N"] * (np.log(p["Nc"]) - np.log(N_nonembed)))
+        smin = p["Sc"] * np.exp(-np.log(y - floor) / p["alpha_S"])
+        bc = p["B_star"] * np.exp(-np.log(y) / p["alpha_B"])
+        out = smin * (1.0 + bc / np.asarray(batch_tokens, dtype=float))
+    return np.where(y > floor, out, np.nan)
+
+
+KAPLAN_TRAJECTORY = register(Law(
+    name="kaplan_trajectory",
+    func=_kaplan_trajectory,
+    jac=_kaplan_trajectory_jac,
+    inputs=("N_nonembed", "steps", "batch_tokens"),
+    params=(
+        Param("Nc", 0.0, 1e30, (25.0, 30.0, 35.0), log=True, doc="critical size (non-embedding parameters)"),
+        Param("Sc", 0.0, 1e30, (5.0, 8.0, 12.0), log=True, doc="critical number of steps"),
+        Param("alpha_N", 0.0, 3.0, (0.05, 0.15), doc="model-size exponent"),
+        Param("alpha_S", 0.0, 5.0, (0.4, 1.0), doc="steps exponent"),
+        Param("B_star", 0.0, 1e30, (15.0, 20.0), log=True, doc="critical-batch scale (tokens)"),
+        Param("alpha_B", 1e-3, 50.0, (0.15, 0.4), doc="critical-batch exponent"),
+    ),
+    formula="L solves L = (Nc/N)^alpha_N + (Sc (1 + B_crit(L)/B) / S)^alpha_S, B_crit(L) = B_star / L^(1/alpha_B)",
+    citation=KAPLAN_CITATION + " (eqs. 1.6, 5.4, 5.6); Su et al. 2024, Unraveling the Mystery of Scaling Laws: "
+             "Part I (arXiv:2403.06563)",
+    description="Whole learning curve at any batch size: loss after `steps` optimiser steps with "
+                "`batch_tokens` tokens per batch, for N_nonembed non-embedding parameters; the six constants "
+                "of kaplan_curve and critical_batch fitted jointly from curve points at two or more batch "
+                "sizes. Solved by vectorised bisection; analytic derivatives by the implicit-function theorem. "
+                + _NONEMBED_DOC,
+    inverse=_kaplan_trajectory_inverse,
+    inverse_of="steps",
+    domain={"N_nonembed": (1e6, 1e9), "steps": (1e3, 1e5), "batch_tokens": (1e4, 1e7)},
+    example={"Nc": 6.5e13, "Sc": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76, "B_star": 2.1e8, "alpha_B": 0.21},
+    published={"kaplan-2020-trajectory": {"Nc": 6.5e13, "Sc": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76,
+                                          "B_star": 2.1e8, "alpha_B": 0.21}},
+))
