@@ -731,13 +731,19 @@ _STEPLAW_BOOT = "1004_fitted_lr_bs_scaling_model_parameters.csv"
 
 def _steplaw_released_boot(law_name: str) -> np.ndarray | None:
     """Step Law's 1,000 released bootstrap fits as samples of (c, alpha, beta) / (c, gamma)."""
-    root = mirror_root()
-    if root is None:
-        return None
-    p = root / _STEPLAW_DIR / _STEPLAW_BOOT
-    if not p.exists():
-        return None
-    b = pd.read_csv(p)
+    b = None
+    try:
+        from .. import datasets
+
+        b = datasets.load("steplaw-bootstrap")
+    except Exception:  # no registry, no mirror and no network: try the mirror folder directly
+        b = None
+    if b is None or "lr_intercept" not in getattr(b, "columns", ()):
+        root = mirror_root()
+        p = None if root is None else root / _STEPLAW_DIR / _STEPLAW_BOOT
+        if p is None or not p.exists():
+            return None
+        b = pd.read_csv(p)
     if law_name == "lr_opt":
         return np.column_stack([np.exp(b["lr_intercept"]), b["lr_coefN"], b["lr_coefD"]]).astype(float)
     if law_name == "bs_opt":
