@@ -47,10 +47,11 @@ UNIT_NAMES = {
     "flop": 1.0, "flops": 1.0, "gflop": 1e9, "tflop": 1e12, "pflop": 1e15, "eflop": 1e18, "zflop": 1e21,
 }
 
-#: the smallest maximum a column should reach in canonical units before we suspect a unit
+#: the smallest maximum a column should reach in canonical units before we suspect a unit (a
+#: declared unit, or a loader that derived the column as a count, skips the check)
 _UNIT_FLOOR = {"N": (1e5, "N=B (billions) or N=M (millions)"),
                "N_nonembed": (1e5, "N_nonembed=B or N_nonembed=M"),
-               "D": (1e6, "D=B (billions) or D=T (trillions)"),
+               "D": (1e5, "D=B (billions) or D=T (trillions)"),
                "C": (1e12, "C=PF-days or C=1e21"),
                "batch_tokens": (1.0, "batch_tokens=K")}
 
@@ -278,7 +279,8 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
     Checks: not empty; ``required`` columns present and without NaN; numeric canonical columns
     finite, and positive where a size, loss or rate; no unit mix-up (e.g. N below 1e5 unless
     units were declared); in a per-run table (no ``step`` column, or ``per_run=True``) each run id
-    appears once. Returns ``df`` unchanged.
+    appears once. Per-step tables may hold D, C or lr equal to 0 (start of training, decayed
+    schedule). Returns ``df`` unchanged.
     """
     source = source or (df.attrs.get("source") if isinstance(df, pd.DataFrame) else None) or "<table>"
     if not isinstance(df, pd.DataFrame):
@@ -292,6 +294,8 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
             f"{source}: missing column(s) {', '.join(missing)}; the table has: {have}; "
             f"name yours with --map, e.g. --map {missing[0]}=<your column>")
     declared = df.attrs.get("units") or {}
+    if per_run is None:
+        per_run = "step" not in df.columns
     for col in NUMERIC:
         if col not in df.columns:
             continue
@@ -309,7 +313,8 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
             i = int(inf.nonzero()[0][0])
             raise ScalelawError(f"{source}: column {col} holds {v[i]} at {_row_label(df, i)}; values must be finite")
         if col in POSITIVE:
-            bad = ~nan & (v <= 0)
+            # per-step logs start at D = 0 and may decay lr to 0; per-run values must be positive
+            bad = ~nan & ((v < 0) if (not per_run and col in ("D", "C", "lr")) else (v <= 0))
             if bad.any():
                 i = int(bad.nonzero()[0][0])
                 raise ScalelawError(f"{source}: column {col} holds {v[i]:g} at {_row_label(df, i)}; "
@@ -326,8 +331,6 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
                 raise ScalelawError(
                     f"{source}: column {col} has maximum {mx:g}, which looks like a scaled unit "
                     f"(e.g. billions), not a count; declare it with --units {hint} (units={{'{col}': 1e9}})")
-    if per_run is None:
-        per_run = "step" not in df.columns
     if per_run and "run" in df.columns:
         dup = df["run"].duplicated() & df["run"].notna()
         if dup.any():

@@ -41,7 +41,8 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     ``"smooth"`` the last step, its loss replaced by a smoothed value: the mean of the last
     ``window`` losses when ``window`` is given, else a debiased EMA with history weight ``ema``
     (TensorBoard's smoothing; 0 = no smoothing). Rows with ``step < warmup`` are dropped first.
-    Other columns come from the chosen row, gaps filled forward within the run. The raw loss of
+    Other columns come from the chosen row, gaps filled forward within the run, except ``lr``:
+    the run's peak learning rate. The raw loss of
     that row is kept as ``loss_raw`` when smoothing.
     """
     source = source or df.attrs.get("source") or "<table>"
@@ -59,6 +60,7 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     d = df.copy()
     if "run" not in d.columns:
         d["run"] = Path(str(source)).stem or "run"
+    peak = d.groupby("run")["lr"].max() if "lr" in d.columns else None
     d = d[d["step"].notna()]
     if warmup:
         d = d[d["step"] >= float(warmup)]
@@ -83,6 +85,8 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
             out["loss_raw"] = raw
             out["loss"] = sm.reindex(out.index).to_numpy()
     out = out.reset_index(drop=True)
+    if peak is not None:  # a run's lr is its peak (over all logged steps), not the decayed last value
+        out["lr"] = peak.reindex(out["run"]).to_numpy()
     out.attrs.update(attrs)
     out.attrs["reduce"] = {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
     return out
@@ -249,10 +253,10 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
                 fast = try_stream_reduce(Path(s), reduce, mapping=mapping, units=units, warmup=warmup,
                                          ema=ema, window=window)
             if fast is not None:
-                return validate(fast, required=required, source=name)
+                return validate(fast, required=required, source=name, per_run=True)
             df = read_raw(s, fmt, **opts)
     df = normalize(df, mapping=mapping, units=units, source=name)
     if reduce:
         df = reduce_runs(df, reduce, warmup=warmup, ema=ema, window=window, source=name)
-    validate(df, required=required, source=name)
+    validate(df, required=required, source=name, per_run=True if reduce else None)
     return df

@@ -217,7 +217,7 @@ def try_stream_reduce(p: Path, how: str, *, mapping=None, units=None, warmup: fl
         return None
     try:
         return _stream_reduce(p, how, inv["run"], inv["step"], inv["loss"], header, warmup, ema, window,
-                              block_size, mapping, units)
+                              block_size, mapping, units, names)
     except _Unsorted:
         return None
 
@@ -226,7 +226,8 @@ class _Unsorted(Exception):
     pass
 
 
-def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, window, block_size, mapping, units):
+def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, window, block_size, mapping, units,
+                   names_of):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -251,6 +252,9 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     types[run_col] = pa.dictionary(pa.int32(), pa.string())
     reader = open_([run_col] + num_cols, types)
     i_step, i_loss = num_cols.index(step_col), num_cols.index(loss_col)
+    lr_col = next((c for c in num_cols if names_of.get(c) == "lr"), None)
+    i_lr = num_cols.index(lr_col) if lr_col else None
+    lr_max: list[float] = []
     ids: dict[str, int] = {}
     last_step: list[float] = []
     final: list = []
@@ -279,6 +283,13 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         gid = gmap[rc.indices.to_numpy(zero_copy_only=False)]
         V = np.column_stack([batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(len(num_cols))])
         step, loss = V[:, i_step], V[:, i_loss]
+        while len(final) < len(ids):
+            last_step.append(-np.inf); final.append(None); best.append(None); ema_s.append(0.0); cnt.append(0)
+            lr_max.append(np.nan); tail.append(np.empty(0))
+        if i_lr is not None:  # peak lr over every logged step (before the loss / warm-up filter)
+            st0 = np.r_[0, np.flatnonzero(gid[1:] != gid[:-1]) + 1]
+            for g, m in zip(gid[st0].tolist(), np.fmax.reduceat(V[:, i_lr], st0).tolist()):
+                lr_max[g] = np.fmax(lr_max[g], m)
         keep = ~np.isnan(loss) & ~np.isnan(step)
         if warmup:
             keep &= step >= warmup
@@ -287,9 +298,6 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
             step, loss = V[:, i_step], V[:, i_loss]
         if len(gid) == 0:
             continue
-        while len(final) < len(ids):
-            last_step.append(-np.inf); final.append(None); best.append(None); ema_s.append(0.0); cnt.append(0)
-            tail.append(np.empty(0))
         brk = np.flatnonzero(gid[1:] != gid[:-1]) + 1
         same = np.ones(len(gid) - 1, bool)
         same[brk - 1] = False
@@ -325,6 +333,8 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     M = np.vstack([pick[i] for i in rows])
     out = pd.DataFrame(M, columns=num_cols)
     out.insert(0, run_col, [names[i] for i in rows])
+    if lr_col:
+        out[lr_col] = [lr_max[i] for i in rows]
     if how == "smooth":
         out["loss_raw"] = out[loss_col].to_numpy()
         if window:

@@ -1,0 +1,172 @@
+"""CSV / TSV / Parquet / JSON / JSONL tables, per-run reduction and the streaming reducer."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelaw.errors import ScalelawError
+from scalelaw.io import detect_format, load_table, reduce_runs
+from scalelaw.io.tabular import try_stream_reduce
+
+RUNS = pd.DataFrame({"name": ["r1", "r2"], "n_params": [1e8, 4e8], "tokens": [2e9, 8e9], "loss": [3.1, 2.7],
+                     "learning_rate": [1e-3, 5e-4], "err_arc": [0.6, 0.5]})
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "parquet", "jsonl", "json"])
+def test_formats_roundtrip(tmp_path, ext):
+    p = tmp_path / f"runs.{ext}"
+    if ext == "csv":
+        RUNS.to_csv(p, index=False)
+    elif ext == "tsv":
+        RUNS.to_csv(p, index=False, sep="\t")
+    elif ext == "parquet":
+        RUNS.to_parquet(p)
+    elif ext == "jsonl":
+        RUNS.to_json(p, orient="records", lines=True)
+    else:
+        RUNS.to_json(p, orient="records")
+    df = load_table(p, required=("N", "D", "loss"))
+    assert df["run"].tolist() == ["r1", "r2"]
+    assert df["N"].tolist() == [1e8, 4e8] and df["lr"].tolist() == [1e-3, 5e-4]
+    assert df["C"].tolist() == pytest.approx([6 * 1e8 * 2e9, 6 * 4e8 * 8e9])
+    assert df.attrs["C_convention"] == "6ND" and "err_arc" in df.columns
+
+
+def test_units_and_map(tmp_path):
+    p = tmp_path / "b.csv"
+    pd.DataFrame({"size_b": [0.1, 1.0], "D": [2, 20], "loss": [3.0, 2.5]}).to_csv(p, index=False)
+    df = load_table(p, mapping={"N": "size_b"}, units={"N": "B", "D": "B"}, required=("N", "D", "loss"))
+    assert df["N"].tolist() == [1e8, 1e9] and df["D"].tolist() == [2e9, 2e10]
+    assert df.attrs["units"] == {"N": 1e9, "D": 1e9}
+
+
+def test_undeclared_billions_refused(tmp_path):
+    p = tmp_path / "b.csv"
+    pd.DataFrame({"params": [0.1, 1.0], "tokens": [2e9, 2e10], "loss": [3.0, 2.5]}).to_csv(p, index=False)
+    with pytest.raises(ScalelawError, match="--units N=B"):
+        load_table(p)
+
+
+def test_malformed_csv_names_line(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("N,D,loss\n1e8,1e9,3\n1e8,1e9,3,4,5\n")
+    with pytest.raises(ScalelawError) as e:
+        load_table(p)
+    assert "bad.csv" in str(e.value) and "line 3" in str(e.value)
+
+
+def test_malformed_jsonl_names_line(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"N": 1e8, "D": 1e9, "loss": 3}\n{"N": oops}\n')
+    with pytest.raises(ScalelawError, match="line 2"):
+        load_table(p)
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(ScalelawError, match="empty"):
+        load_table(tmp_path / "e.csv")
+    with pytest.raises(ScalelawError, match="neither an existing file"):
+        load_table(tmp_path / "nope.csv")
+
+
+def steps_table(n_runs=3, n_steps=50, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_runs):
+        for s in range(n_steps):
+            rows.append({"run": f"run{r}", "_step": s, "loss": 5.0 / (1 + s) ** 0.3 + 0.01 * rng.random() + r * 0.1,
+                         "lr": 1e-3 * min(1, (s + 1) / 10) * (1 - s / n_steps), "tokens": (s + 1) * 1e6,
+                         "params": 1e8 * (r + 1)})
+    return pd.DataFrame(rows)
+
+
+def test_reduce_final_min_smooth():
+    df = load_table(steps_table())
+    assert len(df) == 150 and "step" in df.columns
+    fin = reduce_runs(df, "final")
+    assert len(fin) == 3 and (fin["step"] == 49).all()
+    assert fin["lr"].tolist() == pytest.approx(df.groupby("run")["lr"].max().tolist())  # peak lr
+    mn = reduce_runs(df, "min")
+    assert (mn["loss"].to_numpy() <= fin["loss"].to_numpy()).all()
+    sm = reduce_runs(df, "smooth", window=5)
+    exp = df.groupby("run")["loss"].apply(lambda s: s.tail(5).mean())
+    assert sm["loss"].tolist() == pytest.approx(exp.tolist())
+    e = reduce_runs(df, "smooth", ema=0.5)
+    x = df[df.run == "run0"]["loss"].to_numpy()
+    s, n = 0.0, 0
+    for v in x:
+        s, n = 0.5 * s + 0.5 * v, n + 1
+    assert e["loss"].iloc[0] == pytest.approx(s / (1 - 0.5 ** n))
+    assert "loss_raw" in e.columns
+
+
+def test_warmup_cut():
+    df = load_table(steps_table())
+    mn = reduce_runs(df, "min", warmup=45)
+    assert (mn["step"] >= 45).all()
+    with pytest.raises(ScalelawError, match="warm-up"):
+        reduce_runs(df, "final", warmup=1000)
+
+
+def test_reduce_bad_options():
+    df = load_table(steps_table())
+    with pytest.raises(ScalelawError, match="--reduce"):
+        reduce_runs(df, "median")
+    with pytest.raises(ScalelawError, match="step"):
+        reduce_runs(df.drop(columns=["step"]), "final")
+
+
+def test_load_table_reduce_gives_valid_per_run(tmp_path):
+    p = tmp_path / "h.csv"
+    steps_table().to_csv(p, index=False)
+    df = load_table(p, reduce="final", required=("N", "D", "loss"))
+    assert len(df) == 3 and df["run"].is_unique
+
+
+@pytest.mark.parametrize("how,kw", [("final", {}), ("min", {}), ("smooth", {"ema": 0.9}), ("smooth", {"window": 7}),
+                                    ("final", {"warmup": 20}), ("smooth", {"ema": 0.0})])
+def test_stream_reduce_matches_pandas(tmp_path, how, kw):
+    p = tmp_path / "hist.csv"
+    steps_table(n_runs=5, n_steps=300).to_csv(p, index=False)
+    fast = try_stream_reduce(p, how, min_bytes=0, block_size=4096, **kw)
+    assert fast is not None and fast.attrs["format"] == "csv-stream"
+    slow = reduce_runs(load_table(p), how, **kw)
+    for col in ("run", "step", "loss", "lr", "D", "N", "C"):
+        if col == "run":
+            assert fast[col].tolist() == slow[col].tolist()
+        else:
+            assert fast[col].to_numpy() == pytest.approx(slow[col].to_numpy(), rel=1e-9), col
+
+
+def test_stream_reduce_unsorted_falls_back(tmp_path):
+    p = tmp_path / "hist.csv"
+    steps_table().sample(frac=1, random_state=0).to_csv(p, index=False)
+    assert try_stream_reduce(p, "final", min_bytes=0, block_size=4096) is None
+    df = load_table(p, reduce="final")
+    assert (df["step"] == 49).all()
+
+
+def test_stream_reduce_bad_number(tmp_path):
+    p = tmp_path / "hist.csv"
+    t = steps_table(n_runs=2, n_steps=2000)
+    t["loss"] = t["loss"].astype(object)
+    t.loc[3500, "loss"] = "oops"
+    t.to_csv(p, index=False)
+    with pytest.raises(ScalelawError, match="not a number"):
+        try_stream_reduce(p, "final", min_bytes=0, block_size=4096)
+
+
+def test_detect_format(tmp_path, fixtures):
+    p = tmp_path / "x.csv"
+    p.write_text("_step,loss\n1,2\n")
+    assert detect_format(p) == "wandb-history"
+    p.write_text("Step,a - loss,a - loss__MIN\n1,2,2\n")
+    assert detect_format(p) == "wandb-panel"
+    assert detect_format(fixtures / "megatron_gpt_125m.log") == "megatron"
+    assert detect_format(fixtures / "nanogpt_shakespeare.log") == "nanogpt"
+    assert detect_format(fixtures / "trainer_state.json") == "hf-trainer"
+    q = tmp_path / "t.json"
+    q.write_text(json.dumps([{"N": 1}]))
+    assert detect_format(q) == "json"
