@@ -30,7 +30,7 @@ def _check_unit_interval(df: pd.DataFrame, col: str, where: str, what: str = "er
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         hint = " (it looks like a percentage: divide by 100)" if 1 < v[k] <= 100 else ""
-        raise ScalelawError(f"column {col!r} of {where} has {what} {v[k]!r} at row {k}; {what}s must lie in [0, 1]"
+        raise ScalelawError(f"column {col!r} of {where} has {what} {float(v[k]):g} at row {k}; {what}s must lie in [0, 1]"
                             f"{hint}: fix the column (error = 1 - accuracy)")
 
 
@@ -41,7 +41,7 @@ def _check_loss(df: pd.DataFrame, where: str) -> None:
     bad = np.isfinite(v) & ~(v > 0)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise ScalelawError(f"column 'loss' of {where} has value {v[k]!r} at row {k}; a validation loss must be positive "
+        raise ScalelawError(f"column 'loss' of {where} has value {float(v[k]):g} at row {k}; a validation loss must be positive "
                             "(nats/token): fix that row")
 
 

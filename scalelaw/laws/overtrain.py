@@ -29,7 +29,7 @@ def check_inputs(df: pd.DataFrame, where: str = "the table") -> None:
         bad = ~(v > 0)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise ScalelawError(f"column {c!r} of {where} has value {v[k]!r} (row {k}); {c} must be a positive "
+            raise ScalelawError(f"column {c!r} of {where} has value {float(v[k]):g} (row {k}); {c} must be a positive "
                                 f"count ({'parameters' if c == 'N' else 'training tokens'}): drop or fix that row")
     if "N" in df.columns and "D" in df.columns:
         N = pd.to_numeric(df["N"], errors="coerce").to_numpy(dtype=float)
