@@ -1,0 +1,315 @@
+"""Data-mixture regression (scalelaw.analysis.mixture, `scalelaw mixture`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from scalelaw.analysis import mixture as mx
+from scalelaw.cli import main
+from scalelaw.errors import ScalelawError
+
+REPO = Path(__file__).resolve().parents[1]
+RM = mx.REGMIX_DIR
+
+
+@pytest.fixture
+def data_root(request) -> Path:
+    """The public-data mirror (shared `mirror` fixture; else located here)."""
+    try:
+        root = Path(request.getfixturevalue("mirror"))
+    except pytest.FixtureLookupError:
+        root = mx.mirror_root()
+    if root is None or not (root / RM / "train_mixture_1m.csv").exists():
+        pytest.skip("public data mirror not found")
+    return root
+
+
+# ---- synthetic tables -------------------------------------------------------------------------
+DOMS = ["a", "b", "c", "d", "e"]
+COEF = np.array([3.0, 3.5, 4.0, 4.2, 5.0])  # pure-domain losses: 'a' is best
+
+
+def _table(n=200, seed=0, noise=0.01, law=None, alpha=None):
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(alpha if alpha is not None else np.ones(len(DOMS)), n)
+    W = np.round(W, 4)
+    W[:, -1] = 1 - W[:, :-1].sum(axis=1)
+    W = np.clip(W, 0, None)
+    W /= W.sum(axis=1, keepdims=True)
+    y = law(W) if law else W @ COEF
+    y = y + noise * rng.standard_normal(n)
+    df = pd.DataFrame(W, columns=[f"mix_{d}" for d in DOMS])
+    df["loss_x"] = y
+    return df
+
+
+def _mixlaw(c=2.0, k=1.5, t=(-1.0, -0.5, 0.0, 0.5, 1.0)):
+    t = np.asarray(t)
+    return lambda W: c + k * np.exp(W @ t)
+
+
+# ---- tables and validation ------------------------------------------------------------------
+def test_validate_ok_and_domains():
+    df = _table(20)
+    assert mx.validate_table(df, "t.csv", targets=["loss_x"]) == DOMS
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda d: d.__setitem__("mix_a", d["mix_a"] + 0.2), ["t.csv", "sum to", "Normalise"]),
+    (lambda d: d.loc.__setitem__((3, "mix_b"), -0.01), ["t.csv", "'mix_b'", "row 3", "negative"]),
+    (lambda d: d.loc.__setitem__((5, "mix_c"), np.nan), ["t.csv", "'mix_c'", "row 5", "finite"]),
+    (lambda d: [d.pop(f"mix_{x}") for x in DOMS], ["t.csv", "no mix_<domain>"]),
+])
+def test_validate_errors(mutate, words):
+    df = _table(20)
+    mutate(df)
+    with pytest.raises(ScalelawError) as ei:
+        mx.validate_table(df, "t.csv", targets=["loss_x"])
+    msg = str(ei.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_unknown_target_names_close_columns():
+    with pytest.raises(ScalelawError, match="loss_x"):
+        mx.fit_mixture(_table(30), "loss_y")
+
+
+def test_domains_differ_between_train_and_test():
+    fit = mx.fit_mixture(_table(60), "loss_x")
+    test = _table(30, seed=1).rename(columns={"mix_e": "mix_f"})
+    with pytest.raises(ScalelawError) as ei:
+        mx.evaluate(fit, test, source="test.csv")
+    msg = str(ei.value)
+    assert "test.csv" in msg and "missing mix_e" in msg and "mix_f" in msg and "same mix_ columns" in msg
+
+
+# ---- regressors -------------------------------------------------------------------------------
+def test_linear_recovers_pure_domain_losses_and_round_trips(tmp_path):
+    fit = mx.fit_mixture(_table(300, noise=0.005), "loss_x", model="linear")
+    np.testing.assert_allclose(fit.model.coef, COEF, atol=0.02)
+    assert fit.metrics["train"]["spearman"] > 0.99
+    assert "OLS Regression Results" in fit.summary()
+    p = fit.save(tmp_path / "f.json")
+    d = json.loads(p.read_text())
+    assert d["schema"] == 1 and d["kind"] == "mixture" and d["model"] == "linear"
+    assert set(d["params"]) == set(DOMS) and d["data"]["sha256"] and d["prior"]["source"] == "mean training mixture"
+    back = mx.load_fit(p)
+    X = _table(10, seed=5)[[f"mix_{x}" for x in DOMS]].to_numpy()
+    np.testing.assert_allclose(back.predict(X), fit.predict(X), rtol=0, atol=1e-12)
+    with pytest.raises(ScalelawError, match="--force"):
+        fit.save(p)
+
+
+def test_mixlaw_recovers_parameters():
+    t = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])  # sums to 0: the fitted gauge
+    fit = mx.fit_mixture(_table(300, noise=0.002, law=_mixlaw(t=t)), "loss_x", model="mixlaw")
+    m = fit.model
+    assert m.c == pytest.approx(2.0, abs=0.1)
+    assert m.k == pytest.approx(1.5, rel=0.1)
+    np.testing.assert_allclose(m.t, t, atol=0.1)
+    back = mx.MixtureFit.from_dict(json.loads(fit.to_json()))
+    X = np.eye(5)
+    np.testing.assert_allclose(back.predict(X), fit.predict(X), rtol=1e-12)
+
+
+def test_gbdt_ranks_unseen_mixtures_and_round_trips(tmp_path):
+    law = _mixlaw()
+    fit = mx.fit_mixture(_table(400, noise=0.002, law=law), "loss_x", model="gbdt", rounds=300, learning_rate=0.05)
+    m = mx.evaluate(fit, _table(200, seed=9, noise=0.0, law=law))
+    assert m["spearman"] > 0.95 and set(m) >= {"spearman", "pearson", "mse"}
+    p = fit.save(tmp_path / "g.json")
+    back = mx.load_fit(p)
+    assert back.settings["rounds"] == 300 and back.settings["learning_rate"] == 0.05
+    X = _table(50, seed=3)[[f"mix_{x}" for x in DOMS]].to_numpy()
+    np.testing.assert_array_equal(back.predict(X), fit.predict(X))
+    assert "LightGBM: 300 trees" in back.summary()
+
+
+def test_gbdt_defaults_are_regmix():
+    assert mx.GBDTMixture().settings() == {"rounds": 1000, "learning_rate": 0.01, "seed": 42, "num_threads": 1}
+
+
+# ---- sampling and bounds ------------------------------------------------------------------
+def test_dirichlet_sampler_moments_and_tiny_concentrations():
+    rng = np.random.default_rng(0)
+    alpha = np.array(list(mx.PILE_TOKEN_SHARES.values()))
+    W = mx.sample_dirichlet(rng, alpha, 200_000)
+    assert np.isfinite(W).all() and (W >= 0).all()
+    np.testing.assert_allclose(W.sum(axis=1), 1, atol=1e-12)
+    np.testing.assert_allclose(W.mean(axis=0), alpha / alpha.sum(), atol=3e-3)
+    # variance of Dirichlet(s * p): p (1 - p) / (s + 1)
+    s = 4.0
+    W = mx.sample_dirichlet(rng, alpha / alpha.sum(), 200_000, np.array([s]))
+    p = alpha / alpha.sum()
+    np.testing.assert_allclose(W.var(axis=0), p * (1 - p) / (s + 1), rtol=0.05, atol=2e-5)
+    # strength range: 15 log-spaced values, as RegMix's generator
+    assert len(mx._strengths((0.1, 5))) == 15 and mx._strengths(2.0).tolist() == [2.0]
+
+
+def test_weight_bounds_epochs_and_errors():
+    doms = ["x", "y", "z"]
+    prior = {"x": 0.5, "y": 0.3, "z": 0.2}
+    lo, hi = mx.weight_bounds(doms, prior, max_epochs=2)  # RegMix: weight <= epochs * share
+    np.testing.assert_allclose(hi, [1.0, 0.6, 0.4])
+    lo, hi = mx.weight_bounds(doms, prior, max_epochs=3, available_tokens={"x": 50, "y": 30, "z": 20},
+                              train_tokens=200)
+    np.testing.assert_allclose(hi, [0.75, 0.45, 0.30])
+    with pytest.raises(ScalelawError, match="sum to"):
+        mx.weight_bounds(doms, prior, max_epochs=1, available_tokens={"x": 50, "y": 30, "z": 20}, train_tokens=200)
+    lo, hi = mx.weight_bounds(doms, prior, max_epochs=4, corpus_tokens=1e9, train_tokens=2e9)
+    np.testing.assert_allclose(hi, [1.0, 0.6, 0.4])
+    with pytest.raises(ScalelawError, match="minimum weights sum"):
+        mx.weight_bounds(doms, prior, min_weight={"x": 0.6, "y": 0.6})
+    with pytest.raises(ScalelawError, match="did you mean 'x'|known"):
+        mx.weight_bounds(doms, prior, max_weight={"xx": 0.5})
+
+
+# ---- recommendation ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def linfit():
+    return mx.fit_mixture(_table(200, noise=0.01), "loss_x", model="linear", prior={d: 0.2 for d in DOMS})
+
+
+def test_recommend_prefers_the_best_domain_and_honours_bounds(linfit):
+    rec = mx.recommend(linfit, samples=20_000, top_k=64, seed=1, boot=10, table=_table(200, noise=0.01))
+    w = rec["mixture"]
+    assert sum(w.values()) == pytest.approx(1.0)
+    assert w["a"] > 0.8 and max(w, key=w.get) == "a"
+    lo, hi = rec["interval"]
+    assert lo <= rec["predicted"] <= hi
+    assert set(rec["mixture_interval"]) == set(DOMS)
+    capped = mx.recommend(linfit, samples=20_000, top_k=64, seed=1, boot=0, max_weight={"a": 0.3},
+                          min_weight={"e": 0.05})
+    assert capped["mixture"]["a"] <= 0.3 + 1e-12 and capped["mixture"]["e"] >= 0.05 - 1e-12
+    assert capped["accepted"] < capped["sampled"] and capped["predicted"] > rec["predicted"]
+    # epoch limit: weight <= 2 * 0.2
+    ep = mx.recommend(linfit, samples=20_000, top_k=64, boot=0, max_epochs=2)
+    assert max(ep["mixture"].values()) <= 0.4 + 1e-12
+
+
+def test_recommend_deterministic_and_errors(linfit):
+    a = mx.recommend(linfit, samples=5_000, top_k=16, seed=3, boot=0)
+    b = mx.recommend(linfit, samples=5_000, top_k=16, seed=3, boot=0)
+    assert a["mixture"] == b["mixture"]
+    with pytest.raises(ScalelawError, match="raise --samples"):
+        mx.recommend(linfit, samples=2_000, top_k=500, boot=0, max_weight={d: 0.22 for d in DOMS})
+    with pytest.raises(ScalelawError, match="exceeds --samples"):
+        mx.recommend(linfit, samples=10, top_k=20, boot=0)
+
+
+def test_temperature_and_strength_shape_the_candidates():
+    rng = np.random.default_rng(0)
+    p = np.array([0.9, 0.09, 0.01])
+    flat = p ** 0.5 / (p ** 0.5).sum()
+    W1 = mx.sample_dirichlet(rng, p, 50_000)
+    W2 = mx.sample_dirichlet(rng, flat, 50_000)
+    assert W2[:, 2].mean() > 2 * W1[:, 2].mean()
+
+
+# ---- figures ------------------------------------------------------------------------------
+def test_figures(linfit):
+    import plotly.graph_objects as go
+
+    fig = mx.plot_predicted_vs_actual(linfit, {"a": _table(40, seed=2), "b": _table(40, seed=3)})
+    assert isinstance(fig, go.Figure) and len(fig.data) == 3  # two sets + the diagonal
+    assert "rho" in fig.data[0].name
+    rec = mx.recommend(linfit, samples=5_000, top_k=16, boot=3, table=_table(200, noise=0.01))
+    fig = mx.plot_recommendation(rec)
+    assert isinstance(fig, go.Figure) and [t.type for t in fig.data] == ["bar", "bar"]
+    assert list(fig.data[1].x) == DOMS
+
+
+# ---- CLI ----------------------------------------------------------------------------------
+def test_cli_fit_evaluate_recommend(tmp_path):
+    tr, te = tmp_path / "train.csv", tmp_path / "test.csv"
+    _table(200).to_csv(tr, index=False)
+    _table(80, seed=4).to_csv(te, index=False)
+    out = tmp_path / "fit.json"
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["kind"] == "mixture" and d["data"]["source"] == str(tr) and out.exists()
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(out)])
+    assert r.exit_code == 2 and "--force" in r.output
+    r = CliRunner().invoke(main, ["mixture", "evaluate", str(out), str(te), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert {"spearman", "pearson", "mse"} <= set(m) and m["spearman"] > 0.95
+    r = CliRunner().invoke(main, ["mixture", "recommend", str(out), "--samples", "5000", "--top-k", "32",
+                                  "--seed", "2", "--boot", "5", "--max-weight", "a=0.5", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.output)
+    assert rec["mixture"]["a"] <= 0.5 + 1e-12 and len(rec["interval"]) == 2
+    r = CliRunner().invoke(main, ["mixture", "recommend", str(out), "--samples", "5000", "--boot", "0"])
+    assert r.exit_code == 0 and "predicted loss_x" in r.output
+
+
+def test_cli_bad_input_one_line_exit_2(tmp_path):
+    bad = _table(30)
+    bad.loc[7, "mix_a"] += 0.5
+    p = tmp_path / "bad.csv"
+    bad.to_csv(p, index=False)
+    r = CliRunner().invoke(main, ["mixture", "fit", str(p), "--target", "loss_x"])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "bad.csv" in lines[0] and "row 7" in lines[0]
+    neg = _table(30)
+    neg.loc[2, "mix_b"] = -0.1
+    neg.to_csv(p, index=False)
+    r = CliRunner().invoke(main, ["mixture", "fit", str(p), "--target", "loss_x"])
+    assert r.exit_code == 2 and "negative" in r.output
+    good = tmp_path / "good.csv"
+    _table(60).to_csv(good, index=False)
+    fitp = tmp_path / "f.json"
+    assert CliRunner().invoke(main, ["mixture", "fit", str(good), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
+    other = _table(30).rename(columns={"mix_a": "mix_z"})
+    other.to_csv(p, index=False)
+    r = CliRunner().invoke(main, ["mixture", "evaluate", str(fitp), str(p)])
+    assert r.exit_code == 2 and "mix_z" in r.output and "mix_a" in r.output
+
+
+# ---- RegMix public data -------------------------------------------------------------------
+def test_regmix_pair_loading(data_root):
+    d = data_root / RM
+    a = mx.load_mixture_table("regmix-1b-test")
+    b = mx.load_mixture_table(f"{d / 'test_mixture_1B.csv'},{d / 'test_pile_loss_1B.csv'}")
+    c = mx.load_mixture_table(d / "test_mixture_1B.csv")
+    assert len(a) == len(b) == len(c) == 64
+    assert "mix_pile_cc" in a.columns and "loss_pile_cc" in a.columns
+    assert mx.validate_table(a, "1b", targets=["loss_pile_cc"]) == list(mx.PILE_TOKEN_SHARES)
+
+
+def test_regmix_linear_reference(data_root):
+    fit = mx.fit_mixture("regmix-1m-train", "loss_pile_cc", model="linear")
+    assert fit.prior_source.startswith("pile-token-shares")
+    for name, want in mx.PUBLISHED_SPEARMAN["linear"].items():
+        assert mx.evaluate(fit, name)["spearman"] == pytest.approx(want, abs=0.01)
+    assert mx.check_reference(REPO / "fits" / "regmix-linear-pilecc.json") == []
+
+
+def test_regmix_gbdt_reference_real_settings(data_root):
+    """The reference check refits with RegMix's settings (1000 rounds, lr 0.01) and re-evaluates."""
+    path = REPO / "fits" / "regmix-gbdt-pilecc.json"
+    d = json.loads(path.read_text())
+    assert d["settings"]["rounds"] == 1000 and d["settings"]["learning_rate"] == 0.01
+    assert d["metrics"]["regmix-1m-test"]["spearman"] >= 0.989
+    assert d["metrics"]["regmix-60m-test"]["spearman"] >= 0.985
+    assert d["metrics"]["regmix-1b-test"]["spearman"] >= 0.96
+    assert mx.check_reference(path) == []
+
+
+def test_check_reference_reports_drift(data_root, tmp_path):
+    d = json.loads((REPO / "fits" / "regmix-linear-pilecc.json").read_text())
+    d["metrics"]["regmix-60m-test"]["spearman"] = 0.95
+    d["params"]["pile_cc"] += 0.1
+    p = tmp_path / "drift.json"
+    p.write_text(json.dumps(d))
+    msgs = mx.check_reference(p)
+    assert any("regmix-60m-test spearman" in m for m in msgs) and any("pile_cc" in m for m in msgs)
