@@ -1,0 +1,81 @@
+"""CLI: data list/info/fetch, ingest, inspect; bad input gives exit code 2 and one line."""
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from scalelaw.cli import main
+
+
+def run(*args):
+    r = CliRunner().invoke(main, list(map(str, args)))
+    return r
+
+
+def assert_one_line_error(r):
+    assert r.exit_code == 2, r.output
+    lines = [l for l in r.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output
+
+
+def test_data_list_and_info(mirror):
+    r = run("data", "list", "--json")
+    assert r.exit_code == 0
+    names = [d["name"] for d in json.loads(r.output)]
+    assert "gadre-overtrain" in names and "release-dates" in names
+    r = run("data", "info", "chinchilla-epoch", "--json")
+    d = json.loads(r.output)
+    assert d["commit"] == "92258837425e1b5f2851d624287f0120583a3d0e" and d["n_files"] == 1
+    assert "Besiroglu" in run("data", "info", "chinchilla-epoch").output
+    r = run("data", "fetch", "regmix-1b-test")
+    assert r.exit_code == 0 and "2 file(s) verified" in r.output
+
+
+def test_data_unknown_name():
+    assert_one_line_error(run("data", "info", "nope"))
+    assert_one_line_error(run("data", "fetch", "nope"))
+
+
+def test_ingest_and_inspect(tmp_path, fixtures):
+    out = tmp_path / "runs.parquet"
+    r = run("ingest", fixtures / "megatron_gpt_125m.log", fixtures / "nanogpt_shakespeare.log", "-o", out,
+            "--reduce", "final", "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["rows"] == 2 and s["output"] == str(out)
+    df = pd.read_parquet(out)
+    assert sorted(df["run"]) == ["megatron_gpt_125m", "nanogpt_shakespeare"]
+    assert_one_line_error(run("ingest", fixtures / "megatron_gpt_125m.log", "-o", out))  # exists, no --force
+    assert run("ingest", fixtures / "megatron_gpt_125m.log", "-o", out, "--force").exit_code == 0
+    r = run("inspect", out, "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["rows"] == 4
+    assert "D" in run("inspect", out).output
+
+
+def test_ingest_map_units_csv(tmp_path):
+    src = tmp_path / "mine.csv"
+    src.write_text("model,size_b,toks,final\nm1,0.1,2,3.0\nm2,1.0,20,2.5\n")
+    out = tmp_path / "o.csv"
+    r = run("ingest", src, "-o", out, "--map", "N=size_b", "--map", "D=toks", "--map", "loss=final",
+            "--units", "N=B", "--units", "D=B")
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out)
+    assert df["N"].tolist() == [1e8, 1e9] and df["C"].tolist() == pytest.approx([1.2e18, 1.2e20])
+    assert_one_line_error(run("ingest", src, "-o", tmp_path / "p.csv", "--map", "N=size_b"))  # billions undeclared
+    assert_one_line_error(run("ingest", src, "-o", tmp_path / "p.csv", "--map", "N=nope"))
+    assert_one_line_error(run("ingest", src, "-o", tmp_path / "p.xlsx"))
+    assert_one_line_error(run("ingest", src, "-o", tmp_path / "p.csv", "--units", "N=zillions"))
+
+
+@pytest.mark.parametrize("content", ["", "N,D,loss\n1e8,1e9,-3\n", "N,D,loss\n1e8,1e9\n1,2,3,4\n",
+                                     "run,N,D,loss\na,1e8,1e9,3\na,1e8,1e9,3\n"])
+def test_bad_tables_one_line(tmp_path, content):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    assert_one_line_error(run("inspect", p))
+    assert_one_line_error(run("ingest", p, "-o", tmp_path / "o.parquet"))
+
+
+def test_inspect_missing_file():
+    assert_one_line_error(run("inspect", "no/such/file.csv"))

@@ -1,0 +1,182 @@
+"""W&B exports, TensorBoard event files, HF trainer_state.json, Megatron and nanoGPT logs."""
+import json
+import shutil
+import warnings
+
+import pandas as pd
+import pytest
+
+from scalelaw.errors import ScalelawError
+from scalelaw.io import load_table
+
+
+# ---- W&B ------------------------------------------------------------------------------------------
+def test_wandb_history_with_config(tmp_path):
+    run = tmp_path / "run-abc"
+    run.mkdir()
+    pd.DataFrame({"_step": [0, 100, 200], "_runtime": [1, 2, 3], "train/loss": [5.0, 3.0, 2.5],
+                  "val/loss": [None, 3.2, 2.7], "train/learning_rate": [1e-4, 1e-3, 5e-4],
+                  "tokens": [0, 1e8, 2e8]}).to_csv(run / "history.csv", index=False)
+    (run / "config.json").write_text(json.dumps({"_wandb": {"value": {}}, "n_params": {"value": 1.2e8, "desc": None},
+                                                 "seq_len": {"value": 1024}, "optimizer": {"value": "adamw"},
+                                                 "warmup_steps": {"value": 100}}))
+    df = load_table(tmp_path)
+    assert df["run"].unique().tolist() == ["run-abc"]
+    assert df["N"].unique().tolist() == [1.2e8] and df["seq_len"].iloc[0] == 1024
+    assert df["loss"].iloc[1] == 3.2 and df["loss_train"].iloc[1] == 3.0  # validation loss preferred
+    assert df["hp_optimizer"].iloc[0] == "adamw" and "hp_warmup_steps" in df.columns
+    fin = load_table(run / "history.csv", reduce="final", required=("N", "D", "loss"))
+    assert len(fin) == 1 and fin["loss"].iloc[0] == 2.7 and fin["D"].iloc[0] == 2e8 and fin["lr"].iloc[0] == 1e-3
+
+
+def test_wandb_history_jsonl(tmp_path):
+    p = tmp_path / "history.jsonl"
+    p.write_text("\n".join(json.dumps({"_step": s, "loss": 3.0 - s * 0.1, "_timestamp": 1.0}) for s in range(5)))
+    df = load_table(p, reduce="min")
+    assert df["loss"].iloc[0] == pytest.approx(2.6)
+
+
+def test_wandb_panel_export(tmp_path):
+    p = tmp_path / "panel.csv"
+    pd.DataFrame({"Step": [10, 20, 30], "run-a - train/loss": [3.0, 2.5, 2.2], "run-a - train/loss__MIN": [2.9, 2.4, 2.1],
+                  "run-a - train/loss__MAX": [3.1, 2.6, 2.3], "run-b - train/loss": [3.5, None, 2.9]}).to_csv(p, index=False)
+    df = load_table(p)
+    assert sorted(df["run"].unique()) == ["run-a", "run-b"]
+    assert not any("__M" in c for c in df.columns)
+    fin = load_table(p, reduce="final")
+    assert fin.set_index("run")["loss"].to_dict() == {"run-a": 2.2, "run-b": 2.9}
+
+
+def test_wandb_panel_bad_value(tmp_path):
+    p = tmp_path / "panel.csv"
+    p.write_text("Step,run-a - loss\n1,3.0\n2,abc\n")
+    with pytest.raises(ScalelawError, match="line 3"):
+        load_table(p)
+
+
+# ---- TensorBoard ------------------------------------------------------------------------------------
+def write_events(folder, points, tensor_tag=None):
+    from tensorboardX import SummaryWriter
+    from tensorboardX.proto import summary_pb2, tensor_pb2, tensor_shape_pb2
+
+    w = SummaryWriter(str(folder))
+    for step, loss in points:
+        w.add_scalar("train/loss", loss, step)
+        if tensor_tag:
+            t = tensor_pb2.TensorProto(dtype=2, double_val=[1e-3 / (step + 1)],
+                                       tensor_shape=tensor_shape_pb2.TensorShapeProto())
+            w._get_file_writer().add_summary(summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tensor_tag, tensor=t)]), step)
+    w.close()
+
+
+def test_tensorboard_every_point_and_tensor_scalars(tmp_path):
+    pts = [(s, 4.0 - 0.001 * s) for s in range(0, 3000, 3)]  # 1000 points: no reservoir sampling
+    write_events(tmp_path / "a", pts, tensor_tag="lr")
+    write_events(tmp_path / "b", pts[:10])
+    df = load_table(tmp_path)
+    a = df[df["run"] == "a"]
+    assert len(a) == 1000 and a["loss"].tolist() == pytest.approx([p[1] for p in pts], rel=1e-6)
+    assert a["lr"].iloc[1] == pytest.approx(1e-3 / 4)
+    assert (df["run"] == "b").sum() == 10
+    fin = load_table(tmp_path, reduce="final")
+    assert fin.set_index("run")["step"].to_dict() == {"a": 2997, "b": 27}
+
+
+def test_tensorboard_single_file_and_truncated_tail(tmp_path):
+    write_events(tmp_path / "r", [(1, 3.0), (2, 2.0)])
+    f = next((tmp_path / "r").glob("*tfevents*"))
+    df = load_table(f)
+    assert df["loss"].tolist() == [3.0, 2.0] and df["run"].iloc[0] == "r"
+    data = f.read_bytes()
+    cut = tmp_path / "cut" / f.name
+    cut.parent.mkdir()
+    cut.write_bytes(data[:-7])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        df = load_table(cut)
+    assert df["loss"].tolist() == [3.0] and any("truncated" in str(x.message) for x in w)
+
+
+def test_tensorboard_corrupt_record(tmp_path):
+    import struct
+
+    p = tmp_path / "events.out.tfevents.1.host"
+    payload = b"\xff\xff\xff\xff"
+    p.write_bytes(struct.pack("<Q", len(payload)) + b"\0" * 4 + payload + b"\0" * 4)
+    with pytest.raises(ScalelawError, match="corrupt"):
+        load_table(p)
+
+
+# ---- HF Trainer ---------------------------------------------------------------------------------------
+def test_hf_trainer_state(tmp_path, fixtures):
+    d = tmp_path / "my-run" / "checkpoint-40"
+    d.mkdir(parents=True)
+    shutil.copy(fixtures / "trainer_state.json", d / "trainer_state.json")
+    df = load_table(d / "trainer_state.json")
+    assert df["run"].iloc[0] == "my-run" and df["step"].tolist() == [10, 20, 30, 40]
+    assert df["loss"].tolist()[1] == 3.6 and df["loss_train"].tolist() == [4.5, 3.9, 3.4, 3.2]
+    fin = load_table(d / "trainer_state.json", reduce="final")
+    assert fin["loss"].iloc[0] == 3.1 and fin["lr"].iloc[0] == 5e-5
+
+
+def test_hf_trainer_state_malformed(tmp_path):
+    p = tmp_path / "trainer_state.json"
+    p.write_text('{"log_history": [{"loss": 3.0}]}')
+    with pytest.raises(ScalelawError, match="no 'step'"):
+        load_table(p)
+    p.write_text('{"log_history": [')
+    with pytest.raises(ScalelawError, match="line 1"):
+        load_table(p)
+
+
+# ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
+def test_megatron_log(fixtures):
+    df = load_table(fixtures / "megatron_gpt_125m.log")
+    assert df["step"].tolist() == [100, 200, 300, 400]
+    assert df["D"].tolist() == [25600 * 2048, 51200 * 2048, 76800 * 2048, 102400 * 2048]
+    assert df["batch_tokens"].iloc[0] == 256 * 2048 and df["loss_train"].iloc[0] == pytest.approx(5.812345)
+    fin = load_table(fixtures / "megatron_gpt_125m.log", reduce="final")
+    assert fin["loss"].iloc[0] == pytest.approx(3.612345) and fin["lr"].iloc[0] == pytest.approx(6e-4)
+
+
+def test_megatron_malformed_line(tmp_path, fixtures):
+    lines = (fixtures / "megatron_gpt_125m.log").read_text().splitlines()
+    lines[12] = lines[12].replace("lm loss: 4.101234E+00", "lm loss: four")
+    p = tmp_path / "m.log"
+    p.write_text("\n".join(lines))
+    with pytest.raises(ScalelawError) as e:
+        load_table(p)
+    assert "m.log line 13" in str(e.value) and "lm loss" in str(e.value)
+
+
+def test_megatron_seq_len_option(tmp_path, fixtures):
+    text = "\n".join(l for l in (fixtures / "megatron_gpt_125m.log").read_text().splitlines() if "seq_length" not in l)
+    p = tmp_path / "m.log"
+    p.write_text(text)
+    with pytest.warns(UserWarning, match="seq_len"):
+        assert "D" not in load_table(p).columns
+    assert load_table(p, seq_len=1024)["D"].iloc[0] == 25600 * 1024
+
+
+def test_nanogpt_log(fixtures):
+    df = load_table(fixtures / "nanogpt_shakespeare.log")
+    assert df["step"].tolist() == [0, 10, 20, 30, 40, 50]
+    assert df["D"].tolist() == [s * 16384 for s in (0, 10, 20, 30, 40, 50)] and df["seq_len"].iloc[0] == 256
+    fin = load_table(fixtures / "nanogpt_shakespeare.log", reduce="final")
+    assert fin["loss"].iloc[0] == pytest.approx(2.5130)  # validation loss
+    assert fin["loss_train"].iloc[0] == pytest.approx(2.5219)
+
+
+def test_nanogpt_malformed_line(tmp_path, fixtures):
+    text = (fixtures / "nanogpt_shakespeare.log").read_text().replace("iter 20: loss 2.7823", "iter 20: loss 2.78x3")
+    p = tmp_path / "n.log"
+    p.write_text(text)
+    with pytest.raises(ScalelawError, match="n.log line 15"):
+        load_table(p)
+
+
+def test_unknown_text_log(tmp_path):
+    p = tmp_path / "x.log"
+    p.write_text("hello\nworld\n")
+    with pytest.raises(ScalelawError, match="not a recognised text log"):
+        load_table(p)
