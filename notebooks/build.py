@@ -45,13 +45,10 @@ from scalelaw.fit import fit
 from scalelaw.analysis.plan import plan, format_plan"""),
     ("md", """\
 The dataset holds model size N (all parameters), training FLOPs C and the final loss; D = C/(6N).
-Epoch drop the five highest-loss runs (240 are fitted)."""),
+As Epoch did, the five highest-loss runs are dropped (240 are fitted)."""),
     ("code", """\
 runs = datasets.load("chinchilla-epoch")
-if "D" not in runs:
-    runs["D"] = runs["C"] / (6 * runs["N"])
-runs = runs.nsmallest(len(runs) - 5, "loss") if len(runs) == 245 else runs
-print(len(runs), "runs")
+print(len(runs), "runs;", runs.attrs["note"])
 runs[["N", "D", "C", "loss"]].describe()"""),
     ("md", "## Fit with a bootstrap over runs\nEpoch used 4,000 resamples; 400 keep this notebook quick."),
     ("code", """\

@@ -22,28 +22,13 @@ TOTAL_BUDGET = 180.0        # seconds for all notebooks
 _TIMES: dict = {}
 
 
-def _mirror() -> Path | None:
-    env = os.environ.get("SCALELAW_MIRROR")
-    for c in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
-        if c.is_dir():
-            return c
-    return None
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 @pytest.fixture(scope="module")
-def kernel_env():
-    mirror = _mirror()
-    if mirror is None:
-        if _in_ci():
-            pytest.fail("CI=true but the public data mirror is missing (set SCALELAW_MIRROR)")
-        pytest.skip("public data mirror not found (set SCALELAW_MIRROR or provide ../shared/data)")
+def kernel_env(mirror):
+    """The kernel's environment: the public-data mirror (conftest's ``mirror`` fixture: fails in CI
+    without one), this checkout on PYTHONPATH, no progress bars."""
     saved = dict(os.environ)
     os.environ["SCALELAW_MIRROR"] = str(mirror)
-    os.environ["SCALELAW_QUIET"] = "1"            # no progress bars in cell outputs
+    os.environ["SCALELAW_QUIET"] = "1"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in saved.get("PYTHONPATH", "").split(os.pathsep) if p])
     yield mirror
     os.environ.clear()
