@@ -3,6 +3,7 @@ from .app import main
 
 # Each module below attaches its verbs to ``main`` when imported.
 from . import fitting  # noqa: E402,F401  laws, fit, predict, optimum, backtest, check, isoflop
+from . import plan  # noqa: E402,F401  plan, report
 from . import density  # noqa: E402,F401
 from . import hparams  # noqa: E402,F401
 from . import overtrain  # noqa: E402,F401  gadre reproduce, backtest, plot
