@@ -203,7 +203,8 @@ def test_cli_sweep_cells_loco_plot(tmp_path):
     assert r.exit_code == 0
     d = json.loads(r.stdout)
     assert d["summary"]["cells"] == 6 and d["summary"]["mean_gap_interp"] < 2e-4
-    r = run("sweep", "loco", p)
+    p3 = _write(synthetic_sweep(cells=((2e8, 4e9), (4e8, 8e9), (8e8, 1.6e10))), tmp_path / "s3.csv")
+    r = run("sweep", "loco", p3)
     assert r.exit_code == 0 and "mean gap" in r.output
     out = tmp_path / "fig.html"
     r = run("sweep", "plot", p, "--cell", "N=4e8", "--cell", "D=8e9", "-o", str(out))
