@@ -250,7 +250,18 @@ def polish(prob: Problem, theta: np.ndarray, w: np.ndarray | None = None, maxite
 def _solve_chunk(args):
     law_name, X, y, weights, free, fixed, objective, delta, theta0, w, kw = args
     prob = Problem(get_law(law_name), X, y, weights, free, fixed, objective, delta)
-    return solve_batch(prob, theta0, w, **kw)
+    with single_threaded_blas():
+        return solve_batch(prob, theta0, w, **kw)
+
+
+def single_threaded_blas():
+    """Context limiting BLAS/OpenMP pools to one thread (our products are small)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - declared dependency
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
 
 
 def _run_batched(prob: Problem, theta0: np.ndarray, w=None, *, n_jobs=None, scheduler=None,
@@ -344,6 +355,17 @@ def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
     return law, df, tuple(X), y, w
 
 
+def _blas_single(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_blas_single
 def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float = 1e-3,
         where: str | None = None, weights=None, fixed: Mapping[str, float] | None = None,
         starts: np.ndarray | Sequence | None = None, boot: int = 0, seed: int = 0,
@@ -435,8 +457,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
         if fk < best_f:
             best_f, best_t, best_res = fk, np.asarray(tk, dtype=float), res
     # starts that reached the best basin: objective within 1e-3 (relative) of the optimum at the
-    # end of the multi-start phase
-    n_best = int(np.sum(f <= best_f + 1e-3 * abs(best_f) + 1e-15))
+    # end of the multi-start phase; the start the optimum was polished from counts in any case
+    n_best = max(int(np.sum(f <= best_f + 1e-3 * abs(best_f) + 1e-15)), 1)
 
     diagnostics = _diagnostics(prob, best_t, best_f, best_res, n_best, S, int(finite.sum()), iters)
 
@@ -505,9 +527,14 @@ def _diagnostics(prob: Problem, t, f, res, n_best, n_starts, n_finite, iters) ->
             at_bounds.append(p.name)
     gtol = 1e-5 * max(f, 1e-12) + 1e-10
     grad_ok = gnorm <= max(gtol, 1e-7)
-    converged = bool(np.isfinite(f) and (grad_ok or (res is not None and res.success)) and n_best >= 1)
-    msg = "ok" if converged else (
-        f"gradient {gnorm:.3g} above tolerance; optimiser said: {getattr(res, 'message', '')}")
+    converged = bool(np.isfinite(f) and (grad_ok or (res is not None and res.success)))
+    if converged:
+        msg = "ok"
+    elif not np.isfinite(f):
+        msg = "no finite objective at the optimum"
+    else:
+        msg = (f"largest projected gradient component {gnorm:.3g} exceeds {max(gtol, 1e-7):.3g} and the "
+               f"optimiser stopped with: {getattr(res, 'message', 'no message')}")
     checks = {
         "converged": converged,
         "params_at_bounds": at_bounds,
