@@ -28,6 +28,8 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     for i, r in enumerate(hist):
         if not isinstance(r, dict) or "step" not in r:
             raise ScalelawError(f"{p}: log_history entry {i} has no 'step'; the file is malformed")
+        if isinstance(r["step"], bool) or not isinstance(r["step"], (int, float)):
+            raise ScalelawError(f"{p}: log_history entry {i} has step {r['step']!r}, not a number; fix the file")
         rows.append({k: v for k, v in r.items() if isinstance(v, (int, float)) or v is None})
     if not rows:
         raise ScalelawError(f"{p}: log_history is empty; the run logged nothing yet")

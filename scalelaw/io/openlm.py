@@ -80,16 +80,12 @@ def read_run(f: Path) -> dict:
     for k in ("params", "tokens"):
         if k not in hp:
             raise ScalelawError(f"{f}: hyperparameters lack {k!r}; the run JSON is incomplete")
-    try:
-        row = {"run": str(m.get("name") or f.stem), "N": float(hp["params"]),
-               "N_nonembed": float(hp["params_no_embed"]) if "params_no_embed" in hp else float("nan"),
-               "D": float(hp["tokens"]), "lr": float(hp["lr"]) if "lr" in hp else float("nan"),
-               "batch_tokens": float(hp["global_bs"]) * SEQ_LEN if "global_bs" in hp else float("nan"),
-               "seq_len": float(SEQ_LEN), "dataset": str(m.get("dataset_name", "")),
-               "model": str(hp.get("model", "")).split("/")[-1].rsplit(".", 1)[0]}
-    except (TypeError, ValueError) as exc:
-        raise ScalelawError(f"{f}: a hyperparameter is not a number ({exc}); fix the run JSON") from None
-    row["M"] = row["D"] / row["N"] if row["N"] else float("nan")
+    num = {k: _number(hp.get(k), f, f"hyperparameters.{k}") for k in ("params", "params_no_embed", "tokens", "lr", "global_bs")}
+    row = {"run": str(m.get("name") or f.stem), "N": num["params"], "N_nonembed": num["params_no_embed"],
+           "D": num["tokens"], "lr": num["lr"], "batch_tokens": num["global_bs"] * SEQ_LEN,
+           "seq_len": float(SEQ_LEN), "dataset": str(m.get("dataset_name", "")),
+           "model": str(hp.get("model", "")).split("/")[-1].rsplit(".", 1)[0]}
+    row["M"] = row["D"] / row["N"] if row["N"] and row["N"] == row["N"] else float("nan")
     for k, v in hp.items():
         if k in ("params", "params_no_embed", "tokens", "lr", "global_bs", "model", "fsdp_flags"):
             continue
@@ -98,13 +94,21 @@ def read_run(f: Path) -> dict:
         elif isinstance(v, (bool, str)):
             row[f"hp_{k}"] = v
     for r in m.get("results") or []:
-        if not isinstance(r, dict) or "loss" not in r or not r.get("val_data"):
+        if not isinstance(r, dict) or "loss" not in r or not isinstance(r.get("val_data"), list) or not r["val_data"]:
             continue
         name = val_name(r["val_data"][0])
-        row[f"loss_{name}"] = float(r["loss"])
+        row[f"loss_{name}"] = _number(r["loss"], f, f"the loss on {name}")
     if f"loss_{TARGET}" in row:
         row["loss"] = row[f"loss_{TARGET}"]
     return row
+
+
+def _number(v, f: Path, what: str) -> float:
+    if v is None:
+        return float("nan")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ScalelawError(f"{f}: {what} is {v!r}, not a number; fix the run JSON")
+    return float(v)
 
 
 def read_exp_data(path) -> pd.DataFrame:
@@ -119,9 +123,10 @@ def read_exp_data(path) -> pd.DataFrame:
         ev = d / "evals" / f"evaluation_{f.stem}_heavy.json"
         if ev.is_file():
             icl = (_load(ev).get("eval_metrics") or {}).get("icl") or {}
+            if not isinstance(icl, dict):
+                raise ScalelawError(f"{ev}: eval_metrics.icl is not an object of task accuracies")
             for task, acc in icl.items():
-                if isinstance(acc, (int, float)) and not isinstance(acc, bool):
-                    row[f"err_{task}"] = 1.0 - float(acc)
+                row[f"err_{task}"] = 1.0 - _number(acc, ev, f"the accuracy of {task}")
         rows.append(row)
     df = pd.DataFrame(rows)
     lead = ["run", "N", "N_nonembed", "D", "M", "lr", "batch_tokens", "seq_len", "loss", "dataset", "model"]
