@@ -31,14 +31,32 @@ def _err(loss, eps, k, gamma):
     return eps - k * np.exp(-gamma * loss)
 
 
-LR = register(Law("_test_lr_opt", _lr, inputs=("N", "D"), target="lr",
-                  params=(Param("a", 0, 1e3), Param("b", -3, 3), Param("c", -3, 3))), replace=True)
-BS = register(Law("_test_bs_opt", _bs, inputs=("D",), target="batch_tokens",
-                  params=(Param("k", 0, 1e3), Param("e", 0, 2))), replace=True)
-ERR = register(Law("_test_err", _err, inputs=("loss",), target="err_avg", family="downstream",
-                   params=(Param("eps", 0, 1), Param("k", 0, 10), Param("gamma", 0, 5))), replace=True)
-NOOPT = register(dataclasses.replace(get_law("chinchilla"), name="_test_chinchilla_numeric", optimum=None, published={},
-                                     optimum_args=()), replace=True)
+LR = Law("_test_lr_opt", _lr, inputs=("N", "D"), target="lr",
+         params=(Param("a", 0, 1e3), Param("b", -3, 3), Param("c", -3, 3)))
+BS = Law("_test_bs_opt", _bs, inputs=("D",), target="batch_tokens", params=(Param("k", 0, 1e3), Param("e", 0, 2)))
+ERR = Law("_test_err", _err, inputs=("loss",), target="err_avg", family="downstream",
+          params=(Param("eps", 0, 1), Param("k", 0, 10), Param("gamma", 0, 5)))
+NOOPT = dataclasses.replace(get_law("chinchilla"), name="_test_chinchilla_numeric", optimum=None, published={},
+                            optimum_args=())
+_TEMP = []
+
+
+def _register(law):
+    """Register a test law for this module only (the registry is global: other tests list it)."""
+    register(law, replace=True)
+    _TEMP.append(law.name)
+    return law
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _test_laws():
+    for law in (LR, BS, ERR, NOOPT):
+        _register(law)
+    yield
+    from scalelaw.law import _REGISTRY
+
+    for name in _TEMP:
+        _REGISTRY.pop(name, None)
 
 
 def _fake_fit(law, params, rel_sd=0.02, k=400, seed=0, ranges=None):
@@ -196,8 +214,8 @@ def test_user_errors(loss_fit, kwargs, match):
 
 
 def test_missing_input_names_at_option(loss_fit):
-    law = register(Law("_test_needs_u", lambda N, D, U, E: E + 0 * N * D * U, inputs=("N", "D", "U"),
-                       params=(Param("E", 0, 10),)), replace=True)
+    law = _register(Law("_test_needs_u", lambda N, D, U, E: E + 0 * N * D * U, inputs=("N", "D", "U"),
+                       params=(Param("E", 0, 10),)))
     f = Fit(law=law, params={"E": 2.0}, free=("E",))
     with pytest.raises(ScalelawError, match="--at U="):
         plan(compute=1e21, loss_fit=loss_fit, lr_fit=f)
@@ -275,8 +293,8 @@ def test_optimum_with_further_arguments_and_kaplan_convention():
 
 def test_batch_law_on_the_loss(loss_fit):
     """A batch law may read the predicted loss (Kaplan's critical batch B_crit(L))."""
-    crit = register(Law("_test_bcrit", lambda loss, B_star, a: B_star / loss ** (1 / a), inputs=("loss",),
-                        target="batch_tokens", params=(Param("B_star", 0, 1e12), Param("a", 0, 2))), replace=True)
+    crit = _register(Law("_test_bcrit", lambda loss, B_star, a: B_star / loss ** (1 / a), inputs=("loss",),
+                        target="batch_tokens", params=(Param("B_star", 0, 1e12), Param("a", 0, 2))))
     bf = _fake_fit(crit, {"B_star": 2.1e8, "a": 0.21}, rel_sd=0.0, seed=5)
     r = plan(compute=1e21, loss_fit=loss_fit, bs_fit=bf)
     assert r["batch_tokens"] == pytest.approx(2.1e8 / r["loss"] ** (1 / 0.21), rel=1e-12)
