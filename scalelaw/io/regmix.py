@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
@@ -26,9 +27,11 @@ def load_pair(mixture_csv, loss_csv) -> pd.DataFrame:
             raise ScalelawError(f"{p}: no '{pre}*' columns; is the mixture/loss order right? "
                                 "call load_pair(mixture_csv, loss_csv)")
         idx = pd.to_numeric(df["index"], errors="coerce")
-        if idx.isna().any():
-            i = int(idx.isna().to_numpy().nonzero()[0][0])
-            raise ScalelawError(f"{p} line {i + 2}: index {df['index'].iloc[i]!r} is not a number; fix it")
+        bad = ~np.isfinite(idx.to_numpy(dtype="float64", na_value=np.nan))
+        bad |= ~bad & (idx.fillna(0) % 1 != 0).to_numpy()
+        if bad.any():
+            i = int(bad.nonzero()[0][0])
+            raise ScalelawError(f"{p} line {i + 2}: index {df['index'].iloc[i]!r} is not a whole number; fix it")
         if idx.duplicated().any():
             i = int(idx.duplicated().to_numpy().nonzero()[0][0])
             raise ScalelawError(f"{p} line {i + 2}: index {int(idx.iloc[i])} appears twice; indexes must be unique")

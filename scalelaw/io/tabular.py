@@ -239,13 +239,13 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         return pacsv.open_csv(p, read_options=ropts, parse_options=popts,
                               convert_options=pacsv.ConvertOptions(include_columns=include, column_types=types))
 
-    # probe types on the first block: numeric columns are kept, text columns other than run dropped
+    # probe types on the first rows: numeric columns are kept, text columns other than run dropped
     try:
-        first = open_(header, {run_col: pa.string()}).read_next_batch()
-    except (pa.ArrowInvalid, StopIteration) as exc:
-        raise ScalelawError(f"{p}: cannot parse as CSV ({str(exc)[:200]}); fix the file") from None
-    num_cols = [c for c in header if c != run_col and (pa.types.is_integer(first.schema.field(c).type)
-                or pa.types.is_floating(first.schema.field(c).type) or pa.types.is_null(first.schema.field(c).type))]
+        first = pd.read_csv(p, sep=sep, nrows=2000)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ScalelawError(f"{p}: cannot parse as CSV ({str(exc).strip().splitlines()[-1][:200]}); fix the file") from None
+    num_cols = [c for c in header if c != run_col and c in first.columns
+                and (pd.api.types.is_numeric_dtype(first[c]) and not pd.api.types.is_bool_dtype(first[c]))]
     if step_col not in num_cols or loss_col not in num_cols:
         return None
     types = {c: pa.float64() for c in num_cols}
@@ -255,6 +255,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     lr_col = next((c for c in num_cols if names_of.get(c) == "lr"), None)
     i_lr = num_cols.index(lr_col) if lr_col else None
     lr_max: list[float] = []
+    best_loss: list[float] = []
     ids: dict[str, int] = {}
     last_step: list[float] = []
     final: list = []
@@ -281,21 +282,21 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
             raise ScalelawError(f"{p}: empty run id in column {run_col!r} near row {rows_seen - n + 1}; fill it in")
         gmap = np.fromiter((ids.setdefault(v, len(ids)) for v in rc.dictionary.to_pylist()), dtype=np.int64)
         gid = gmap[rc.indices.to_numpy(zero_copy_only=False)]
-        V = np.column_stack([batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(len(num_cols))])
-        step, loss = V[:, i_step], V[:, i_loss]
+        C = [batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(len(num_cols))]
+        step, loss = C[i_step], C[i_loss]
         while len(final) < len(ids):
             last_step.append(-np.inf); final.append(None); best.append(None); ema_s.append(0.0); cnt.append(0)
-            lr_max.append(np.nan); tail.append(np.empty(0))
+            lr_max.append(np.nan); tail.append(np.empty(0)); best_loss.append(np.inf)
         if i_lr is not None:  # peak lr over every logged step (before the loss / warm-up filter)
             st0 = np.r_[0, np.flatnonzero(gid[1:] != gid[:-1]) + 1]
-            for g, m in zip(gid[st0].tolist(), np.fmax.reduceat(V[:, i_lr], st0).tolist()):
+            for g, m in zip(gid[st0].tolist(), np.fmax.reduceat(C[i_lr], st0).tolist()):
                 lr_max[g] = np.fmax(lr_max[g], m)
         keep = ~np.isnan(loss) & ~np.isnan(step)
         if warmup:
             keep &= step >= warmup
         if not keep.all():
-            gid, V = gid[keep], V[keep]
-            step, loss = V[:, i_step], V[:, i_loss]
+            gid, C = gid[keep], [c[keep] for c in C]
+            step, loss = C[i_step], C[i_loss]
         if len(gid) == 0:
             continue
         brk = np.flatnonzero(gid[1:] != gid[:-1]) + 1
@@ -305,18 +306,20 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
             raise _Unsorted
         starts = np.r_[0, brk]
         ends = np.r_[brk, len(gid)]
+        picks: list[tuple[list, int, int]] = []  # (state list, run id, row in this batch)
         for a, b in zip(starts.tolist(), ends.tolist()):
             g = int(gid[a])
             if step[a] < last_step[g]:
                 raise _Unsorted
             last_step[g] = step[b - 1]
-            final[g] = V[b - 1]
-            x = loss[a:b]
+            picks.append((final, g, b - 1))
             if how == "min":
-                j = int(np.argmin(x))
-                if best[g] is None or x[j] < best[g][i_loss]:
-                    best[g] = V[a + j]
+                j = a + int(np.argmin(loss[a:b]))
+                if loss[j] < best_loss[g]:
+                    best_loss[g] = loss[j]
+                    picks.append((best, g, j))
             elif how == "smooth":
+                x = loss[a:b]
                 if window:
                     tail[g] = np.concatenate([tail[g], x[-int(window):]])[-int(window):]
                 elif w == 0:
@@ -325,6 +328,11 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
                     m = b - a
                     ema_s[g] = ema_s[g] * w ** m + (1 - w) * float(np.dot(np.power(w, np.arange(m - 1, -1, -1.0)), x))
                 cnt[g] += b - a
+        if picks:  # gather the chosen rows of every column at once
+            idx = np.fromiter((r for _, _, r in picks), dtype=np.int64, count=len(picks))
+            vals = np.column_stack([c[idx] for c in C])
+            for (state, g, _), v in zip(picks, vals):
+                state[g] = v
     names = list(ids)
     rows = [i for i in range(len(names)) if i < len(final) and final[i] is not None]
     if not rows:
