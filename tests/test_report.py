@@ -196,3 +196,20 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
     # plotly draws each figure into .main-svg elements (two per figure: plot and overlay layers)
     assert dom.count('class="main-svg"') >= info["figures"], dom[:500]
     assert dom.count('class="plot-container plotly"') == info["figures"]
+
+
+def test_plan_section_uses_fits_by_role(chin, table):
+    from scalelaw.law import all_laws
+    from scalelaw.result import Fit
+
+    if not {"lr_opt", "bs_opt"} <= {l.name for l in all_laws()}:
+        pytest.skip("hparams laws not registered")
+    lr, bs = get_law("lr_opt"), get_law("bs_opt")
+    lr_fit = Fit(law=lr, params=dict(lr.published["steplaw-2025"]), free=lr.param_names, label="published: steplaw-2025")
+    bs_fit = Fit(law=bs, params=dict(bs.published["steplaw-2025"]), free=bs.param_names, label="published: steplaw-2025")
+    html, info = build_report([("lr", lr_fit), ("ladder", chin), ("bs", bs_fit)], table, plan_compute=1e21,
+                              backtest=False)
+    p = info["plan"]
+    assert p["fits"]["loss"]["law"] == "chinchilla" and p["fits"]["lr"]["law"] == "lr_opt"
+    assert p["batch_tokens"] == pytest.approx(0.58 * p["D"] ** 0.571)
+    assert "lr*" in html and "B* (tokens)" in html

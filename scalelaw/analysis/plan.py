@@ -432,10 +432,11 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         v = float(values[key][0])
         out[key] = v if math.isfinite(v) else None
         lo = hi = None
-        exact = target_loss is None and (key == "C" or (key in ("N", "D", "tokens_per_param")
-                                                         and mode != "compute-optimal"))
+        exact = (target_loss is None and (key == "C" or (key in ("N", "D", "tokens_per_param")
+                                                          and mode != "compute-optimal"))
+                 or (target_loss is not None and key == "loss"))
         if exact and out[key] is not None:
-            lo = hi = v
+            lo = hi = v = out[key] = float(target_loss) if key == "loss" and target_loss is not None else v
         elif S and feeds[key] & uncertain:
             arr = np.asarray(dvals[key], dtype=float)
             if np.isfinite(arr).any():
@@ -519,6 +520,12 @@ def format_plan(result: Mapping) -> str:
     lines.append(f"  {'':<18}{'value':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}")
     for label, v, lo, hi in plan_rows(result):
         lines.append(f"  {label:<18}{_fmt(v):>12}{_fmt(lo) if lo is not None else '':>14}{_fmt(hi) if hi is not None else '':>14}")
+    fits = result.get("fits") or {}
+    if fits:
+        lines.append("")
+        lines.append("fits:")
+        for key, f in fits.items():
+            lines.append(f"  {key:<14}{f.get('law', '')} from {f.get('source')}; intervals: {f.get('intervals')}")
     ex = result.get("extrapolation") or {}
     if any(ex.values()):
         lines.append("")
