@@ -326,7 +326,9 @@ class GBDTMixture(MixtureModel):
     def fit(self, X, y):
         import lightgbm as lgb
 
-        ds = lgb.Dataset(np.asarray(X, float), np.asarray(y, float), params={"verbosity": -1})
+        names = getattr(self, "feature_names", None)
+        ds = lgb.Dataset(np.asarray(X, float), np.asarray(y, float), params={"verbosity": -1},
+                         feature_name=list(names) if names else "auto")
         self.booster = lgb.train(self.params(), ds, num_boost_round=self.rounds)
         return self
 
@@ -600,7 +602,9 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
                 "learning_rate": learning_rate if learning_rate is not None else GBDT_DEFAULTS["learning_rate"],
                 "seed": seed if seed is not None else GBDT_DEFAULTS["seed"],
                 "num_threads": num_threads or 1}
-    m = make_model(model, **opts).fit(X, y)
+    m = make_model(model, **opts)
+    m.feature_names = [PREFIX + d for d in domains]  # readable model text (gbdt)
+    m.fit(X, y)
     if prior is None:
         pr, psrc = default_prior(domains, X)
     else:
