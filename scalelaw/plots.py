@@ -333,7 +333,7 @@ def plot_residuals(fit, data: pd.DataFrame, x: str | None = None, group: str | N
 
 def plot_backtest(result: Mapping, x: str | None = None, title: str | None = None):
     """Relative error of each held-out run (from :func:`scalelaw.predict.backtest`), with the
-    prediction band as error bars, against the law's main input."""
+    prediction band as error bars, against compute (C, or 6ND) when known, else the law's main input."""
     go = _go()
     from .law import get_law
 
@@ -341,7 +341,11 @@ def plot_backtest(result: Mapping, x: str | None = None, title: str | None = Non
     rows = pd.DataFrame(result["rows"])
     if len(rows) == 0:
         raise ScalelawError("the backtest has no held-out rows to draw")
-    x = x or law.inputs[0]
+    xlabel = None
+    if x is None and "C" not in rows.columns and {"N", "D"} <= set(rows.columns):
+        rows["C"] = 6.0 * rows["N"].astype(float) * rows["D"].astype(float)   # backtests split by compute
+        x, xlabel = "C", "C = 6ND (FLOPs)"
+    x = x or ("C" if "C" in rows.columns else law.inputs[0])
     actual = rows["actual"].to_numpy(dtype=float)
     rel = 100 * rows["rel_error"].to_numpy(dtype=float)
     up = 100 * (rows["pred_upper"].to_numpy(dtype=float) - actual) / actual - rel
@@ -360,7 +364,7 @@ def plot_backtest(result: Mapping, x: str | None = None, title: str | None = Non
     head = (f"backtest {law.name}: fit on {result['n_train']} runs ({result['train']}), predict {result['n_test']}; "
             f"mean |error| {100 * result['mean_rel_error']:.2f}%, max {100 * result['max_rel_error']:.2f}%")
     fig.update_layout(title=dict(text=title or head, font=dict(size=13)), template="plotly_white",
-                      xaxis_title=_axis_title(x), yaxis_title="relative error (%)", height=380,
+                      xaxis_title=xlabel or _axis_title(x), yaxis_title="relative error (%)", height=380,
                       margin=dict(l=60, r=20, t=60, b=50))
     if _positive_spread(rows[x].to_numpy(dtype=float), 3.0):
         fig.update_xaxes(type="log", exponentformat="power")
