@@ -222,7 +222,6 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
     # 6. units
     declared = dict(attrs.get("units") or {})
     for col, f in parse_units(units).items():
-        target = col if col in df.columns else mapping.get(col) if mapping else None
         if col not in df.columns:
             canon = _canonical_for(col)
             if canon in df.columns:
@@ -230,7 +229,6 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
             else:
                 raise ScalelawError(f"{source}: --units names column {col!r}, which is not in the table; "
                                     f"columns are: {', '.join(map(str, df.columns[:30]))}")
-        _ = target
         num = _to_number(df[col], col, source)
         df[col] = num * f
         declared[col] = declared.get(col, 1.0) * f

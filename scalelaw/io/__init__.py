@@ -186,15 +186,10 @@ def _accepts(fn) -> set:
 
 def read_folder(path: Path) -> pd.DataFrame:
     """Every log file under a folder, concatenated; run ids from each file's folder or name."""
-    from .tabular import sniff_csv
-
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
     parts = []
-    claimed: set[Path] = set()
     for f in files:
-        if f in claimed:
-            continue
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml"):
             continue
@@ -211,7 +206,6 @@ def read_folder(path: Path) -> pd.DataFrame:
             rel = f.parent.relative_to(p)
             df["run"] = str(rel) if str(rel) != "." else f.stem
         parts.append(df)
-    _ = sniff_csv
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
