@@ -10,7 +10,7 @@ follow the group's rows (log-linear in x), so IsoFLOP and fixed-ratio groups com
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd

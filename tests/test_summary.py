@@ -158,7 +158,7 @@ def test_fit_repr_html_is_the_summary(boot_fit):
 
 
 def test_jupyter_display_picks_html(boot_fit):
-    IPython = pytest.importorskip("IPython")
+    pytest.importorskip("IPython")
     from IPython.core.formatters import DisplayFormatter
 
     data, _ = DisplayFormatter().format(boot_fit.summary())

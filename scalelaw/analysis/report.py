@@ -11,7 +11,7 @@ import datetime as _dt
 import html
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
