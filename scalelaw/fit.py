@@ -188,18 +188,16 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
             wi = Wfull[upd]
             r, pred = r_all[upd], pred_all[upd]
             J = prob.jacobian(theta[upd], r, pred)   # (s, P, n)
-            if prob.huber:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    omega = wi * np.minimum(1.0, prob.delta / np.abs(r))
-            else:
-                omega = wi
-            G[upd] = np.matmul(J, (wi * prob.psi(r))[:, :, None])[:, :, 0]
-            HH[upd] = np.matmul(J * omega[:, None, :], np.swapaxes(J, 1, 2))
+            with np.errstate(all="ignore"):
+                omega = wi * np.minimum(1.0, prob.delta / np.abs(r)) if prob.huber else wi
+                G[upd] = np.matmul(J, (wi * prob.psi(r))[:, :, None])[:, :, 0]
+                HH[upd] = np.matmul(J * omega[:, None, :], np.swapaxes(J, 1, 2))
             stale[upd] = False
         th = theta[idx]
         wi = Wfull[idx]
         g = G[idx].copy()
         H = HH[idx]
+        _np_err = np.seterr(all="ignore")
         dH = np.einsum("spp->sp", H)
         scale = np.maximum(dH, 1e-12 * (dH.max(axis=1, keepdims=True) + 1e-300))
         A = H + (lam[idx][:, None, None] * scale[:, :, None]) * eye
@@ -231,6 +229,7 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
         finish = small | tiny | (lam[idx] > 1e12) | bad
         conv[idx[finish & ~bad]] = True
         done[idx[finish]] = True
+        np.seterr(**_np_err)
     return theta, f, iters, conv
 
 
@@ -369,6 +368,7 @@ def _blas_single(fn):
 def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float = 1e-3,
         where: str | None = None, weights=None, fixed: Mapping[str, float] | None = None,
         starts: np.ndarray | Sequence | None = None, boot: int = 0, seed: int = 0,
+        boot_groups=None,
         level: float = 0.95, n_jobs: int | None = None, scheduler: str | None = None,
         polish_top: int = 8, progress: bool = False, source: str | None = None,
         max_iter: int = 60, ftol: float = 1e-6, prepare_options: Mapping | None = None):
@@ -378,6 +378,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     fixed: parameters held at given natural values (e.g. {"E": 0}).
     starts: override the grid, natural units, shape (S, P_free) or list of dicts.
     boot: bootstrap resamples over rows (runs); intervals are then percentile intervals.
+    boot_groups: resample whole groups instead of rows (a column name or one label per row),
+        e.g. the (N, D) cells of a sweep, whose runs are not independent.
     scheduler: a Dask scheduler address; otherwise local processes for large jobs.
     prepare_options: keyword options for the law's ``prepare`` step (e.g. plateau tolerance).
     """
@@ -466,8 +468,18 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     cov = diagnostics.pop("_cov")
     boot_samples = None
     if boot:
+        groups = None
+        if boot_groups is not None:
+            if isinstance(boot_groups, str):
+                if boot_groups not in df.columns:
+                    raise ScalelawError(f"boot_groups column {boot_groups!r} is not in the table")
+                groups = df[boot_groups].astype(str).to_numpy()
+            else:
+                groups = np.asarray(boot_groups)
+                if groups.shape != y.shape:
+                    raise ScalelawError(f"boot_groups must give one label per selected row ({len(y)})")
         boot_samples = bootstrap(prob, best_t, boot, seed=seed, n_jobs=n_jobs, scheduler=scheduler,
-                                 progress=bar.update)
+                                 progress=bar.update, groups=groups)
     bar.close()
     nat = prob.natural(best_t[None, :])[0]
     params = {}
@@ -478,6 +490,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     ranges[law.target] = [float(np.min(y)), float(np.max(y))]
     settings = {"objective": objective, "delta": delta, "where": where, "fixed": fixed,
                 "starts": grid_name, "n_starts": S, "boot": int(boot), "seed": int(seed),
+                "boot_groups": boot_groups if isinstance(boot_groups, str) else (None if boot_groups is None else "array"),
                 "level": level, "prepare_options": dict(prepare_options or {}), "weights": weights if isinstance(weights, str) else (None if weights is None else "array")}
     r, _ = prob.residuals(best_t[None, :])
     fitres = Fit(
@@ -486,7 +499,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
                    "value": float(best_f)},
         n_obs=int(len(y)), input_ranges=ranges, diagnostics=diagnostics,
         data={"source": source or df.attrs.get("source") or data.attrs.get("source"),
-              "sha256": data.attrs.get("sha256"), "filter": where},
+              "sha256": data.attrs.get("sha256"), "filter": where,
+              **({"validation": v} if (v := df.attrs.get("validation") or data.attrs.get("validation")) else {})},
         settings=settings, residuals=r[0], log_residuals=prob.log_obj,
     )
     fitres.diagnostics["seconds"] = round(time.perf_counter() - t0, 4)

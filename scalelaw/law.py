@@ -118,6 +118,8 @@ class Law:
     # optional table transform applied before fitting (after --where), e.g. a sweep -> the
     # near-optimal rows of each (N, D) cell; prepare(df, **options) -> DataFrame
     prepare: Callable | None = None
+    # optional validation of prediction inputs: check_inputs(df, where) raises ScalelawError
+    check_inputs: Callable | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))

@@ -128,6 +128,8 @@ class Fit:
             if np.any(~np.isfinite(v)):
                 raise ScalelawError(f"input {c!r} must be a finite number; got {df[c].tolist()!r}")
             df[c] = v
+        if self.law.check_inputs is not None:
+            self.law.check_inputs(df, "the prediction inputs")
         return df
 
     def extrapolation(self, X) -> dict:
@@ -284,11 +286,17 @@ class Fit:
         return cls.from_dict(json.loads(text))
 
 
-def load_fit(path) -> Fit:
-    """Read a fit JSON file, or a published ready fit by name (e.g. 'hoffmann-2022')."""
+def load_fit(path, law: str | None = None) -> Fit:
+    """Read a fit JSON file, or a published ready fit by name (e.g. 'hoffmann-2022').
+
+    ``law`` picks the law when a published name belongs to several (e.g. 'steplaw-2025' is both
+    an lr_opt and a bs_opt fit), and must match the law of a fit file when given.
+    """
+    if isinstance(path, Fit):
+        return path
     p = Path(str(path))
     if not p.exists():
-        ready = published_fit(str(path))
+        ready = published_fit(str(path), law=law)
         if ready is not None:
             return ready
         raise ScalelawError(f"fit file {path} does not exist; give a JSON file written by `scalelaw fit -o`, "
@@ -299,25 +307,43 @@ def load_fit(path) -> Fit:
         raise ScalelawError(f"cannot read fit file {p}: {exc}; it must be JSON written by `scalelaw fit -o`") from None
     if not isinstance(d, dict) or "law" not in d or "params" not in d:
         raise ScalelawError(f"{p} is not a scalelaw fit file (no 'law'/'params' keys)")
+    if law is not None and d["law"] != get_law(law).name:
+        raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
     return Fit.from_dict(d)
 
 
+def _public_laws():
+    from .law import all_laws
+    return [law for law in all_laws() if not law.name.startswith("_")]
+
+
 def published_names() -> list:
-    from .law import all_laws
-    return sorted({label for law in all_laws() for label in law.published})
+    return sorted({label for law in _public_laws() for label in law.published})
 
 
-def published_fit(name: str) -> Fit | None:
-    """A Fit holding published constants (no intervals unless the law gives them)."""
-    from .law import all_laws
-    for law in all_laws():
-        if name in law.published:
-            params = dict(law.published[name])
-            full = {n: float(params[n]) for n in law.param_names}
-            return Fit(law=law, params=full, free=law.param_names, label=f"published: {name}",
-                       data={"source": name}, diagnostics={"converged": True, "message": "published constants"},
-                       settings={"published": name})
-    return None
+def published_fit(name: str, law: str | None = None) -> Fit | None:
+    """A Fit holding published constants (no intervals unless the law gives them).
+
+    Returns None when no law publishes ``name``; raises when several do and ``law`` is None.
+    """
+    owners = [l for l in _public_laws() if name in l.published]
+    if law is not None:
+        want = get_law(law).name
+        owners = [l for l in owners if l.name == want]
+        if not owners:
+            labels = ", ".join(get_law(law).published) or "none"
+            raise ScalelawError(f"law {want!r} has no published fit {name!r}; its published fits: {labels}")
+    if len(owners) > 1:
+        raise ScalelawError(f"published fit {name!r} exists for laws {', '.join(l.name for l in owners)}; "
+                            "say which with --law NAME")
+    if not owners:
+        return None
+    owner = owners[0]
+    params = dict(owner.published[name])
+    full = {n: float(params[n]) for n in owner.param_names}
+    return Fit(law=owner, params=full, free=owner.param_names, label=f"published: {name}",
+               data={"source": name}, diagnostics={"converged": True, "message": "published constants"},
+               settings={"published": name})
 
 
 class Summary:
@@ -325,6 +351,9 @@ class Summary:
 
     def __init__(self, fit: Fit):
         self.fit = fit
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _rows(self):
         f = self.fit
@@ -341,12 +370,17 @@ class Summary:
         d = self.fit.diagnostics
         if self.fit.label:
             return [("source", self.fit.label)]
+        def num(key, fmt, missing):
+            v = d.get(key)
+            return format(v, fmt) if isinstance(v, (int, float)) else missing
+
         items = [
             ("converged", "yes" if d.get("converged") else "NO - do not use this fit"),
             ("parameters at bounds", ", ".join(d.get("params_at_bounds") or []) or "none"),
             ("starts reaching best", f"{d.get('starts_at_best')} of {d.get('n_starts')}"),
-            ("condition number", f"{d.get('condition_number', float('nan')):.3g}"),
-            ("residual sd", f"{d.get('residual_sd', float('nan')):.4g}" + (" (log)" if self.fit.log_residuals else "")),
+            # non-finite values are stored as JSON null: an infinite condition number is singular
+            ("condition number", num("condition_number", ".3g", "inf (singular: some parameters not identified)")),
+            ("residual sd", num("residual_sd", ".4g", "n/a") + (" (log)" if self.fit.log_residuals else "")),
             ("intervals", self.fit.interval_method),
         ]
         return items

@@ -10,24 +10,37 @@ from __future__ import annotations
 import numpy as np
 
 
-def resample_weights(n: int, k: int, seed: int = 0, base: np.ndarray | None = None) -> np.ndarray:
-    """k bootstrap resamples of n rows as count weights, shape (k, n)."""
+def resample_weights(n: int, k: int, seed: int = 0, base: np.ndarray | None = None,
+                     groups: np.ndarray | None = None) -> np.ndarray:
+    """k bootstrap resamples of n rows as count weights, shape (k, n).
+
+    With ``groups`` (one label per row) whole groups are drawn with replacement and every row
+    of a drawn group gets its group's count (a cluster bootstrap).
+    """
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(k, n))
-    counts = np.zeros((k, n))
-    np.add.at(counts, (np.repeat(np.arange(k), n), idx.ravel()), 1.0)
+    if groups is None:
+        idx = rng.integers(0, n, size=(k, n))
+        counts = np.zeros((k, n))
+        np.add.at(counts, (np.repeat(np.arange(k), n), idx.ravel()), 1.0)
+    else:
+        labels, inv = np.unique(np.asarray(groups), return_inverse=True)
+        g = len(labels)
+        idx = rng.integers(0, g, size=(k, g))
+        gcounts = np.zeros((k, g))
+        np.add.at(gcounts, (np.repeat(np.arange(k), g), idx.ravel()), 1.0)
+        counts = gcounts[:, inv]
     if base is not None:
         counts = counts * base[None, :]
     return counts
 
 
 def bootstrap(prob, theta: np.ndarray, k: int, *, seed: int = 0, n_jobs=None, scheduler=None,
-              progress=None, max_iter: int = 300) -> np.ndarray:
+              progress=None, max_iter: int = 300, groups: np.ndarray | None = None) -> np.ndarray:
     """Refit ``k`` resamples; returns natural parameter samples (k, n_params_all) in law order."""
     from .fit import _run_batched
 
     n = prob.y.shape[0]
-    W = resample_weights(n, k, seed, prob.weights)
+    W = resample_weights(n, k, seed, prob.weights, groups=groups)
     theta0 = np.repeat(theta[None, :], k, axis=0)
     th, f, _, _ = _run_batched(prob, theta0, W, n_jobs=n_jobs, scheduler=scheduler,
                                progress=progress, max_iter=max_iter, ftol=1e-13)

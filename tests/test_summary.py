@@ -120,8 +120,6 @@ def test_summary_survives_json_round_trip(boot_fit):
     assert str(g.summary()).splitlines()[5:10] == str(boot_fit.summary()).splitlines()[5:10]
 
 
-@pytest.mark.xfail(reason="result.py formats a None condition number (non-finite values are stored as "
-                          "JSON null) with :.3g and raises TypeError; reported to the lead", strict=False)
 def test_summary_of_loaded_fit_with_infinite_condition_number(boot_fit):
     d = boot_fit.to_dict()
     d["diagnostics"]["condition_number"] = float("inf")
@@ -129,8 +127,6 @@ def test_summary_of_loaded_fit_with_infinite_condition_number(boot_fit):
     assert "condition number" in str(g.summary())
 
 
-@pytest.mark.xfail(reason="Summary has no __repr__, so `fit.summary()` at a Python prompt shows "
-                          "<Summary object at ...>; reported to the lead", strict=False)
 def test_repr_is_the_text(boot_fit):
     assert repr(boot_fit.summary()) == str(boot_fit.summary())
 

@@ -62,12 +62,25 @@ def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, u
     table = load_data(data, maps, units)
     fixed = parse_pairs(fixes, "--fix", numeric=True)
     opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fit(law, table, objective=objective, delta=delta, where=where, weights=weights,
-                   fixed=fixed or None, boot=boot, seed=seed, level=level, n_jobs=jobs,
-                   scheduler=scheduler, progress=enabled_by_default(), source=data,
-                   prepare_options=opts or None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit(law, table, objective=objective, delta=delta, where=where, weights=weights,
+                  fixed=fixed or None, boot=boot, seed=seed, level=level, n_jobs=jobs,
+                  scheduler=scheduler, progress=enabled_by_default(), source=data,
+                  prepare_options=opts or None)
+    relay_warnings(caught, skip=("did NOT converge",))
+    return res
+
+
+def relay_warnings(caught, skip=()) -> None:
+    """Show library warnings (not numpy's RuntimeWarnings) once each on stderr."""
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if issubclass(w.category, RuntimeWarning) or msg in seen or any(s in msg for s in skip):
+            continue
+        seen.add(msg)
+        warn(msg)
 
 
 @main.command("fit")
@@ -127,9 +140,10 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str):
               help="Input value(s); several --at give the product grid.")
 @click.option("--table", type=click.Path(exists=True, dir_okay=False), help="A CSV of inputs to predict at.")
 @click.option("--chain", help="LOSSFIT,ERRFIT: predict loss then downstream error, both with intervals.")
+@click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rows.")
-def predict_cmd(fit, at, table, chain, level, as_json):
+def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     """Predict from a saved FIT (or a published fit name) with intervals.
 
     Rows hold the inputs plus mean, lower, upper (interval of the fitted curve), pred_lower and
@@ -149,7 +163,7 @@ def predict_cmd(fit, at, table, chain, level, as_json):
     else:
         if not fit:
             raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
-        f = load_fit(fit)
+        f = load_fit(fit, law=law_name)
         out = f.predict(X, level=level)
         name = fit
     _warn_extrapolation(out, name)
@@ -162,13 +176,14 @@ def predict_cmd(fit, at, table, chain, level, as_json):
 @main.command("optimum")
 @click.argument("fit")
 @click.option("--compute", "computes", multiple=True, type=float, required=True, help="Training FLOPs budget C.")
+@click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def optimum_cmd(fit, computes, level, as_json):
+def optimum_cmd(fit, computes, law_name, level, as_json):
     """Compute-optimal N, D and loss (with intervals) for laws that define an allocation."""
     from ..result import load_fit
 
-    f = load_fit(fit)
+    f = load_fit(fit, law=law_name)
     rows = []
     for c in computes:
         if not (c > 0 and math.isfinite(c)):

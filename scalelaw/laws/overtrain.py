@@ -140,4 +140,5 @@ OVERTRAIN = register(Law(
     },
     default_objective="huber-log",
     prepare=_prepare,
+    check_inputs=check_inputs,
 ))
