@@ -30,8 +30,10 @@ EPOCH = {
         "A": {"value": 482.01, "rtol": 0.05},
         "B": {"value": 2085.43, "rtol": 0.05},
     },
-    # the summed Huber objective the plain per-start L-BFGS-B loop reaches on these 240 points
-    "objective_max": 0.00101827 + 1e-9,
+    # the summed Huber objective the plain per-start L-BFGS-B loop reaches on these 240 points,
+    # quoted as 0.00101827 (6 digits): no worse than the top of its rounding interval.
+    # benchmarks/bench_fit.py compares with the loop itself, to 1e-9.
+    "objective_max": 0.001018275,
     "ci_overlap": {
         "A": [285.2, 743.6], "B": [1042.4, 5810.3], "E": [1.769, 1.871],
         "alpha": [0.317, 0.373], "beta": [0.331, 0.415],
