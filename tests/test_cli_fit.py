@@ -1,0 +1,156 @@
+"""The fitting verbs as users call them: JSON contracts, files, and one-line errors."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scalelaw.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = str(REPO / "data" / "example_runs.csv")
+
+
+def run(*args, ok=True):
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert res.exit_code == 0, res.output + res.stderr
+    return res
+
+
+def one_line_error(res, code=2):
+    assert res.exit_code == code, res.output
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), res.stderr
+    assert "Traceback" not in res.output + res.stderr
+    return err[0]
+
+
+def test_version_and_help_on_every_verb():
+    assert "scalelaw" in run("--version").output
+    for verb, cmd in main.commands.items():
+        assert run(verb, "--help").output.strip(), verb
+        for sub in getattr(cmd, "commands", {}):
+            assert run(verb, sub, "--help").output.strip(), (verb, sub)
+
+
+def test_laws_lists_every_family_with_bounds_and_citation():
+    out = json.loads(run("laws", "--json").stdout)
+    names = {l["name"] for l in out}
+    assert {"chinchilla", "kaplan_n", "kaplan_d", "kaplan_nd", "kaplan_curve", "compute",
+            "data_constrained", "bnsl"} <= names
+    chin = next(l for l in out if l["name"] == "chinchilla")
+    assert [p["name"] for p in chin["params"]] == ["E", "A", "B", "alpha", "beta"]
+    assert chin["citation"] and chin["formula"]
+    assert "chinchilla" in run("laws").output
+
+
+def test_fit_json_contract_and_file(tmp_path):
+    out = tmp_path / "fit.json"
+    res = run("fit", "chinchilla", EXAMPLE, "--boot", "100", "--seed", "1", "-o", out, "--json")
+    d = json.loads(res.stdout)
+    for key in ("law", "params", "ci", "objective", "n_obs", "diagnostics"):
+        assert key in d
+    assert d["law"] == "chinchilla" and d["n_obs"] == 40
+    assert set(d["ci"]) == {"E", "A", "B", "alpha", "beta"}
+    assert d["diagnostics"]["converged"] is True
+    # the example's truth is Epoch's constants
+    assert abs(d["params"]["alpha"] - 0.3478) < 0.05
+    saved = json.loads(out.read_text())
+    assert saved["boot"]["samples"] and saved["data"]["source"] == EXAMPLE
+    # never overwrite without --force
+    res = run("fit", "chinchilla", EXAMPLE, "-o", out, ok=False)
+    assert "--force" in one_line_error(res)
+    run("fit", "chinchilla", EXAMPLE, "-o", out, "--force")
+
+
+def test_fit_text_summary_shows_health_checklist():
+    out = run("fit", "chinchilla", EXAMPLE, "--where", "N < 5e8").output
+    assert "health:" in out and "converged" in out and "starts reaching best" in out
+
+
+def test_predict_and_optimum(tmp_path):
+    f = tmp_path / "fit.json"
+    run("fit", "chinchilla", EXAMPLE, "--boot", "100", "-o", f)
+    res = run("predict", f, "--at", "N=7e10", "--at", "D=1.4e12,2e12", "--json")
+    rows = json.loads(res.stdout)
+    assert len(rows) == 2
+    for r in rows:
+        assert r["lower"] < r["mean"] < r["upper"]
+        assert {"N", "D", "mean", "lower", "upper"} <= set(r)
+    assert "beyond the range" in res.stderr  # 70B is far past a 1B ladder
+    o = json.loads(run("optimum", f, "--compute", "5.76e23", "--json").stdout)
+    for k in ("N_opt", "D_opt", "loss", "N_opt_lower", "N_opt_upper", "loss_lower", "loss_upper"):
+        assert k in o
+    assert o["N_opt_lower"] < o["N_opt"] < o["N_opt_upper"]
+
+
+def test_published_fit_by_name_and_ambiguous_names():
+    o = json.loads(run("optimum", "epoch-2024", "--compute", "5.76e23", "--json").stdout)
+    assert o["N_opt"] == pytest.approx(7.225e10, rel=2e-3)
+    res = run("predict", "steplaw-2025", "--at", "N=7e9", "--at", "D=1.4e12", ok=False)
+    assert "--law" in one_line_error(res)
+    rows = json.loads(run("predict", "steplaw-2025", "--law", "lr_opt", "--at", "N=7e9", "--at", "D=1.4e12",
+                          "--json").stdout)
+    assert rows[0]["mean"] == pytest.approx(9.17e-4, rel=0.01)
+
+
+def test_backtest_reports_errors_per_held_out_run():
+    d = json.loads(run("backtest", "chinchilla", EXAMPLE, "--train", "N < 3e8", "--json").stdout)
+    assert d["n_train"] + d["n_test"] == 40 and d["n_test"] > 0
+    assert len(d["rows"]) == d["n_test"]
+    assert d["mean_rel_error"] < 0.02 and d["max_rel_error"] >= d["mean_rel_error"]
+    assert all("rel_error" in r and "run" in r for r in d["rows"])
+
+
+def test_chinchilla_epoch_dataset_name_works_as_data(mirror):
+    d = json.loads(run("fit", "chinchilla", "chinchilla-epoch", "--json").stdout)
+    assert d["n_obs"] == 240
+    assert d["objective"]["value"] == pytest.approx(0.00101827, abs=5e-9)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("fit", "chinchila", EXAMPLE), "did you mean 'chinchilla'"),
+    (("fit", "chinchilla", EXAMPLE, "--where", "N > 1e15"), "matches no rows"),
+    (("fit", "chinchilla", EXAMPLE, "--where", "N <"), "could not be evaluated"),
+    (("fit", "chinchilla", EXAMPLE, "--where", "N < 3e7"), "data point"),
+    (("fit", "chinchilla", "no/such/file.csv"), "no/such/file.csv"),
+    (("predict", "no-such-fit.json", "--at", "N=1e9"), "does not exist"),
+    (("predict", "epoch-2024", "--at", "N=abc"), "--at"),
+    (("predict", "epoch-2024", "--at", "N=1e9"), "needs input"),
+    (("optimum", "kaplan-2020-n", "--compute", "1e23"), "defines no optimum"),
+    (("backtest", "chinchilla", EXAMPLE, "--train", "N > 1e15"), "selects no rows"),
+    (("fit", "chinchilla", EXAMPLE, "--fix", "alpha"), "KEY=VALUE"),
+])
+def test_bad_input_is_one_line_exit_2(args, needle):
+    assert needle in one_line_error(run(*args, ok=False))
+
+
+def test_non_positive_loss_is_rejected(tmp_path):
+    bad = tmp_path / "bad.csv"
+    lines = Path(EXAMPLE).read_text().splitlines()
+    cols = lines[1].split(",")
+    cols[4] = "-1.0"
+    lines[1] = ",".join(cols)
+    bad.write_text("\n".join(lines) + "\n")
+    msg = one_line_error(run("fit", "chinchilla", bad, ok=False))
+    assert "loss" in msg
+
+
+def test_check_passes_on_every_reference_fit(mirror):
+    files = sorted(str(p) for p in (REPO / "fits").glob("*.json"))
+    assert files
+    res = run("check", *files, "--json")
+    d = json.loads(res.stdout)
+    assert d["ok"], d
+
+
+def test_check_names_what_drifted(tmp_path, mirror):
+    src = json.loads((REPO / "fits" / "chinchilla-epoch.json").read_text())
+    src["params"]["alpha"] = 0.5
+    p = tmp_path / "drift.json"
+    p.write_text(json.dumps(src))
+    res = run("check", p, ok=False)
+    assert res.exit_code == 1
+    assert "alpha" in res.output and "DRIFT" in res.output
