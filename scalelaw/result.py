@@ -388,21 +388,26 @@ class Summary:
     def __str__(self) -> str:
         f = self.fit
         lvl = int(round(f.level * 100))
-        lines = [f"scalelaw fit: {f.law.name} (v{f.law.version})   {f.law.formula}",
-                 f"data: {f.data.get('source')}  rows: {f.n_obs}" + (f"  filter: {f.data.get('filter')}" if f.data.get("filter") else ""),
-                 f"objective: {f.objective.get('name')}" + (f" (delta {f.objective.get('delta')})" if f.objective.get("delta") else "")
-                 + (f" = {f.objective.get('value'):.8g}" if f.objective.get("value") is not None else ""),
-                 "",
-                 f"{'param':<10}{'value':>14}{'stderr':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}  note"]
+        fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+        w = max([10] + [len(p.name) + 2 for p in f.law.params] + [len(k) + 2 for k in f.law.derived])
+        lines = [f"scalelaw fit: {f.law.name} (v{f.law.version})   {f.law.formula}"]
+        if f.label:
+            lines.append(f"{f.label} (constants as published; no data, no fit)")
+        else:
+            lines.append(f"data: {f.data.get('source')}  rows: {f.n_obs}"
+                         + (f"  filter: {f.data.get('filter')}" if f.data.get("filter") else ""))
+            obj = f.objective
+            lines.append(f"objective: {obj.get('name')}" + (f" (delta {obj.get('delta')})" if obj.get("delta") else "")
+                         + (f" = {obj.get('value'):.8g}" if obj.get("value") is not None else ""))
+        lines += ["", f"{'param':<{w}}{'value':>14}{'stderr':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}  note"]
         for name, v, se, lo, hi, note in self._rows():
-            fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
-            lines.append(f"{name:<10}{fmt(v):>14}{fmt(se):>12}{fmt(lo):>14}{fmt(hi):>14}  {note}")
+            lines.append(f"{name:<{w}}{fmt(v):>14}{fmt(se):>12}{fmt(lo):>14}{fmt(hi):>14}  {note}")
         der = f.derived() if f.law.derived else {}
         if der:
             lines.append("")
             for k, r in der.items():
                 iv = f"  [{r['lower']:.4g}, {r['upper']:.4g}]" if r.get("lower") is not None else ""
-                lines.append(f"{k:<10}{r['value']:>14.5g}{iv}")
+                lines.append(f"{k:<{w}}{r['value']:>14.5g}{iv}")
         lines.append("")
         lines.append("health:")
         for k, v in self.checklist():

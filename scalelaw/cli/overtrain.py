@@ -29,7 +29,7 @@ def _table(data):
 
 @main.group("gadre")
 def gadre_group():
-    """Gadre et al. 2024 over-training testbed: reproduce the paper, backtest, plot."""
+    """Over-training and downstream error on the testbed of Gadre and others (2024): reproduce, backtest, plot."""
 
 
 @gadre_group.command("reproduce")
