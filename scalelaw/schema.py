@@ -345,7 +345,8 @@ def warn_heuristics(df: pd.DataFrame) -> list[str]:
     if {"N", "D"} <= set(df.columns) and len(df):
         tpp = (df["D"] / df["N"]).replace([np.inf, -np.inf], np.nan).dropna()
         if len(tpp) and (tpp.median() < 0.01 or tpp.median() > 1e6):
-            notes.append(f"median tokens per parameter is {tpp.median():.3g}; check the units of N and D")
+            notes.append(f"{df.attrs.get('source') or 'the table'}: median tokens per parameter is "
+                         f"{tpp.median():.3g}; check the units of N and D (declare them with --units)")
     for n in notes:
         warnings.warn(n, stacklevel=2)
     return notes

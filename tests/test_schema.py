@@ -146,3 +146,12 @@ def test_normalize_validate_never_crash(cols, n, data):
         return
     for c in ("N", "D", "loss"):
         assert c in out.columns and (out[c] > 0).all()
+
+
+def test_heuristic_warning_never_rescales():
+    from scalelaw.schema import warn_heuristics
+
+    df = normalize(pd.DataFrame({"N": [1e9, 2e9], "D": [1e5, 2e5], "loss": [3.0, 2.9]}), source="w.csv")
+    with pytest.warns(UserWarning, match="tokens per parameter"):
+        notes = warn_heuristics(df)
+    assert notes and df["D"].tolist() == [1e5, 2e5]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
-from ..schema import normalize, validate
+from ..schema import normalize, validate, warn_heuristics
 
 __all__ = ["load_table", "read_raw", "reduce_runs", "detect_format", "FORMATS", "REDUCERS"]
 
@@ -253,4 +253,6 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
     if reduce:
         df = reduce_runs(df, reduce, warmup=warmup, ema=ema, window=window, source=name)
     validate(df, required=required, source=name, per_run=True if reduce else None)
+    if reduce or "step" not in df.columns:
+        warn_heuristics(df)
     return df
