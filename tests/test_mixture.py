@@ -313,3 +313,18 @@ def test_check_reference_reports_drift(data_root, tmp_path):
     p.write_text(json.dumps(d))
     msgs = mx.check_reference(p)
     assert any("regmix-60m-test spearman" in m for m in msgs) and any("pile_cc" in m for m in msgs)
+
+
+def test_gbdt_table_predictor_is_exact():
+    """Large batches go through per-tree lookup tables; the results equal LightGBM's."""
+    law = _mixlaw()
+    fit = mx.fit_mixture(_table(400, noise=0.002, law=law), "loss_x", model="gbdt", rounds=200, learning_rate=0.05)
+    X = mx.sample_dirichlet(np.random.default_rng(1), np.full(5, 0.4), 20_000)
+    X[:50] = np.round(X[:50], 3)  # values on split thresholds
+    want = fit.model.booster.predict(X, num_threads=1)
+    tp = mx._TablePredictor(fit.model.booster)
+    np.testing.assert_allclose(tp.predict(X), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tp.predict(X, num_threads=2, block=1000), want, rtol=1e-12, atol=1e-12)
+    fit.model.TABLE_ROWS = 1000  # route predict() through the tables
+    np.testing.assert_allclose(fit.model.predict(X), want, rtol=1e-12, atol=1e-12)
+    assert fit.model._tp

@@ -305,6 +305,109 @@ class LinearMixture(MixtureModel):
             return ""
 
 
+class _TablePredictor:
+    """Exact LightGBM prediction for large batches by per-tree lookup tables over threshold cells.
+
+    A tree's output depends on each input only through which interval between that tree's split
+    thresholds it falls in. Each input is binned once against the union of all thresholds of its
+    feature (a global cell); per tree, small maps turn global cells into a mixed-radix index into a
+    table holding the tree's leaf value for every combination of its local cells (filled by
+    evaluating the tree on one representative point per cell). Prediction is then a few gathers per
+    tree over cache-sized row blocks: about 3x less CPU than ``Booster.predict`` on RegMix's 1000-tree
+    model, with identical results (checked against LightGBM when built; otherwise not used).
+    """
+
+    def __init__(self, booster, max_table: int = 1 << 19, max_total: int = 48_000_000):
+        d = booster.dump_model()
+        if d.get("num_tree_per_iteration", 1) != 1 or d.get("average_output"):
+            raise ValueError("unsupported model")
+        trees = [t["tree_structure"] for t in d["tree_info"]]
+        nfeat = d["max_feature_idx"] + 1
+        glob: list[set] = [set() for _ in range(nfeat)]
+        per = []
+        for t in trees:
+            acc: dict[int, set] = {}
+            stack = [t]
+            while stack:
+                n = stack.pop()
+                if "leaf_value" in n:
+                    continue
+                if n.get("decision_type") != "<=" or n.get("missing_type") != "None":
+                    raise ValueError("unsupported split")
+                acc.setdefault(int(n["split_feature"]), set()).add(float(n["threshold"]))
+                stack += [n["left_child"], n["right_child"]]
+            per.append(acc)
+            for f, th in acc.items():
+                glob[f] |= th
+        self.glob = [np.array(sorted(g)) for g in glob]
+        self.const = 0.0
+        self.tables = []
+        total = 0
+        for t, acc in zip(trees, per):
+            if "leaf_value" in t:
+                self.const += float(t["leaf_value"])
+                continue
+            feats = sorted(acc)
+            loc = [np.array(sorted(acc[f])) for f in feats]
+            sizes = [len(v) + 1 for v in loc]
+            size = int(np.prod(sizes))
+            total += size
+            if size > max_table or total > max_total:
+                raise ValueError("tables too large")
+            strides = np.cumprod([1] + sizes[:-1])
+            maps, reps = [], {}
+            grid = np.arange(size)
+            for f, v, st, z in zip(feats, loc, strides, sizes):
+                g = self.glob[f]
+                m = np.zeros(len(g) + 1, np.int64)
+                m[1:] = np.searchsorted(v, g, side="right")  # local cell of global cell C: local thresholds < x
+                maps.append((m * st).astype(np.int32))
+                c = (grid // st) % z
+                reps[f] = np.where(c < len(v), v[np.minimum(c, len(v) - 1)], v[-1] + 1.0)
+            table = np.empty(size)
+            stack = [(t, grid)]
+            while stack:
+                n, idx = stack.pop()
+                if "leaf_value" in n:
+                    table[idx] = n["leaf_value"]
+                    continue
+                go = reps[int(n["split_feature"])][idx] <= n["threshold"]
+                stack.append((n["left_child"], idx[go]))
+                stack.append((n["right_child"], idx[~go]))
+            self.tables.append((feats, maps, table))
+
+    def _block(self, C, out, s, e):
+        m = e - s
+        ib = np.empty(m, np.int32)
+        tb = np.empty(m, np.int32)
+        acc = np.zeros(m)
+        Cb = [c[s:e] for c in C]
+        for feats, maps, table in self.tables:
+            np.take(maps[0], Cb[feats[0]], out=ib)
+            for f, mp in zip(feats[1:], maps[1:]):
+                np.take(mp, Cb[f], out=tb)
+                ib += tb
+            acc += table.take(ib)
+        out[s:e] += acc
+
+    def predict(self, X, num_threads: int = 1, block: int = 8192) -> np.ndarray:
+        X = np.asarray(X, float)
+        n = len(X)
+        C = [np.searchsorted(g, X[:, f], side="left").astype(np.uint8 if len(g) < 255 else np.int32)
+             for f, g in enumerate(self.glob)]
+        out = np.full(n, self.const)
+        spans = [(s, min(n, s + block)) for s in range(0, n, block)]
+        if num_threads > 1 and len(spans) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(num_threads) as ex:
+                list(ex.map(lambda se: self._block(C, out, *se), spans))
+        else:
+            for s, e in spans:
+                self._block(C, out, s, e)
+        return out
+
+
 class GBDTMixture(MixtureModel):
     """LightGBM regression trees; RegMix's settings by default."""
 
@@ -332,9 +435,31 @@ class GBDTMixture(MixtureModel):
         self.booster = lgb.train(self.params(), ds, num_boost_round=self.rounds)
         return self
 
+    #: batches at least this large use the exact table predictor (built once per model)
+    TABLE_ROWS = 250_000
+
     def predict(self, X, num_threads: int | None = None):
+        X = np.asarray(X, float)
+        if len(X) >= self.TABLE_ROWS:
+            tp = self._table_predictor(X[:2000])
+            if tp is not None:
+                return tp.predict(X, num_threads=num_threads or 1)
         kw = {"num_threads": num_threads} if num_threads else {}
-        return np.asarray(self.booster.predict(np.asarray(X, float), **kw), float)
+        return np.asarray(self.booster.predict(X, **kw), float)
+
+    def _table_predictor(self, probe: np.ndarray):
+        tp = getattr(self, "_tp", None)
+        if tp is None:
+            try:
+                tp = _TablePredictor(self.booster)
+                want = self.booster.predict(probe, num_threads=1)
+                got = tp.predict(probe)
+                if not np.allclose(got, want, rtol=1e-12, atol=1e-12):
+                    tp = False
+            except (ValueError, KeyError, MemoryError):
+                tp = False
+            self._tp = tp
+        return tp or None
 
     def to_dict(self):
         return {"model_text": self.booster.model_to_string()}
