@@ -63,7 +63,8 @@ def main() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     la = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"{a.samples:,} candidates, top-k {a.top_k}; {cores} cores; load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}")
-    print(f"{'model':<8} {'wall s':>8} {'cpu s':>8} {'sample s':>9} {'predict s':>10} {'target s':>9}  ok  predicted  top weights")
+    print(f"{'model':<8} {'wall s':>8} {'cpu s':>8} {'sample s':>9} {'predict s':>10} {'target s':>9}  ok  "
+          "predicted  top weights")
     bad = 0
     for m in a.models.split(","):
         r = run(m.strip(), a.samples, a.top_k, a.threads)

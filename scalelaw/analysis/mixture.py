@@ -665,7 +665,8 @@ def load_fit(path) -> MixtureFit:
     try:
         d = json.loads(p.read_text())
     except FileNotFoundError:
-        raise ScalelawError(f"mixture fit {p} does not exist; write one with `scalelaw mixture fit ... -o {p}`.") from None
+        raise ScalelawError(
+            f"mixture fit {p} does not exist; write one with `scalelaw mixture fit ... -o {p}`.") from None
     except (OSError, ValueError) as exc:
         raise ScalelawError(f"cannot read mixture fit {p}: {exc}") from None
     if not isinstance(d, dict):
@@ -1032,7 +1033,8 @@ def plot_predicted_vs_actual(fit: MixtureFit | str | Path, tables: Mapping[str, 
     for name, t in tables.items():
         pr = predictions(fit, t, source=str(name))
         m = metrics(pr["predicted"], pr["actual"])
-        fig.add_trace(go.Scatter(x=pr["predicted"], y=pr["actual"], mode="markers", name=f"{name} (rho {_pct(m['spearman']).strip()})",
+        label = f"{name} (rho {_pct(m['spearman']).strip()})"
+        fig.add_trace(go.Scatter(x=pr["predicted"], y=pr["actual"], mode="markers", name=label,
                                  marker={"size": 6, "opacity": 0.7}))
         lo = min(lo, pr.min().min())
         hi = max(hi, pr.max().max())

@@ -55,7 +55,8 @@ def mixture():
               help="Token share of each domain (the Dirichlet prior of `recommend`). Default: RegMix's Pile token "
                    "shares for Pile domains, else the mean training mixture.")
 @click.option("--rounds", type=click.IntRange(1), default=None, help="gbdt boosting rounds [1000].")
-@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=None, help="gbdt learning rate [0.01].")
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="gbdt learning rate [0.01].")
 @click.option("--seed", type=int, default=None, help="gbdt seed [42].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit (JSON) here.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
