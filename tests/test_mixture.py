@@ -218,8 +218,8 @@ def test_figures(linfit):
     import plotly.graph_objects as go
 
     fig = mx.plot_predicted_vs_actual(linfit, {"a": _table(40, seed=2), "b": _table(40, seed=3)})
-    assert isinstance(fig, go.Figure) and len(fig.data) == 3  # two sets + the diagonal
-    assert "rho" in fig.data[0].name
+    assert isinstance(fig, go.Figure) and len(fig.data) == 4  # per panel: the set and its diagonal
+    assert "rho" in fig.data[0].name and fig.data[2].xaxis == "x2"
     rec = mx.recommend(linfit, samples=5_000, top_k=16, boot=3, table=_table(200, noise=0.01))
     fig = mx.plot_recommendation(rec)
     assert isinstance(fig, go.Figure) and [t.type for t in fig.data] == ["bar", "bar"]
