@@ -1,12 +1,12 @@
 """Hugging Face Trainer ``trainer_state.json``: its ``log_history`` train and eval rows."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import ScalelawError
+from .jsonfile import read_json
 
 
 def read_trainer_state(p: Path) -> pd.DataFrame:
@@ -15,12 +15,7 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     other eval metrics keep their ``eval_*`` names. The run id is the file's folder name
     (the checkpoint folder's parent when it is ``checkpoint-*``)."""
     p = Path(p)
-    try:
-        state = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    state = read_json(p)
     hist = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(hist, list):
         raise ScalelawError(f"{p}: no 'log_history' list; is this a Hugging Face trainer_state.json?")

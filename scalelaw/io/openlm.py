@@ -15,13 +15,13 @@ baselines (fractions) are in ``df.attrs["random_baseline"]`` and from :func:`ran
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import ScalelawError
+from .jsonfile import read_json
 
 SEQ_LEN = 2048
 TARGET = "c4_val"
@@ -43,15 +43,7 @@ def val_name(path: str) -> str:
 
 
 def _load(p: Path) -> dict:
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); re-download the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelawError(f"cannot read {p}: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ScalelawError(f"{p}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return read_json(p, fix="re-download the file", expect_object="")
 
 
 def random_baselines(path) -> dict[str, float]:

@@ -2,13 +2,13 @@
 ``summary.json`` beside it) and the UI panel CSV (``Step``, ``<run> - <metric>``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
+from .jsonfile import read_json
 from ..schema import ALIASES, _key
 
 #: canonical columns a run's config or summary may supply (constant over the run)
@@ -16,15 +16,7 @@ _RUN_CONSTANTS = ("N", "N_nonembed", "D", "C", "batch_tokens", "seq_len", "lr")
 
 
 def _read_json_obj(p: Path) -> dict:
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); fix or remove the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelawError(f"cannot read {p}: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ScalelawError(f"{p}: expected a JSON object of run settings, got {type(obj).__name__}")
-    return obj
+    return read_json(p, fix="fix or remove the file", expect_object=" of run settings")
 
 
 def _flat_config(cfg: dict) -> dict:
