@@ -9,10 +9,8 @@ kinds delegate to their family's checker ("kind": "mixture", "reference-values")
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 
 from .errors import ScalelawError
 

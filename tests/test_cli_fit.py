@@ -1,6 +1,5 @@
 """The fitting verbs as users call them: JSON contracts, files, and one-line errors."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -7,8 +7,8 @@ import pytest
 
 from scalelaw.errors import ScalelawError
 from scalelaw.fit import Problem, fit, solve_batch
-from scalelaw.law import Law, Param, get_law, register
-from scalelaw.result import Fit, load_fit, published_fit
+from scalelaw.law import Law, Param, get_law
+from scalelaw.result import load_fit, published_fit
 
 TRUTH = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 

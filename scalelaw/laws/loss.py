@@ -441,7 +441,7 @@ def make_bnsl(n_breaks: int, name: str | None = None, input: str = "C") -> Law:
     func.__name__ = f"_bnsl{n_breaks}"
 
     def jac(*args):
-        x, a, b, c0 = args[0], args[1], args[2], args[3]
+        x, b, c0 = args[0], args[2], args[3]
         rest = args[4:]
         lx = np.log(x)
         lt = np.log(b) - c0 * lx
