@@ -22,8 +22,10 @@ Datasets are spread over --jobs processes (one fit per process at a time, n_jobs
 
 Prints coverage of the 95% intervals (with Monte-Carlo standard errors), interval widths, and
 the objectives' extrapolation errors. Usage:
-  python benchmarks/bench_coverage.py            # 200 datasets per noise model, K = 400
-  python benchmarks/bench_coverage.py --quick    # 60 datasets, K = 200
+  python benchmarks/bench_coverage.py            # 200 datasets per noise model, K = 300
+  python benchmarks/bench_coverage.py --quick    # 60 datasets, K = 150
+  python benchmarks/bench_coverage.py --boot 0 --noise gauss-0.003,gauss-0.03 --datasets 100
+                                                 # objectives only, at other noise scales
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scalelaw.calibration import calibrate  # noqa: E402
+from scalelaw.calibration import calibrate, fit_auto_delta  # noqa: E402
 from scalelaw.fit import fit  # noqa: E402
 from scalelaw.law import get_law  # noqa: E402
 
@@ -59,7 +61,8 @@ SIZES = np.geomspace(1e7, 1e9, 6)
 RATIOS = (5, 10, 20, 40, 80)
 SD = 0.01
 C_BIG = 5.76e23
-NOISES = ("gauss", "outliers", "t3")
+NOISES = ("gauss", "outliers", "t3", "gauss-0.003", "gauss-0.03")
+DEFAULT_NOISES = NOISES[:3]
 
 
 def design():
@@ -96,6 +99,8 @@ def noise(kind: str, rng, n: int) -> np.ndarray:
         return e + hit * np.abs(rng.normal(0, 0.05, n))
     if kind == "t3":
         return SD * rng.standard_t(3, n)
+    if kind.startswith("gauss-"):
+        return rng.normal(0, float(kind.split("-")[1]), n)
     raise ValueError(kind)
 
 
@@ -146,27 +151,33 @@ OBJECTIVES = {
     "huber-log 1e-3": {"objective": "huber-log", "delta": 1e-3},
     "lsq-log": {"objective": "lsq-log"},
     "huber-log 1e-2": {"objective": "huber-log", "delta": 1e-2},
+    "huber-log auto": {"objective": "huber-log", "delta": "auto"},
     "lsq (raw)": {"objective": "lsq"},
 }
-BOOTED = ("huber-log 1e-3", "lsq-log")
+BOOTED = ("huber-log 1e-3", "lsq-log", "huber-log 1e-2")
 
 
 def run_one(task):
-    kind, i, K, check_starts = task
+    kind, i, K, check_starts, objectives, booted = task
     df, fresh = dataset(kind, i)
     rec = {"noise": kind, "i": i, "fresh": fresh}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, kw in OBJECTIVES.items():
-            boot = K if name in BOOTED else 0
-            f = fit("chinchilla", df, starts=SUB, boot=boot, seed=i, n_jobs=1, **kw)
+        for name in objectives:
+            kw = OBJECTIVES[name]
+            boot = K if name in booted else 0
+            if kw.get("delta") == "auto":
+                f = fit_auto_delta("chinchilla", df, starts=SUB, boot=boot, seed=i, n_jobs=1)
+            else:
+                f = fit("chinchilla", df, starts=SUB, boot=boot, seed=i, n_jobs=1, **kw)
             rec[name] = point_record(f)
+            rec[name]["delta"] = f.objective.get("delta")
             if boot:
                 rec[name]["boot"] = interval_record(f, fresh)
                 rec[name]["boot_cal"] = interval_record(calibrate(f, method="inflate"), fresh)
                 nb = dataclasses.replace(f, boot=None)
-                rec[name]["delta"] = interval_record(nb, fresh)
+                rec[name]["delta_m"] = interval_record(nb, fresh)
                 rec[name]["delta_cal"] = interval_record(calibrate(nb, method="sandwich-t"), fresh)
             if check_starts and name == "huber-log 1e-3":
                 full = fit("chinchilla", df, n_jobs=1, **kw)
@@ -189,15 +200,15 @@ def fmt_cov(flags) -> str:
     return f"{100 * p:5.1f}±{100 * se:3.1f}{mark}"
 
 
-def coverage_table(recs, kind, methods=(("boot", "bootstrap"), ("delta", "delta"))):
+def coverage_table(recs, kind, booted, methods=(("boot", "bootstrap"), ("delta_m", "delta"))):
     rs = [r for r in recs if r["noise"] == kind]
-    cols = [(obj, m, f"{obj.split()[0]} {lab}") for obj in BOOTED for m, lab in methods]
+    cols = [(obj, m, f"{obj.replace('huber-log ', 'H')} {lab}") for obj in booted for m, lab in methods]
     lines = [f"\ncoverage of 95% intervals, noise={kind}, {len(rs)} datasets (% ± MC s.e.; * outside 90-98)"]
-    lines.append(f"{'quantity':<18}" + "".join(f"{c[2]:>20}" for c in cols))
+    lines.append(f"{'quantity':<18}" + "".join(f"{c[2]:>17}" for c in cols))
     for it in ITEMS:
         row = f"{LABEL.get(it, it):<18}"
         for obj, m, _ in cols:
-            row += f"{fmt_cov([r[obj][m]['cov_' + it] for r in rs]):>20}"
+            row += f"{fmt_cov([r[obj][m]['cov_' + it] for r in rs]):>17}"
         lines.append(row)
     return "\n".join(lines), rs
 
@@ -208,13 +219,13 @@ def width_ratio(rs, obj, m1, m2, it):
     return float(np.median(a / b))
 
 
-def objective_table(recs, kind):
+def objective_table(recs, kind, objectives=tuple(OBJECTIVES)):
     rs = [r for r in recs if r["noise"] == kind]
     lines = [f"\nextrapolation error, noise={kind}, {len(rs)} datasets "
              f"(L at 20x compute: truth {L_T:.4f}; N_opt at 5.76e23: truth {NOPT_BIG:.3e})"]
     lines.append(f"{'objective':<16}{'L rel.err RMS %':>16}{'median |err| %':>15}{'90th pct %':>12}{'bias %':>9}"
                  f"{'N_opt RMS log10':>17}{'90th pct':>10}{'alpha RMSE':>12}{'not conv.':>10}")
-    for name in OBJECTIVES:
+    for name in objectives:
         e = np.array([r[name]["L"] / L_T - 1 for r in rs]) * 100
         n = np.array([np.log10(r[name]["Nopt"] / NOPT_BIG) for r in rs])
         al = np.array([r[name]["alpha"] - TRUTH["alpha"] for r in rs])
@@ -227,20 +238,30 @@ def objective_table(recs, kind):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="60 datasets per noise model, K = 200")
+    ap.add_argument("--quick", action="store_true", help="60 datasets per noise model, K = 150")
     ap.add_argument("--datasets", type=int, default=None)
     ap.add_argument("--boot", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--noise", default=",".join(NOISES))
+    ap.add_argument("--noise", default=",".join(DEFAULT_NOISES),
+                    help=f"comma-separated, from {', '.join(NOISES)}")
+    ap.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated objectives to fit")
+    ap.add_argument("--booted", default=",".join(BOOTED),
+                    help="comma-separated objectives that also get a bootstrap and coverage tables")
     ap.add_argument("--json", default=None, help="write the per-dataset records here")
     args = ap.parse_args()
     n = args.datasets or (60 if args.quick else 200)
-    K = args.boot or (200 if args.quick else 400)
+    K = args.boot if args.boot is not None else (150 if args.quick else 300)
     kinds = args.noise.split(",")
     print(f"design: {len(N_RUNS)} runs (N {SIZES[0]:.0e}..{SIZES[-1]:.0e} x {RATIOS} tokens/param); "
           f"target C {C_TARGET:.2e} = 20x largest run -> N {N_T:.3e}, D {D_T:.3e}, L {L_T:.4f}")
     print(f"{n} datasets x {kinds}; bootstrap K={K}; starts: {len(SUB)}-point subgrid; {args.jobs} processes")
-    tasks = [(k, i, K, i < 3) for k in kinds for i in range(n)]
+    objectives = [o for o in args.objectives.split(",") if o]
+    booted = [o for o in args.booted.split(",") if o in objectives]
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        ap.error(f"unknown objective(s) {unknown}; choose from {list(OBJECTIVES)}")
+    tasks = [(k, i, K, i < 3 and "huber-log 1e-3" in objectives, objectives, booted)
+             for k in kinds for i in range(n)]
     recs, t0 = [], time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
         for j, r in enumerate(ex.map(run_one, tasks, chunksize=2), 1):
@@ -250,22 +271,31 @@ def main():
     el = time.perf_counter() - t0
     print(f"total {el:.0f} s ({np.mean([r['seconds'] for r in recs]):.2f} s per dataset per process)")
     sc = [r["starts_check"] for r in recs if "starts_check" in r]
-    print(f"subgrid vs full 4,500-start grid, objective difference on {len(sc)} datasets: max {max(sc):.2e}")
+    if sc:
+        print(f"subgrid vs full 4,500-start grid, objective difference on {len(sc)} datasets: max {max(sc):.2e}")
 
     for kind in kinds:
-        text, rs = coverage_table(recs, kind)
-        print(text)
-        text, _ = coverage_table(recs, kind, methods=(("boot_cal", "boot-infl"), ("delta_cal", "sandwich-t")))
-        print(text)
-        print("  median width ratio huber/lsq-log (bootstrap): "
-              + ", ".join(f"{it} {width_ratio_obj(rs, it):.2f}" for it in ("alpha", "beta", "L", "Nopt")))
-        print(objective_table(recs, kind))
+        rs = [r for r in recs if r["noise"] == kind]
+        if K:
+            text, rs = coverage_table(recs, kind, booted)
+            print(text)
+            text, _ = coverage_table(recs, kind, booted, methods=(("boot_cal", "boot-infl"), ("delta_cal", "sandwich-t")))
+            print(text)
+            if "lsq-log" in booted:
+                for obj in booted:
+                    if obj != "lsq-log":
+                        print(f"  median bootstrap width ratio {obj} / lsq-log: "
+                              + ", ".join(f"{it} {width_ratio_obj(rs, it, obj):.2f}" for it in ("alpha", "beta", "L", "Nopt")))
+        print(objective_table(recs, kind, objectives))
+        if "huber-log auto" in objectives:
+            ds = [r["huber-log auto"]["delta"] for r in rs]
+            print(f"  auto delta: median {np.median(ds):.2e} (10-90%: {np.quantile(ds, 0.1):.2e}..{np.quantile(ds, 0.9):.2e})")
     if args.json:
         Path(args.json).write_text(json.dumps(recs))
 
 
-def width_ratio_obj(rs, it):
-    a = np.array([r["huber-log 1e-3"]["boot"]["w_" + it] for r in rs])
+def width_ratio_obj(rs, it, obj="huber-log 1e-3"):
+    a = np.array([r[obj]["boot"]["w_" + it] for r in rs])
     b = np.array([r["lsq-log"]["boot"]["w_" + it] for r in rs])
     return float(np.median(a / b))
 

@@ -66,14 +66,20 @@ def huber_variance_factor(residuals: np.ndarray, delta: float, n_params: int) ->
     n = r.size
     if n <= n_params:
         return 1.0
+    # a Huber fit with delta far below the scatter interpolates ~p points (residual ~0), as least
+    # absolute deviations does; those would inflate the density estimate at 0, so leave them out
+    # of it
+    rk = r[np.abs(r) > 1e-6 * delta]
+    if rk.size <= n_params:
+        rk = r
     psi = np.clip(r, -delta, delta)
     s_r2 = float(np.sum(r ** 2))
     if s_r2 <= 0:
         return 1.0
-    sd = float(np.std(r, ddof=1))
-    iqr = float(np.subtract(*np.quantile(r, [0.75, 0.25]))) / 1.349
-    h = 0.9 * max(min(sd, iqr) if iqr > 0 else sd, 1e-300) * n ** -0.2
-    m = float(np.mean(stats.norm.cdf((delta - r) / h) - stats.norm.cdf((-delta - r) / h)))
+    sd = float(np.std(rk, ddof=1))
+    iqr = float(np.subtract(*np.quantile(rk, [0.75, 0.25]))) / 1.349
+    h = 0.9 * max(min(sd, iqr) if iqr > 0 else sd, 1e-300) * rk.size ** -0.2
+    m = float(np.mean(stats.norm.cdf((delta - rk) / h) - stats.norm.cdf((-delta - rk) / h)))
     if m <= 0:
         return 1.0
     return float(np.sum(psi ** 2) / m ** 2 / s_r2)
@@ -118,3 +124,42 @@ def calibrate(fit, method: str = "inflate", level: float | None = None):
     settings["calibration_factor"] = factor
     return dataclasses.replace(fit, boot=None, cov=np.asarray(fit.cov) * factor, diagnostics=diag,
                                settings=settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Huber's delta from the data (prototype of a scale-aware default; see docs/uncertainty.md)
+# --------------------------------------------------------------------------------------------
+HUBER_K = 1.345  # Huber's constant: 95% efficiency under normal errors, robust beyond
+
+
+def auto_delta(residuals: np.ndarray, n_params: int, k: float = HUBER_K) -> float:
+    """delta = k * robust scale of the residuals (1.4826 MAD, widened by sqrt(n / (n - p)))."""
+    r = np.asarray(residuals, dtype=float)
+    r = r[np.isfinite(r)]
+    n = r.size
+    s = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    if n > n_params:
+        s *= math.sqrt(n / (n - n_params))
+    return max(k * s, 1e-6)
+
+
+def fit_auto_delta(law, data, *, pilot_delta: float = 1e-2, k: float = HUBER_K, starts=None, **kw):
+    """Huber-log fit whose delta is k times the residual scale of a pilot fit (delta pilot_delta).
+
+    Two passes: the pilot fit on the given starts, then the final fit started from the pilot's
+    optimum plus the given starts. Returns the final Fit; settings["delta_rule"] records the rule.
+    """
+    from .fit import fit
+
+    kw = dict(kw)
+    kw.pop("delta", None)
+    kw.pop("objective", None)
+    boot = kw.pop("boot", 0)
+    pilot = fit(law, data, objective="huber-log", delta=pilot_delta, starts=starts, **kw)
+    d = auto_delta(pilot.residuals, len(pilot.free), k)
+    first = [[pilot.params[n] for n in pilot.free]]
+    st = first if starts is None else np.vstack([np.asarray(first, dtype=float),
+                                                 np.atleast_2d(np.asarray(starts, dtype=float))])
+    out = fit(law, data, objective="huber-log", delta=d, starts=st, boot=boot, **kw)
+    out.settings["delta_rule"] = f"{k} x robust residual scale of a delta={pilot_delta} pilot fit"
+    return out

@@ -179,3 +179,12 @@ def test_sandwich_t_widens_delta_intervals_and_bad_method_is_an_error():
         calibrate(f, "inflate")
     with pytest.raises(ScalelawError, match="must be one of"):
         calibrate(f, "studentized")
+
+
+def test_auto_delta_is_huber_constant_times_robust_scale():
+    from scalelaw.calibration import HUBER_K, auto_delta
+
+    r = np.random.default_rng(1).normal(0, 0.01, 4000)
+    assert auto_delta(r, 5) == pytest.approx(HUBER_K * 0.01, rel=0.05)
+    r[:400] += 0.5                                            # 10% gross outliers barely move it
+    assert auto_delta(r, 5) == pytest.approx(HUBER_K * 0.01, rel=0.2)
