@@ -20,7 +20,7 @@ def enabled_by_default() -> bool:
 class Progress:
     """A thin wrapper over tqdm that costs nothing when disabled."""
 
-    def __init__(self, total: int, desc: str = "", enabled: bool | None = None, unit: str = "it"):
+    def __init__(self, total: int | None, desc: str = "", enabled: bool | None = None, unit: str = "it"):
         if enabled is None:
             enabled = enabled_by_default()
         self._bar = None

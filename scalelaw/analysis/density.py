@@ -812,13 +812,17 @@ def fit_trend(scored, dates, *, fit: str = "frontier", include_flagged: bool = F
         ols_ci = (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     slopes = []
+    from ..progress import Progress
+    bar = Progress(total=int(boot), desc="trend bootstrap")
     for _ in range(int(boot)):
+        bar.update()
         idx = rng.integers(0, len(t), len(t))
         tb, yb = t[idx], y[idx]
         sb = frontier_mask(tb, yb) if fit == "frontier" else np.ones(len(tb), dtype=bool)
         if sb.sum() < 2 or np.ptp(tb[sb]) == 0:
             continue
         slopes.append(_ols(tb[sb], yb[sb])[0])
+    bar.close()
     slopes = np.asarray(slopes)
     a = (1 - level) / 2
     if len(slopes) >= 20:

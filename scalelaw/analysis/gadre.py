@@ -522,10 +522,13 @@ def backtest_grid(df: pd.DataFrame | None = None, *, datasets: Sequence[str] = (
     """cutoff_backtest for every training set and cutoff; one row per quantity and objective(s)."""
     df = load_runs(df)
     rows = []
-    for ds in datasets:
-        for cut in cutoffs:
-            rows += cutoff_backtest(df, dataset=ds, cutoff=cut, objectives=objectives, error_column=error_column,
-                                    direct=direct)["table"]
+    from ..progress import Progress
+    with Progress(total=len(datasets) * len(cutoffs), desc="gadre backtest") as bar:
+        for ds in datasets:
+            for cut in cutoffs:
+                rows += cutoff_backtest(df, dataset=ds, cutoff=cut, objectives=objectives,
+                                        error_column=error_column, direct=direct)["table"]
+                bar.update()
     return pd.DataFrame(rows)
 
 

@@ -1000,14 +1000,17 @@ def _bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict) -> dict:
     keep = cand.keep
     kk = min(top_k, len(keep))
     preds, weights = [], []
-    for _ in range(int(boot)):
-        idx = rng.integers(0, len(y), len(y))
-        m = fit.model.clone().fit(X[idx], y[idx])
-        preds.append(float(predict(w[None, :], model=m)[0]))
-        if kk:
-            pk = predict(keep, model=m)
-            sel = np.argpartition(pk, kk - 1)[:kk]
-            weights.append(keep[sel].mean(axis=0))
+    from ..progress import Progress
+    with Progress(total=int(boot), desc="mixture bootstrap") as bar:
+        for _ in range(int(boot)):
+            idx = rng.integers(0, len(y), len(y))
+            m = fit.model.clone().fit(X[idx], y[idx])
+            preds.append(float(predict(w[None, :], model=m)[0]))
+            if kk:
+                pk = predict(keep, model=m)
+                sel = np.argpartition(pk, kk - 1)[:kk]
+                weights.append(keep[sel].mean(axis=0))
+            bar.update()
     a = (1 - level) / 2
     lo_p, hi_p = np.quantile(preds, [a, 1 - a])
     res = {"interval": [float(lo_p), float(hi_p)], "boot_predicted": preds}

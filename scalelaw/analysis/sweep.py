@@ -489,7 +489,10 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
     if len(groups) < 3:
         raise ScalelawError(f"leave-one-cell-out needs at least 3 cells; {_src(df)} has {len(groups)}")
     rows = []
+    from ..progress import Progress
+    bar = Progress(total=len(groups), desc="leave-one-cell-out")
     for key, g in groups:
+        bar.update()
         key = key if isinstance(key, tuple) else (key,)
         mask = np.ones(len(prepared), dtype=bool)
         for pk, kv in zip(pkeys, key):
@@ -514,6 +517,7 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
             r[f"{label}_gap_interp"] = e2["gap_interp"]
         rows.append(r)
     R = pd.DataFrame(rows)
+    bar.close()
     summary = {"select": select, "tol": tol, "loss_col": loss, "n": ncol, "lr_law": lr_law, "bs_law": bs_law,
                "cells": len(R),
                "runs": int(len(t)), "mean_gap_nearest": float(R["gap_nearest"].mean()),

@@ -275,16 +275,20 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     tail: list = []
     w = float(ema)
     rows_seen = 0
+    from ..progress import Progress
+    bar = Progress(total=None, desc=f"ingest {Path(p).name}", unit="rows")
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
+            bar.close()
             break
         except pa.ArrowInvalid as exc:
             raise ScalelawError(f"{p}: a value near row {rows_seen + 1} is not a number ({str(exc)[:160]}); "
                                 "fix the file") from None
         n = batch.num_rows
         rows_seen += n
+        bar.update(n)
         if n == 0:
             continue
         rc = batch.column(0)
