@@ -26,6 +26,8 @@ the objectives' extrapolation errors. Usage:
   python benchmarks/bench_coverage.py --quick    # 60 datasets, K = 150
   python benchmarks/bench_coverage.py --boot 0 --noise gauss-0.003,gauss-0.03 --datasets 100
                                                  # objectives only, at other noise scales
+  python benchmarks/bench_coverage.py --design isoflop --noise gauss,outliers
+                                                 # IsoFLOP-like design: 5 budgets x 7 sizes
 """
 from __future__ import annotations
 
@@ -65,17 +67,38 @@ NOISES = ("gauss", "outliers", "t3", "gauss-0.003", "gauss-0.03")
 DEFAULT_NOISES = NOISES[:3]
 
 
-def design():
-    N, R = np.meshgrid(SIZES, RATIOS)
-    N = N.ravel()
-    return N, R.ravel() * N
+ISO_BUDGETS = np.geomspace(1e18, 1e20, 5)
 
 
-N_RUNS, D_RUNS = design()
-C_TARGET = 20 * float(np.max(6 * N_RUNS * D_RUNS))
-_opt = LAW.optimum(TRUTH, compute=C_TARGET)
-N_T, D_T = float(_opt["N_opt"]), float(_opt["D_opt"])
-L_T = float(LAW.evaluate({"N": [N_T], "D": [D_T]}, TRUTH)[0])
+def design(name: str = "ladder"):
+    """(N, D) of the runs. 'ladder': SIZES x RATIOS tokens/param (30 runs). 'isoflop': 5 budgets
+    1e18..1e20 FLOPs, 7 model sizes per budget spread 1/4..4x around the true optimum (35 runs)."""
+    if name == "ladder":
+        N, R = np.meshgrid(SIZES, RATIOS)
+        N = N.ravel()
+        return N, R.ravel() * N
+    if name == "isoflop":
+        Ns, Ds = [], []
+        for C in ISO_BUDGETS:
+            n = float(LAW.optimum(TRUTH, compute=C)["N_opt"]) * np.geomspace(1 / 4, 4, 7)
+            Ns.append(n)
+            Ds.append(C / (6 * n))
+        return np.concatenate(Ns), np.concatenate(Ds)
+    raise ValueError(name)
+
+
+def set_design(name: str = "ladder"):
+    """Set the module-level design and targets (workers fork after this, so they inherit it)."""
+    global DESIGN, N_RUNS, D_RUNS, C_TARGET, N_T, D_T, L_T
+    DESIGN = name
+    N_RUNS, D_RUNS = design(name)
+    C_TARGET = 20 * float(np.max(6 * N_RUNS * D_RUNS))
+    opt = LAW.optimum(TRUTH, compute=C_TARGET)
+    N_T, D_T = float(opt["N_opt"]), float(opt["D_opt"])
+    L_T = float(LAW.evaluate({"N": [N_T], "D": [D_T]}, TRUTH)[0])
+
+
+set_design("ladder")
 NOPT_BIG = float(LAW.optimum(TRUTH, compute=C_BIG)["N_opt"])
 A_TRUE = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
 
@@ -158,7 +181,9 @@ BOOTED = ("huber-log 1e-3", "lsq-log", "huber-log 1e-2")
 
 
 def run_one(task):
-    kind, i, K, check_starts, objectives, booted = task
+    kind, i, K, check_starts, objectives, booted, design_name = task
+    if design_name != DESIGN:
+        set_design(design_name)
     df, fresh = dataset(kind, i)
     rec = {"noise": kind, "i": i, "fresh": fresh}
     t0 = time.perf_counter()
@@ -242,6 +267,7 @@ def main():
     ap.add_argument("--datasets", type=int, default=None)
     ap.add_argument("--boot", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--design", choices=("ladder", "isoflop"), default="ladder")
     ap.add_argument("--noise", default=",".join(DEFAULT_NOISES),
                     help=f"comma-separated, from {', '.join(NOISES)}")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated objectives to fit")
@@ -252,7 +278,10 @@ def main():
     n = args.datasets or (60 if args.quick else 200)
     K = args.boot if args.boot is not None else (150 if args.quick else 300)
     kinds = args.noise.split(",")
-    print(f"design: {len(N_RUNS)} runs (N {SIZES[0]:.0e}..{SIZES[-1]:.0e} x {RATIOS} tokens/param); "
+    set_design(args.design)
+    desc = (f"N {SIZES[0]:.0e}..{SIZES[-1]:.0e} x {RATIOS} tokens/param" if args.design == "ladder" else
+            f"IsoFLOP: budgets {ISO_BUDGETS[0]:.0e}..{ISO_BUDGETS[-1]:.0e}, 7 sizes 1/4..4x N_opt each")
+    print(f"design {args.design}: {len(N_RUNS)} runs ({desc}); "
           f"target C {C_TARGET:.2e} = 20x largest run -> N {N_T:.3e}, D {D_T:.3e}, L {L_T:.4f}")
     print(f"{n} datasets x {kinds}; bootstrap K={K}; starts: {len(SUB)}-point subgrid; {args.jobs} processes")
     objectives = [o for o in args.objectives.split(",") if o]
@@ -260,7 +289,7 @@ def main():
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown:
         ap.error(f"unknown objective(s) {unknown}; choose from {list(OBJECTIVES)}")
-    tasks = [(k, i, K, i < 3 and "huber-log 1e-3" in objectives, objectives, booted)
+    tasks = [(k, i, K, i < 3 and "huber-log 1e-3" in objectives, objectives, booted, args.design)
              for k in kinds for i in range(n)]
     recs, t0 = [], time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
