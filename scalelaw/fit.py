@@ -375,6 +375,9 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     """Fit ``law`` to the rows of ``data``; returns a :class:`scalelaw.result.Fit`.
 
     objective: 'huber-log' (default for loss laws), 'lsq-log', 'lsq', 'huber'.
+    delta: the Huber threshold on (log) residuals: 1e-3 as in Hoffmann et al. and Besiroglu et al.,
+        or 'auto' = 1.345 x the robust residual scale of a pilot fit (docs/uncertainty.md: better
+        calibrated intervals and lower extrapolation error on noisy ladders).
     fixed: parameters held at given natural values (e.g. {"E": 0}).
     starts: override the grid, natural units, shape (S, P_free) or list of dicts.
     boot: bootstrap resamples over rows (runs); intervals are then percentile intervals.
@@ -386,6 +389,17 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     from .result import Fit
     from .progress import Progress
 
+    if isinstance(delta, str):
+        if delta != "auto":
+            raise ScalelawError(f"--delta must be a positive number or 'auto'; got {delta!r}")
+        if (objective or get_law(law).default_objective) != "huber-log":
+            raise ScalelawError("--delta auto applies to the huber-log objective only")
+        from .calibration import fit_auto_delta
+
+        return fit_auto_delta(law, data, where=where, weights=weights, fixed=fixed, starts=starts, boot=boot,
+                              seed=seed, boot_groups=boot_groups, level=level, n_jobs=n_jobs,
+                              scheduler=scheduler, polish_top=polish_top, progress=progress, source=source,
+                              max_iter=max_iter, ftol=ftol, prepare_options=prepare_options)
     t0 = time.perf_counter()
     law, df, X, y, w = prepare(law, data, where=where, weights=weights, source=source,
                                prepare_options=prepare_options)

@@ -64,7 +64,10 @@ class Fit:
             return s[np.all(np.isfinite(s), axis=1)]
         if self.cov is None or self.theta is None or not np.all(np.isfinite(self.cov)):
             return None
-        th = simulate_params(np.asarray(self.theta), np.asarray(self.cov), k=k, seed=seed)
+        # delta method with small-sample honesty: widen the normal draws to Student t quantiles
+        from scipy import stats
+        scale = (self._quantile(self.level) / stats.norm.ppf(0.5 + self.level / 2)) ** 2 if self._dof() else 1.0
+        th = simulate_params(np.asarray(self.theta), np.asarray(self.cov) * scale, k=k, seed=seed)
         out = np.empty((k, len(self.law.param_names)))
         for i, name in enumerate(self.law.param_names):
             if name in self.free:
@@ -132,6 +135,14 @@ class Fit:
             self.law.check_inputs(df, "the prediction inputs")
         return df
 
+    def _dof(self) -> int:
+        return max(int(self.n_obs) - len(self.free), 1) if self.n_obs else 0
+
+    def _quantile(self, level: float) -> float:
+        from scipy import stats
+        q = 0.5 + level / 2
+        return float(stats.t.ppf(q, self._dof()) if self._dof() else stats.norm.ppf(q))
+
     def extrapolation(self, X) -> dict:
         """How far each input lies beyond the fitted range: factor (1 = inside)."""
         df = self._frame(X)
@@ -173,8 +184,8 @@ class Fit:
             lo = hi = np.full(len(df), np.nan)
         out["lower"], out["upper"] = lo, hi
         # prediction band: add the residual scatter (log-space when the fit was on logs)
-        from scipy.stats import norm
-        z = norm.ppf(0.5 + level / 2)
+        # the scatter of a new run: Student t with the fit's residual degrees of freedom
+        z = self._quantile(level)
         sd = float(self.diagnostics.get("residual_sd") or 0.0)
         lo_c = np.where(np.isfinite(lo), lo, mean)
         hi_c = np.where(np.isfinite(hi), hi, mean)

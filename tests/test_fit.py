@@ -171,3 +171,27 @@ def test_custom_law_without_jacobian_uses_numeric_derivatives():
     f = fit(law, df, objective="lsq", n_jobs=1)
     assert f.params["a"] == pytest.approx(3.0, rel=1e-6)
     assert f.params["b"] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_auto_delta_scales_with_the_noise():
+    df = ladder(noise=0.02, seed=12)
+    f = fit("chinchilla", df, delta="auto", n_jobs=1)
+    d = f.settings["delta"]
+    assert 0.01 < d < 0.06  # about 1.345 x 0.02
+    assert "robust residual scale" in f.settings["delta_rule"]
+    assert f.diagnostics["converged"]
+    with pytest.raises(ScalelawError, match="huber-log"):
+        fit("chinchilla", df, delta="auto", objective="lsq")
+    with pytest.raises(ScalelawError, match="'auto'"):
+        fit("chinchilla", df, delta="big")
+
+
+def test_prediction_band_uses_student_t():
+    df = ladder(noise=0.01, seed=13)
+    f = fit("chinchilla", df, n_jobs=1)
+    row = f.predict({"N": [1e8], "D": [2e9]}).iloc[0]
+    from scipy import stats
+    # half-width of the new-run band in log space exceeds the t quantile times the residual sd
+    half = np.log(row.pred_upper / row["mean"])
+    t = stats.t.ppf(0.975, f.n_obs - len(f.free))
+    assert half >= t * f.diagnostics["residual_sd"] * 0.999

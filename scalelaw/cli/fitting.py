@@ -44,7 +44,9 @@ def _fit_options(f):
     f = click.option("--where", help='Keep rows matching a pandas expression, e.g. "N < 1e9".')(f)
     f = click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
                      help="Loss to minimise (default: the law's, huber-log for loss laws).")(f)
-    f = click.option("--delta", type=float, default=1e-3, show_default=True, help="Huber delta.")(f)
+    f = click.option("--delta", default="1e-3", show_default=True,
+                     help="Huber delta on log residuals, or 'auto' (1.345 x robust residual scale; "
+                          "recommended for prediction, see docs/uncertainty.md).")(f)
     f = click.option("--fix", "fixes", multiple=True, metavar="PARAM=VALUE", help="Hold a parameter fixed.")(f)
     f = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Option for the law's data preparation (e.g. select=plateau, tol=0.0025).")(f)
@@ -62,6 +64,7 @@ def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, u
     table = load_data(data, maps, units)
     fixed = parse_pairs(fixes, "--fix", numeric=True)
     opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
+    delta = parse_delta(delta)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fit(law, table, objective=objective, delta=delta, where=where, weights=weights,
@@ -70,6 +73,16 @@ def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, u
                   prepare_options=opts or None)
     relay_warnings(caught, skip=("did NOT converge",))
     return res
+
+
+def parse_delta(delta):
+    """--delta: a positive number, or 'auto'."""
+    if isinstance(delta, (int, float)) or delta == "auto":
+        return delta
+    try:
+        return float(delta)
+    except (TypeError, ValueError):
+        raise ScalelawError(f"--delta must be a positive number or 'auto'; got {delta!r}") from None
 
 
 def relay_warnings(caught, skip=()) -> None:
@@ -221,7 +234,7 @@ def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weig
     table = load_data(data, maps, units)
     fixed = parse_pairs(fixes, "--fix", numeric=True)
     opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
-    res = backtest(law, table, train=train, where=where, objective=objective, delta=delta,
+    res = backtest(law, table, train=train, where=where, objective=objective, delta=parse_delta(delta),
                    fixed=fixed or None, weights=weights, prepare_options=opts or None, source=data)
     if as_json:
         emit_json(res)
