@@ -137,7 +137,9 @@ def test_bootstrap_on_two_processes_matches_one(monkeypatch):
     assert (2, 2) in calls                                    # the bootstrap really ran on 2 processes
     assert par.params == pytest.approx(serial.params, rel=1e-10)
     assert np.allclose(par.boot, serial.boot, rtol=1e-10, atol=0, equal_nan=True)
-    assert par.ci == pytest.approx(serial.ci, rel=1e-10)
+    assert par.ci.keys() == serial.ci.keys()
+    for k in serial.ci:  # pytest >= 9.2 refuses nested mappings in approx
+        assert par.ci[k] == pytest.approx(serial.ci[k], rel=1e-10), k
 
 
 # ---- calibration --------------------------------------------------------------------------------
