@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
+from .jsonfile import read_json as read_json_document
 from ..schema import normalize
 
 STEPLAW_SEQ_LEN = 2048
@@ -117,12 +118,7 @@ def read_jsonl(p: Path) -> pd.DataFrame:
 
 def read_json(p: Path) -> pd.DataFrame:
     """A JSON table: a list of records, or an object of columns."""
-    try:
-        obj = json.loads(Path(p).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScalelawError(f"{p} line {exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScalelawError(f"cannot read {p}: {exc}") from None
+    obj = read_json_document(p)
     try:
         if isinstance(obj, list):
             if not all(isinstance(r, dict) for r in obj):
