@@ -99,11 +99,11 @@ class Problem:
             return np.clip(r, -self.delta, self.delta)
         return r
 
-    def objective_values(self, theta: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-        r, _ = self.residuals(theta)
+    def total(self, r: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """The summed objective of residual rows r (S, n); +inf where it is not finite."""
         w = self.weights if w is None else w
         with np.errstate(all="ignore"):
-            f = np.sum(w * self.rho(r), axis=1)
+            f = np.sum(w * self.rho(r), axis=-1)
         return np.where(np.isfinite(f), f, np.inf)
 
     def jacobian(self, theta: np.ndarray, r: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ class Problem:
         theta = t[None, :]
         r, pred = self.residuals(theta)
         w = self.weights if w is None else w
-        f = float(np.sum(w * self.rho(r)))
+        f = float(self.total(r, w)[0])
         if not np.isfinite(f):
             return np.inf, np.zeros_like(t)
         J = self.jacobian(theta, r, pred)[0]
@@ -166,9 +166,7 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
     Wfull = np.broadcast_to(W, (S, n))
     r_all, pred_all = prob.residuals(theta)
     r_all, pred_all = np.array(r_all), np.array(pred_all)
-    with np.errstate(all="ignore"):
-        f = np.sum(Wfull * prob.rho(r_all), axis=1)
-    f = np.where(np.isfinite(f), f, np.inf)
+    f = prob.total(r_all, Wfull)
     lam = np.full(S, lam0)
     iters = np.zeros(S, dtype=int)
     done = ~np.isfinite(f)
@@ -179,57 +177,55 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
     G = np.zeros((S, P))
     HH = np.zeros((S, P, P))
     stale = np.ones(S, dtype=bool)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(~done)
-        if idx.size == 0:
-            break
-        upd = idx[stale[idx]]
-        if upd.size:
-            wi = Wfull[upd]
-            r, pred = r_all[upd], pred_all[upd]
-            J = prob.jacobian(theta[upd], r, pred)   # (s, P, n)
-            with np.errstate(all="ignore"):
+    # non-finite trial points are expected (a start may wander where the law is undefined);
+    # they are rejected by the objective test below, so their warnings are noise
+    with np.errstate(all="ignore"):
+        for _ in range(max_iter):
+            idx = np.flatnonzero(~done)
+            if idx.size == 0:
+                break
+            upd = idx[stale[idx]]
+            if upd.size:
+                wi = Wfull[upd]
+                r, pred = r_all[upd], pred_all[upd]
+                J = prob.jacobian(theta[upd], r, pred)   # (s, P, n)
                 omega = wi * np.minimum(1.0, prob.delta / np.abs(r)) if prob.huber else wi
                 G[upd] = np.matmul(J, (wi * prob.psi(r))[:, :, None])[:, :, 0]
                 HH[upd] = np.matmul(J * omega[:, None, :], np.swapaxes(J, 1, 2))
-            stale[upd] = False
-        th = theta[idx]
-        wi = Wfull[idx]
-        g = G[idx].copy()
-        H = HH[idx]
-        _np_err = np.seterr(all="ignore")
-        dH = np.einsum("spp->sp", H)
-        scale = np.maximum(dH, 1e-12 * (dH.max(axis=1, keepdims=True) + 1e-300))
-        A = H + (lam[idx][:, None, None] * scale[:, :, None]) * eye
-        bad = ~np.all(np.isfinite(A.reshape(len(idx), -1)), axis=1) | ~np.all(np.isfinite(g), axis=1)
-        A[bad] = eye
-        g[bad] = 0.0
-        try:
-            step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -np.stack([np.linalg.lstsq(A[k], g[k], rcond=None)[0] for k in range(len(idx))])
-        new = np.clip(th + step, prob.lo, prob.hi)
-        r_new, pred_new = prob.residuals(new)
-        with np.errstate(all="ignore"):
-            f_new = np.sum(wi * prob.rho(r_new), axis=1)
-        f_new = np.where(np.isfinite(f_new), f_new, np.inf)
-        fo = f[idx]
-        acc = f_new < fo
-        ia = idx[acc]
-        theta[ia] = new[acc]
-        f[ia] = f_new[acc]
-        r_all[ia] = r_new[acc]
-        pred_all[ia] = pred_new[acc]
-        stale[ia] = True
-        iters[idx] += 1
-        lam[idx] = np.where(acc, np.maximum(lam[idx] / 3.0, 1e-12), lam[idx] * 4.0)
-        small = acc & ((fo - f_new) <= ftol * np.maximum(np.abs(fo), 1e-300))
-        moved = np.max(np.abs(new - th), axis=1)
-        tiny = moved <= 1e-13 * (1 + np.max(np.abs(th), axis=1))
-        finish = small | tiny | (lam[idx] > 1e12) | bad
-        conv[idx[finish & ~bad]] = True
-        done[idx[finish]] = True
-        np.seterr(**_np_err)
+                stale[upd] = False
+            th = theta[idx]
+            wi = Wfull[idx]
+            g = G[idx].copy()
+            H = HH[idx]
+            dH = np.einsum("spp->sp", H)
+            scale = np.maximum(dH, 1e-12 * (dH.max(axis=1, keepdims=True) + 1e-300))
+            A = H + (lam[idx][:, None, None] * scale[:, :, None]) * eye
+            bad = ~np.all(np.isfinite(A.reshape(len(idx), -1)), axis=1) | ~np.all(np.isfinite(g), axis=1)
+            A[bad] = eye
+            g[bad] = 0.0
+            try:
+                step = -np.linalg.solve(A, g[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:
+                step = -np.stack([np.linalg.lstsq(A[k], g[k], rcond=None)[0] for k in range(len(idx))])
+            new = np.clip(th + step, prob.lo, prob.hi)
+            r_new, pred_new = prob.residuals(new)
+            f_new = prob.total(r_new, wi)
+            fo = f[idx]
+            acc = f_new < fo
+            ia = idx[acc]
+            theta[ia] = new[acc]
+            f[ia] = f_new[acc]
+            r_all[ia] = r_new[acc]
+            pred_all[ia] = pred_new[acc]
+            stale[ia] = True
+            iters[idx] += 1
+            lam[idx] = np.where(acc, np.maximum(lam[idx] / 3.0, 1e-12), lam[idx] * 4.0)
+            small = acc & ((fo - f_new) <= ftol * np.maximum(np.abs(fo), 1e-300))
+            moved = np.max(np.abs(new - th), axis=1)
+            tiny = moved <= 1e-13 * (1 + np.max(np.abs(th), axis=1))
+            finish = small | tiny | (lam[idx] > 1e12) | bad
+            conv[idx[finish & ~bad]] = True
+            done[idx[finish]] = True
     return theta, f, iters, conv
 
 
@@ -266,13 +262,13 @@ def single_threaded_blas():
 def _run_batched(prob: Problem, theta0: np.ndarray, w=None, *, n_jobs=None, scheduler=None,
                  min_chunk_work: float = 4e5, progress=None, **kw):
     """solve_batch, split over processes/Dask when the batch is large enough to pay for it."""
-    from .law import _REGISTRY
+    from .law import is_registered
     from .parallel import map_chunks
 
     S = theta0.shape[0]
     work = S * prob.y.shape[0]
     jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
-    registered = _REGISTRY.get(prob.law.name) is prob.law
+    registered = is_registered(prob.law)   # workers look laws up by name
     if (jobs <= 1 and scheduler is None) or (work < min_chunk_work and scheduler is None) or not registered:
         out = solve_batch(prob, theta0, w, **kw)
         if progress is not None:
@@ -365,7 +361,7 @@ def _blas_single(fn):
 
 
 @_blas_single
-def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float = 1e-3,
+def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float | str = 1e-3,
         where: str | None = None, weights=None, fixed: Mapping[str, float] | None = None,
         starts: np.ndarray | Sequence | None = None, boot: int = 0, seed: int = 0,
         boot_groups=None,
@@ -445,7 +441,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     bar = Progress(total=S + (boot or 0), desc=f"fit {law.name}", enabled=progress)
     # Multi-start phase: every start advances to its basin (loose tolerance); the polish below
     # finishes the best distinct end points exactly.
-    theta, f, iters, conv = _run_batched(prob, theta0, n_jobs=n_jobs, scheduler=scheduler,
+    theta, f, iters, _ = _run_batched(prob, theta0, n_jobs=n_jobs, scheduler=scheduler,
                                          progress=bar.update, max_iter=max_iter, ftol=ftol)
     finite = np.isfinite(f)
     if not finite.any():
@@ -476,10 +472,9 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     # end of the multi-start phase; the start the optimum was polished from counts in any case
     n_best = max(int(np.sum(f <= best_f + 1e-3 * abs(best_f) + 1e-15)), 1)
 
-    diagnostics = _diagnostics(prob, best_t, best_f, best_res, n_best, S, int(finite.sum()), iters)
+    diagnostics, cov, resid = _diagnostics(prob, best_t, best_f, best_res, n_best, S, int(finite.sum()), iters)
 
     # uncertainty
-    cov = diagnostics.pop("_cov")
     boot_samples = None
     if boot:
         groups = None
@@ -506,7 +501,6 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
                 "starts": grid_name, "n_starts": S, "boot": int(boot), "seed": int(seed),
                 "boot_groups": boot_groups if isinstance(boot_groups, str) else (None if boot_groups is None else "array"),
                 "level": level, "prepare_options": dict(prepare_options or {}), "weights": weights if isinstance(weights, str) else (None if weights is None else "array")}
-    r, _ = prob.residuals(best_t[None, :])
     fitres = Fit(
         law=law, params=params, free=free, theta=best_t, cov=cov, boot=boot_samples, level=level,
         objective={"name": objective, "delta": delta if objective in ("huber-log", "huber") else None,
@@ -515,7 +509,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
         data={"source": source or df.attrs.get("source") or data.attrs.get("source"),
               "sha256": data.attrs.get("sha256"), "filter": where,
               **({"validation": v} if (v := df.attrs.get("validation") or data.attrs.get("validation")) else {})},
-        settings=settings, residuals=r[0], log_residuals=prob.log_obj,
+        settings=settings, residuals=resid, log_residuals=prob.log_obj,
     )
     fitres.diagnostics["seconds"] = round(time.perf_counter() - t0, 4)
     if not diagnostics["converged"]:
@@ -524,7 +518,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float =
     return fitres
 
 
-def _diagnostics(prob: Problem, t, f, res, n_best, n_starts, n_finite, iters) -> dict:
+def _diagnostics(prob: Problem, t, f, res, n_best, n_starts, n_finite, iters):
+    """The health checklist, the Gauss-Newton covariance (internal coordinates) and the residuals."""
     r, pred = prob.residuals(t[None, :])
     J = prob.jacobian(t[None, :], r, pred)[0]
     w = prob.weights
@@ -574,6 +569,5 @@ def _diagnostics(prob: Problem, t, f, res, n_best, n_starts, n_finite, iters) ->
         "residual_sd": math.sqrt(s2),
         "mean_iterations": float(np.mean(iters)),
         "message": msg,
-        "_cov": cov,
     }
-    return checks
+    return checks, cov, r[0]

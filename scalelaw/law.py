@@ -206,6 +206,12 @@ def _load_builtin():
         from . import laws  # noqa: F401  (registers the built-in families)
 
 
+def is_registered(law: Law) -> bool:
+    """True when ``law`` is the registered law of its name (so a worker can look it up)."""
+    _load_builtin()
+    return _REGISTRY.get(law.name) is law
+
+
 def get_law(name) -> Law:
     """Look a law up by name (a Law passes through)."""
     if isinstance(name, Law):
