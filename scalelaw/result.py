@@ -55,6 +55,8 @@ class Fit:
     log_residuals: bool = True
     versions: dict = field(default_factory=_versions)
     label: str | None = None                 # e.g. "published: hoffmann-2022"
+    # delta-method draws by (k, seed); init=False so dataclasses.replace(fit, cov=...) starts afresh
+    _draws: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- parameter uncertainty ------------------------------------------------------------
     def param_samples(self, k: int = 4000, seed: int = 0) -> np.ndarray | None:
@@ -64,18 +66,20 @@ class Fit:
             return s[np.all(np.isfinite(s), axis=1)]
         if self.cov is None or self.theta is None or not np.all(np.isfinite(self.cov)):
             return None
+        if (k, seed) in self._draws:   # stderr, ci, derived and predict all ask for the same draws
+            return self._draws[(k, seed)]
         # delta method with small-sample honesty: widen the normal draws to Student t quantiles
         from scipy import stats
         scale = (self._quantile(self.level) / stats.norm.ppf(0.5 + self.level / 2)) ** 2 if self._dof() else 1.0
         th = simulate_params(np.asarray(self.theta), np.asarray(self.cov) * scale, k=k, seed=seed)
         out = np.empty((k, len(self.law.param_names)))
-        for i, name in enumerate(self.law.param_names):
-            if name in self.free:
-                j = self.free.index(name)
-                p = self.law.params[i]
-                out[:, i] = np.exp(np.minimum(th[:, j], 700)) if p.log else th[:, j]
+        for i, p in enumerate(self.law.params):
+            if p.name in self.free:
+                with np.errstate(over="ignore"):
+                    out[:, i] = p.to_natural(th[:, self.free.index(p.name)])
             else:
-                out[:, i] = self.params[name]
+                out[:, i] = self.params[p.name]
+        self._draws[(k, seed)] = out
         return out
 
     @property
@@ -145,7 +149,9 @@ class Fit:
 
     def extrapolation(self, X) -> dict:
         """How far each input lies beyond the fitted range: factor (1 = inside)."""
-        df = self._frame(X)
+        return self._extrapolation(self._frame(X))
+
+    def _extrapolation(self, df: pd.DataFrame) -> dict:
         out = {}
         for c in self.law.inputs:
             if c not in self.input_ranges:
@@ -183,8 +189,8 @@ class Fit:
         else:
             lo = hi = np.full(len(df), np.nan)
         out["lower"], out["upper"] = lo, hi
-        # prediction band: add the residual scatter (log-space when the fit was on logs)
-        # the scatter of a new run: Student t with the fit's residual degrees of freedom
+        # where a new run would land: add the residual scatter (in log space when the fit was on
+        # logs), with Student t quantiles for the fit's residual degrees of freedom
         z = self._quantile(level)
         sd = float(self.diagnostics.get("residual_sd") or 0.0)
         lo_c = np.where(np.isfinite(lo), lo, mean)
@@ -198,15 +204,16 @@ class Fit:
         else:
             out["pred_lower"] = mean - np.sqrt((mean - lo_c) ** 2 + (z * sd) ** 2)
             out["pred_upper"] = mean + np.sqrt((hi_c - mean) ** 2 + (z * sd) ** 2)
-        ex = self.extrapolation(df)
+        ex = self._extrapolation(df)
         out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex else 1.0
         return out
 
     def optimum(self, level: float | None = None, **given) -> dict:
         """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals."""
         if self.law.optimum is None:
-            raise ScalelawError(f"law {self.law.name!r} defines no optimum; laws with one: "
-                                "chinchilla, overtrain, data_constrained")
+            from .law import all_laws
+            have = ", ".join(l.name for l in all_laws() if l.optimum is not None and not l.name.startswith("_"))
+            raise ScalelawError(f"law {self.law.name!r} defines no optimum; laws with one: {have}")
         level = level or self.level
         point = self.law.optimum(self.params, **given)
         out = {k: float(np.asarray(v)) for k, v in point.items()}

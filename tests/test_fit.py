@@ -195,3 +195,14 @@ def test_prediction_band_uses_student_t():
     half = np.log(row.pred_upper / row["mean"])
     t = stats.t.ppf(0.975, f.n_obs - len(f.free))
     assert half >= t * f.diagnostics["residual_sd"] * 0.999
+
+
+def test_delta_method_draws_are_cached_but_not_across_replace():
+    import dataclasses
+
+    f = fit("chinchilla", ladder(noise=0.01, seed=3), n_jobs=1)
+    assert f.param_samples() is f.param_samples()          # stderr, ci, derived share one draw
+    wide = dataclasses.replace(f, cov=f.cov * 4)            # e.g. a calibrated copy
+    lo, hi = f.ci["alpha"]
+    wlo, whi = wide.ci["alpha"]
+    assert whi - wlo > 1.5 * (hi - lo)

@@ -12,9 +12,8 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
+from ..result import EXTRAPOLATION_WARN
 from .common import coerce, emit_json, fail, load_data, parse_pairs, table_options, warn
-
-EXTRAPOLATION_WARN = 10.0
 
 
 @main.command("laws")
