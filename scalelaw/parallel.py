@@ -1,6 +1,7 @@
 """Run chunks of work on local processes, or on a Dask cluster when a scheduler is given."""
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -31,27 +32,22 @@ def map_chunks(fn: Callable, tasks: Sequence, *, n_jobs: int | None = None, sche
                                 "check the address (e.g. tcp://host:8786)") from None
         try:
             futs = client.map(fn, list(tasks), pure=False)
-            out = []
-            for fut, size in zip(futs, sizes):
-                out.append(fut.result())
-                if progress:
-                    progress(size)
-            return out
+            return _gather((f.result for f in futs), sizes, progress)
         finally:
             client.close()
     jobs = n_jobs or os.cpu_count() or 1
     if jobs <= 1 or len(tasks) <= 1:
-        out = []
-        for t, s in zip(tasks, sizes):
-            out.append(fn(t))
-            if progress:
-                progress(s)
-        return out
+        return _gather((functools.partial(fn, t) for t in tasks), sizes, progress)
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=_context()) as ex:
         futs = [ex.submit(fn, t) for t in tasks]
-        out = []
-        for f, s in zip(futs, sizes):
-            out.append(f.result())
-            if progress:
-                progress(s)
-        return out
+        return _gather((f.result for f in futs), sizes, progress)
+
+
+def _gather(getters, sizes, progress) -> list:
+    """Call each getter in order (a future's result, or the work itself), reporting progress."""
+    out = []
+    for get, size in zip(getters, sizes):
+        out.append(get())
+        if progress:
+            progress(size)
+    return out
