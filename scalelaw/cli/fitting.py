@@ -54,6 +54,14 @@ def _fit_options(f):
     return f
 
 
+def _fit_kwargs(where, objective, delta, fixes, options, weights) -> dict:
+    """The options every fitting verb shares, parsed into fit() keyword arguments."""
+    fixed = parse_pairs(fixes, "--fix", numeric=True)
+    opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
+    return {"where": where, "objective": objective, "delta": parse_delta(delta), "weights": weights,
+            "fixed": fixed or None, "prepare_options": opts or None}
+
+
 def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot=0, seed=0,
             level=0.95, jobs=None, scheduler=None):
     from ..fit import fit
@@ -61,15 +69,11 @@ def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, u
 
     law = get_law(law)
     table = load_data(data, maps, units)
-    fixed = parse_pairs(fixes, "--fix", numeric=True)
-    opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
-    delta = parse_delta(delta)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = fit(law, table, objective=objective, delta=delta, where=where, weights=weights,
-                  fixed=fixed or None, boot=boot, seed=seed, level=level, n_jobs=jobs,
-                  scheduler=scheduler, progress=enabled_by_default(), source=data,
-                  prepare_options=opts or None)
+        res = fit(law, table, boot=boot, seed=seed, level=level, n_jobs=jobs, scheduler=scheduler,
+                  progress=enabled_by_default(), source=data,
+                  **_fit_kwargs(where, objective, delta, fixes, options, weights))
     relay_warnings(caught, skip=("did NOT converge",))
     return res
 
@@ -231,10 +235,10 @@ def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weig
     from ..predict import backtest
 
     table = load_data(data, maps, units)
-    fixed = parse_pairs(fixes, "--fix", numeric=True)
-    opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
-    res = backtest(law, table, train=train, where=where, objective=objective, delta=parse_delta(delta),
-                   fixed=fixed or None, weights=weights, prepare_options=opts or None, source=data)
+    res = backtest(law, table, train=train, source=data,
+                   **_fit_kwargs(where, objective, delta, fixes, options, weights))
+    if not res["converged"]:
+        warn("the fit on the --train rows did NOT converge; treat these errors as unreliable")
     if as_json:
         emit_json(res)
     else:
