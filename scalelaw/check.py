@@ -31,8 +31,9 @@ def refit(d: dict):
         raise ScalelawError("fit file records no data source; it cannot be re-checked")
     table = load_table(src)
     s = d.get("settings") or {}
+    named = lambda key: s.get(key) if isinstance(s.get(key), str) else None  # noqa: E731 (column names only)
     return fit(d["law"], table, objective=s.get("objective"), delta=s.get("delta", 1e-3),
-               where=s.get("where"), weights=s.get("weights") if isinstance(s.get("weights"), str) else None,
+               where=s.get("where"), weights=named("weights"), boot_groups=named("boot_groups"),
                fixed=s.get("fixed") or None, boot=int(s.get("boot") or 0), seed=int(s.get("seed") or 0),
                level=float(s.get("level") or 0.95), prepare_options=s.get("prepare_options") or None,
                source=src)
@@ -45,6 +46,10 @@ def check_law_fit(d: dict, name: str) -> list[str]:
     rtol = ref.get("rtol_refit", DEFAULT_RTOL)
     if not new.diagnostics.get("converged"):
         msgs.append(f"{name}: refit did not converge ({new.diagnostics.get('message')})")
+    old_hash, new_hash = (d.get("data") or {}).get("sha256"), new.data.get("sha256")
+    if old_hash and new_hash and old_hash != new_hash:
+        msgs.append(f"{name}: the data of {new.data.get('source')!r} changed since the fit was recorded "
+                    f"(sha256 {old_hash[:12]}... now {new_hash[:12]}...)")
     for k, v in d["params"].items():
         if v is None:
             continue

@@ -293,6 +293,22 @@ def _run_batched(prob: Problem, theta0: np.ndarray, w=None, *, n_jobs=None, sche
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
+def select_rows(data: pd.DataFrame, where: str | None, src: str) -> pd.DataFrame:
+    """The rows matching a --where expression, with one-line errors for bad or empty filters."""
+    if not where:
+        return data
+    try:
+        df = data.query(where, engine="python")
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise ScalelawError(
+            f"--where {where!r} could not be evaluated on {src}: {exc}; use column names "
+            f"({', '.join(map(str, data.columns[:12]))}) and Python comparisons, e.g. \"N < 1e9\""
+        ) from None
+    if len(df) == 0:
+        raise ScalelawError(f"--where {where!r} matches no rows of {src} ({len(data)} rows); loosen the filter")
+    return df
+
+
 def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
             source: str | None = None, prepare_options: Mapping | None = None):
     """Select rows and extract inputs/target with clear errors. Returns (law, frame, X, y, w)."""
@@ -300,17 +316,7 @@ def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
     if not isinstance(data, pd.DataFrame):
         raise ScalelawError("data must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
     src = source or data.attrs.get("source", "the table")
-    df = data
-    if where:
-        try:
-            df = data.query(where, engine="python")
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise ScalelawError(
-                f"--where {where!r} could not be evaluated on {src}: {exc}; use column names "
-                f"({', '.join(map(str, data.columns[:12]))}) and Python comparisons, e.g. \"N < 1e9\""
-            ) from None
-        if len(df) == 0:
-            raise ScalelawError(f"--where {where!r} matches no rows of {src} ({len(data)} rows); loosen the filter")
+    df = select_rows(data, where, src)
     if law.prepare is not None:
         attrs = dict(data.attrs)
         df = law.prepare(df, **dict(prepare_options or {}))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ScalelawError
-from .fit import fit
+from .fit import fit, select_rows
 from .law import get_law
 
 
@@ -20,12 +20,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     """
     law = get_law(law)
     src = source or table.attrs.get("source", "the table")
-    df = table
-    if where:
-        try:
-            df = table.query(where, engine="python")
-        except Exception as exc:
-            raise ScalelawError(f"--where {where!r} could not be evaluated on {src}: {exc}") from None
+    df = select_rows(table, where, src)
     try:
         mask = df.eval(train, engine="python")
     except Exception as exc:

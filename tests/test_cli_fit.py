@@ -153,3 +153,13 @@ def test_check_names_what_drifted(tmp_path, mirror):
     res = run("check", p, ok=False)
     assert res.exit_code == 1
     assert "alpha" in res.output and "DRIFT" in res.output
+
+
+def test_check_names_changed_data(tmp_path, mirror):
+    src = json.loads((REPO / "fits" / "chinchilla-epoch.json").read_text())
+    assert src["data"]["sha256"]
+    src["data"]["sha256"] = "0" * 64
+    p = tmp_path / "stale.json"
+    p.write_text(json.dumps(src))
+    res = run("check", p, ok=False)
+    assert res.exit_code == 1 and "changed since the fit was recorded" in res.output
