@@ -54,10 +54,20 @@ def test_polish_never_worse_than_any_batch_start():
     assert f.objective["value"] <= fb.min() + 1e-15
 
 
-def test_parallel_and_serial_agree():
+def test_parallel_and_serial_agree(monkeypatch):
+    import scalelaw.fit as fit_mod
+    import scalelaw.parallel as parallel_mod
+
     df = ladder(noise=0.01, seed=5)
     a = fit("chinchilla", df, n_jobs=1, boot=50, seed=1)
+    # this ladder is below the size at which the engine splits work; force the split so the
+    # multi-start and the bootstrap really run on two processes
+    monkeypatch.setitem(fit_mod._run_batched.__kwdefaults__, "min_chunk_work", 0)
+    calls = []
+    real = parallel_mod.map_chunks
+    monkeypatch.setattr(parallel_mod, "map_chunks", lambda fn, tasks, **kw: calls.append(len(tasks)) or real(fn, tasks, **kw))
     b = fit("chinchilla", df, n_jobs=2, boot=50, seed=1)
+    assert calls == [2, 2]                      # multi-start and bootstrap, two chunks each
     assert a.params == pytest.approx(b.params, rel=1e-10)
     assert np.allclose(a.boot, b.boot, rtol=1e-9, equal_nan=True)
 
