@@ -61,15 +61,29 @@ def _ols_starts(design, transform=None, extra=()):
     return starts
 
 
+# ---- c N^a D^b: shared by lr_opt and bs_opt_nd (same law, different parameter names) ------------
+def _power_nd(N, D, c, a, b):
+    return c * np.exp(a * np.log(N) + b * np.log(D))
+
+
+def _power_nd_jac(N, D, c, a, b):
+    lnN, lnD = np.log(N), np.log(D)
+    t = np.exp(a * lnN + b * lnD)
+    f = c * t
+    return (t, lnN * f, lnD * f)
+
+
+def _nd_design(X):
+    return np.column_stack([np.ones_like(X["N"]), np.log(X["N"]), np.log(X["D"])])
+
+
 # ---- lr* = c N^alpha D^beta (Step Law) ---------------------------------------------------------
 def _lr_opt(N, D, c, alpha, beta):
-    return c * np.exp(alpha * np.log(N) + beta * np.log(D))
+    return _power_nd(N, D, c, alpha, beta)
 
 
 def _lr_opt_jac(N, D, c, alpha, beta):
-    t = np.exp(alpha * np.log(N) + beta * np.log(D))
-    f = c * t
-    return (t, np.log(N) * f, np.log(D) * f)
+    return _power_nd_jac(N, D, c, alpha, beta)
 
 
 LR_OPT = register(Law(
@@ -93,7 +107,7 @@ LR_OPT = register(Law(
     example={"c": 1.79, "alpha": -0.713, "beta": 0.307},
     published={"steplaw-2025": {"c": 1.79, "alpha": -0.713, "beta": 0.307}},
     default_objective="lsq-log",
-    starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["N"]), np.log(X["N"]), np.log(X["D"])])),
+    starts=_ols_starts(_nd_design),
     prepare=_prep_sweep_n,
 ))
 
@@ -134,13 +148,11 @@ BS_OPT = register(Law(
 
 # ---- B* = c N^alpha D^gamma tokens -------------------------------------------------------------
 def _bs_opt_nd(N, D, c, alpha, gamma):
-    return c * np.exp(alpha * np.log(N) + gamma * np.log(D))
+    return _power_nd(N, D, c, alpha, gamma)
 
 
 def _bs_opt_nd_jac(N, D, c, alpha, gamma):
-    t = np.exp(alpha * np.log(N) + gamma * np.log(D))
-    f = c * t
-    return (t, np.log(N) * f, np.log(D) * f)
+    return _power_nd_jac(N, D, c, alpha, gamma)
 
 
 BS_OPT_ND = register(Law(
@@ -161,7 +173,7 @@ BS_OPT_ND = register(Law(
     domain={"N": (1e8, 1e10), "D": (1e9, 1e12)},
     example={"c": 0.5, "alpha": 0.05, "gamma": 0.55},
     default_objective="lsq-log",
-    starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["N"]), np.log(X["N"]), np.log(X["D"])])),
+    starts=_ols_starts(_nd_design),
     prepare=_prep_sweep_n,
 ))
 
