@@ -127,20 +127,31 @@ def _pow_ratio(c, x, a):
     return np.exp(a * (np.log(c) - np.log(x)))
 
 
+def _pow_ratio_jac(c, x, a):
+    """d/dc and d/da of (c / x)^a, the log ratio taken once."""
+    ln = np.log(c) - np.log(x)
+    L = np.exp(a * ln)
+    return (a * L / c, L * ln)
+
+
+def _pow_ratio_inverse(y, c, a):
+    """x with (c / x)^a = y."""
+    y = np.asarray(y, dtype=float)
+    with np.errstate(all="ignore"):
+        return c * np.exp(-np.log(y) / a)
+
+
 def _kaplan_n(N_nonembed, Nc, alpha_N):
     return _pow_ratio(Nc, N_nonembed, alpha_N)
 
 
 def _kaplan_n_jac(N_nonembed, Nc, alpha_N):
-    L = _pow_ratio(Nc, N_nonembed, alpha_N)
-    return (alpha_N * L / Nc, L * (np.log(Nc) - np.log(N_nonembed)))
+    return _pow_ratio_jac(Nc, N_nonembed, alpha_N)
 
 
 def _kaplan_n_inverse(y, params):
     """Non-embedding N that reaches loss y."""
-    y = np.asarray(y, dtype=float)
-    with np.errstate(all="ignore"):
-        return params["Nc"] * np.exp(-np.log(y) / params["alpha_N"])
+    return _pow_ratio_inverse(y, params["Nc"], params["alpha_N"])
 
 
 KAPLAN_N = register(Law(
@@ -168,15 +179,12 @@ def _kaplan_d(D, Dc, alpha_D):
 
 
 def _kaplan_d_jac(D, Dc, alpha_D):
-    L = _pow_ratio(Dc, D, alpha_D)
-    return (alpha_D * L / Dc, L * (np.log(Dc) - np.log(D)))
+    return _pow_ratio_jac(Dc, D, alpha_D)
 
 
 def _kaplan_d_inverse(y, params):
     """Tokens that reach loss y (large model, early stopping)."""
-    y = np.asarray(y, dtype=float)
-    with np.errstate(all="ignore"):
-        return params["Dc"] * np.exp(-np.log(y) / params["alpha_D"])
+    return _pow_ratio_inverse(y, params["Dc"], params["alpha_D"])
 
 
 KAPLAN_D = register(Law(
@@ -252,11 +260,9 @@ def _kaplan_curve(N_nonembed, S_min, Nc, Sc, alpha_N, alpha_S):
 
 
 def _kaplan_curve_jac(N_nonembed, S_min, Nc, Sc, alpha_N, alpha_S):
-    ln = np.log(Nc) - np.log(N_nonembed)
-    ls = np.log(Sc) - np.log(S_min)
-    tn = np.exp(alpha_N * ln)
-    ts = np.exp(alpha_S * ls)
-    return (alpha_N * tn / Nc, alpha_S * ts / Sc, tn * ln, ts * ls)
+    d_nc, d_an = _pow_ratio_jac(Nc, N_nonembed, alpha_N)
+    d_sc, d_as = _pow_ratio_jac(Sc, S_min, alpha_S)
+    return (d_nc, d_sc, d_an, d_as)
 
 
 def _kaplan_curve_inverse(y, params, N_nonembed):
