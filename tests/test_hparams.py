@@ -42,13 +42,21 @@ def test_published_steplaw_values():
     assert float(bs) == pytest.approx(4.997e6, rel=1e-3)
 
 
-def test_load_hparam_fit_picks_the_law():
+def test_load_hparam_fit_picks_the_law(mirror):
     assert S.load_hparam_fit("steplaw-2025", law="lr_opt").law.name == "lr_opt"
     assert S.load_hparam_fit("steplaw-2025", law="bs_opt").law.name == "bs_opt"
-    # a fit file is returned as saved whatever law= says
+    # with the mirror, Step Law's published fits carry the authors' 1,000 released refits
+    for law, k in (("lr_opt", 3), ("bs_opt", 2)):
+        f = S.load_hparam_fit("steplaw-2025", law=law)
+        assert f.boot is not None and f.boot.shape == (1000, k)
+        assert "released bootstrap" in f.interval_method or "released bootstrap" in f.diagnostics["message"]
+    # a published name of another law is refused, naming the law's own published fits
+    with pytest.raises(ScalelawError, match="steplaw-2025"):
+        S.load_hparam_fit("hoffmann-2022", law="bs_opt")
+    # a fit file is returned as saved whatever law= says (fits/steplaw-bs-nd.json is a reference fit)
     p = ROOT / "fits" / "steplaw-bs-nd.json"
-    if p.exists():
-        assert S.load_hparam_fit(str(p), law="bs_opt").law.name == "bs_opt_nd"
+    assert p.exists()
+    assert S.load_hparam_fit(str(p), law="bs_opt").law.name == "bs_opt_nd"
 
 
 # ---- fitting through the engine -----------------------------------------------------------

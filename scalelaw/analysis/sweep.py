@@ -759,20 +759,17 @@ def load_hparam_fit(path_or_name, law: str | None = None):
     """A saved fit file, or a published ready fit of ``law`` (e.g. 'steplaw-2025' is both an
     lr_opt and a bs_opt fit: ``law`` picks which). Step Law's published fits carry the authors'
     released bootstrap (1,000 refits) as samples when the data mirror is available."""
-    from ..law import get_law
-    from ..result import Fit, load_fit
+    from ..result import load_fit
 
     name = str(path_or_name)
-    if law is not None and not Path(name).exists():
-        L = get_law(law)
-        if name in L.published:
-            boot = _steplaw_released_boot(L.name) if name == "steplaw-2025" else None
-            params = {k: float(v) for k, v in L.published[name].items()}
-            return Fit(law=L, params=params, free=L.param_names, boot=boot, label=f"published: {name}",
-                       data={"source": name}, settings={"published": name},
-                       diagnostics={"converged": True, "message": "published constants"
-                                    + (" with the authors' released bootstrap" if boot is not None else "")})
-    f = load_fit(name)
+    if Path(name).exists():
+        return load_fit(name)   # a fit file is returned as saved, whatever law= says
+    f = load_fit(name, law=law)
+    if f.settings.get("published") == "steplaw-2025":
+        boot = _steplaw_released_boot(f.law.name)
+        if boot is not None:
+            f.boot = boot
+            f.diagnostics["message"] += " with the authors' released bootstrap"
     return f
 
 
