@@ -824,8 +824,10 @@ def bootstrap_cells(fit_result, df: pd.DataFrame, k: int = 1000, seed: int = 0):
     ``settings["bootstrap"] = "cells"``.
     """
     import copy
+    import warnings
 
-    from ..fit import Problem, _run_batched, prepare as fit_prepare
+    from ..fit import fit, prepare as fit_prepare
+    from ..uncertainty import resample_weights
 
     if k < 2:
         raise ScalelawError(f"a cell bootstrap needs at least 2 resamples; got {k}")
@@ -833,8 +835,8 @@ def bootstrap_cells(fit_result, df: pd.DataFrame, k: int = 1000, seed: int = 0):
         raise ScalelawError("a cell bootstrap needs a fitted Fit (published constants have no data to resample)")
     law = fit_result.law
     s = fit_result.settings
-    _, prepared, X, y, w0 = fit_prepare(law, df, where=s.get("where"),
-                                        prepare_options=dict(s.get("prepare_options") or {}))
+    opts = dict(s.get("prepare_options") or {})
+    _, prepared, X, y, w0 = fit_prepare(law, df, where=s.get("where"), prepare_options=opts)
     keys = [c for c in ("N_total", "N_active", "D") if c in prepared.columns]
     if "D" not in keys:
         raise ScalelawError("a cell bootstrap needs a sweep (rows with N and D); use boot= for other data")
@@ -844,23 +846,21 @@ def bootstrap_cells(fit_result, df: pd.DataFrame, k: int = 1000, seed: int = 0):
         raise ScalelawError(f"a cell bootstrap needs at least 3 cells; the fit's rows come from {n_cells}")
     free = tuple(fit_result.free)
     fixed = {n: fit_result.params[n] for n in law.param_names if n not in free}
-    objective = fit_result.objective.get("name") or law.default_objective
-    prob = Problem(law, X, y, w0, free, fixed, objective, fit_result.objective.get("delta") or 1e-3)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, n_cells, n_cells), minlength=n_cells) for _ in range(k)]).astype(float)
-    W = counts[:, codes] * w0[None, :]
-    # identifiable resamples: the log design [1, ln x_1, ...] of the kept rows has full rank
+    # the engine's cluster bootstrap, warm-started at the fit (one start, so no new search)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = fit(law, df, objective=fit_result.objective.get("name") or law.default_objective,
+                    delta=fit_result.objective.get("delta") or 1e-3, where=s.get("where"), fixed=fixed,
+                    starts=[{n: fit_result.params[n] for n in free}], polish_top=1, boot=k, seed=seed,
+                    boot_groups=codes, n_jobs=1, prepare_options=opts)
+    # identifiable resamples: the log design [1, ln x_1, ...] of the rows a resample keeps has
+    # full rank (the engine draws these weights from the same seed and groups)
+    W = resample_weights(len(y), k, seed, w0, groups=codes)
     A = np.column_stack([np.ones_like(y)] + [np.log(np.maximum(x, 1e-300)) for x in X])
     need = min(A.shape[1], len(free))
     ok = np.array([np.linalg.matrix_rank(A[W[i] > 0]) >= need for i in range(k)])
-    theta0 = np.repeat(np.asarray(fit_result.theta, dtype=float)[None, :], k, axis=0)
-    th, f, _, _ = _run_batched(prob, theta0, W, n_jobs=1, max_iter=300, ftol=1e-13)
-    ok &= np.isfinite(f)
-    nat = prob.natural(th)
-    out_s = np.empty((k, len(law.param_names)))
-    for i, name in enumerate(law.param_names):
-        out_s[:, i] = fixed[name] if name in fixed else nat[:, free.index(name)]
-    samples = out_s[ok]
+    ok &= np.all(np.isfinite(refit.boot), axis=1)
+    samples = refit.boot[ok]
     if len(samples) < max(2, k // 2):
         raise ScalelawError(f"only {len(samples)} of {k} cell resamples gave an identifiable fit; too few cells")
     out = copy.copy(fit_result)
