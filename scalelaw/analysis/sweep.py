@@ -63,73 +63,32 @@ def mirror_root() -> Path | None:
     return None
 
 
-def _canonical_steplaw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Step Law's released CSV -> canonical columns (batch in tokens, N non-embedding)."""
-    df = pd.DataFrame({
-        "N": raw["N"].astype(float), "N_nonembed": raw["N"].astype(float), "D": raw["D"].astype(float),
-        "lr": raw["lr"].astype(float), "batch_tokens": raw["bs"].astype(float) * STEPLAW_SEQ_LEN,
-        "seq_len": float(STEPLAW_SEQ_LEN), "loss": raw["loss"].astype(float),
-        "smooth_loss": raw["smooth loss"].astype(float),
-    })
-    if "Na" in raw.columns:
-        df["N_active"] = raw["Na"].astype(float)
-    if "exp_name" in raw.columns:
-        df["run"] = raw["exp_name"].astype(str)
-    df.attrs["source"] = source
-    return df
-
-
 def read_steplaw_csv(path) -> pd.DataFrame:
-    """Read one of Step Law's released CSVs into canonical columns."""
-    p = Path(path)
-    try:
-        raw = pd.read_csv(p)
-    except (OSError, ValueError) as exc:
-        raise ScalelawError(f"cannot read sweep file {p}: {exc}") from None
-    if not {"bs", "smooth loss", "lr", "N", "D"} <= set(raw.columns):
-        raise ScalelawError(f"{p} is not a Step Law sweep CSV (needs columns N, D, lr, bs, 'smooth loss')")
-    return _canonical_steplaw(raw, str(p))
+    """Read one of Step Law's released CSVs into canonical columns (the io reader)."""
+    from ..io.tabular import read_steplaw
+
+    return read_steplaw(Path(path))
 
 
 def load_sweep(source) -> pd.DataFrame:
     """A sweep table from a DataFrame, a file, or a dataset name ('steplaw-dense', 'steplaw-moe').
 
-    Uses ``scalelaw.io.load_table`` when it is available; otherwise reads Step Law CSVs and
-    plain CSVs with canonical columns directly.
+    Files and dataset names go through ``scalelaw.io.load_table``; when the dataset registry
+    cannot reach Step Law's files, the mirror next to the project is tried.
     """
+    from ..io import load_table
+
     if isinstance(source, pd.DataFrame):
         return source
     try:
-        from ..io import load_table  # type: ignore[attr-defined]
-    except ImportError:
-        load_table = None
-    s = str(source)
-    if load_table is not None:
-        try:
-            return load_table(source)
-        except ImportError:  # the dataset registry is not installed: read Step Law's files ourselves
-            pass
-        except ScalelawError:
-            if s not in _STEPLAW_FILES:
-                raise
-    if s in _STEPLAW_FILES and not Path(s).exists():
+        return load_table(source)
+    except ScalelawError:
+        s = str(source)
         root = mirror_root()
-        if root is None:
-            raise ScalelawError(f"dataset {s!r} needs the public-data mirror; set SCALELAW_MIRROR to its folder")
-        return read_steplaw_csv(root / _STEPLAW_DIR / _STEPLAW_FILES[s]).pipe(_with_source, s)
-    p = Path(s)
-    if not p.exists():
-        raise ScalelawError(f"sweep file {s} does not exist; give a CSV or a dataset name (steplaw-dense, steplaw-moe)")
-    head = pd.read_csv(p, nrows=1)
-    if "smooth loss" in head.columns and "bs" in head.columns:
-        return read_steplaw_csv(p)
-    df = pd.read_csv(p)
+        if s not in _STEPLAW_FILES or root is None:
+            raise
+    df = read_steplaw_csv(root / _STEPLAW_DIR / _STEPLAW_FILES[s])
     df.attrs["source"] = s
-    return df
-
-
-def _with_source(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    df.attrs["source"] = name
     return df
 
 
