@@ -36,10 +36,6 @@ _GOLDEN_ITERS = 48
 _C_BRACKET = (1e3, 1e40)   # inverse: compute searched in this range (FLOPs)
 _BISECT_ITERS = 48
 
-# output key for each role (a fit's law target may be spelled differently)
-ROLES = (("lr", "lr_fit"), ("batch_tokens", "bs_fit"), ("error", "downstream_fit"))
-
-
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
@@ -56,35 +52,14 @@ def _positive(value, option: str):
 _ROLE_OF_OPTION = {"--loss": "loss", "--lr": "lr", "--bs": "batch_tokens", "--downstream": "error"}
 
 
-def _role_matches(law, role: str) -> bool:
+def _role(law) -> str | None:
+    """The plan role a law can fill: 'loss', 'lr', 'batch_tokens', 'error' (downstream) or None."""
     t = law.target
-    if role == "lr":
-        return t == "lr"
-    if role == "batch_tokens":
-        return t == "batch_tokens"
-    if role == "error":
-        return law.family == "downstream" or t.startswith("err")
-    return t == "loss" and law.family != "downstream"
-
-
-def _published_for_role(name: str, role: str) -> Fit | None:
-    """A published ready fit called ``name`` of a law suited to ``role`` (one name, e.g.
-    'steplaw-2025', can label both an lr and a batch-size law)."""
-    from ..law import all_laws
-
-    for law in all_laws():
-        if name in law.published and _role_matches(law, role):
-            if role in ("lr", "batch_tokens"):
-                try:  # the hparams family attaches the authors' released bootstrap when it can
-                    from .sweep import load_hparam_fit
-                    return load_hparam_fit(name, law=law.name)
-                except Exception:
-                    pass
-            params = {n: float(law.published[name][n]) for n in law.param_names}
-            return Fit(law=law, params=params, free=law.param_names, label=f"published: {name}",
-                       data={"source": name}, settings={"published": name},
-                       diagnostics={"converged": True, "message": "published constants"})
-    return None
+    if t in ("lr", "batch_tokens"):
+        return t
+    if law.family == "downstream" or t.startswith("err"):
+        return "error"
+    return "loss" if t == "loss" else None
 
 
 def _as_fit(fit, option: str) -> Fit | None:
@@ -92,15 +67,22 @@ def _as_fit(fit, option: str) -> Fit | None:
         return None
     if isinstance(fit, Fit):
         return fit
-    if isinstance(fit, (str, os.PathLike)):
-        from ..result import load_fit
+    if not isinstance(fit, (str, os.PathLike)):
+        raise ScalelawError(f"{option} must be a Fit, a fit JSON path or a published fit name; got {type(fit).__name__}")
+    from ..law import all_laws
+    from ..result import load_fit
 
-        if not Path(str(fit)).exists():
-            ready = _published_for_role(str(fit), _ROLE_OF_OPTION.get(option, "loss"))
-            if ready is not None:
-                return ready
-        return load_fit(fit)
-    raise ScalelawError(f"{option} must be a Fit, a fit JSON path or a published fit name; got {type(fit).__name__}")
+    name, role = str(fit), _ROLE_OF_OPTION[option]
+    if Path(name).exists():
+        return load_fit(name)
+    # one published name may label several laws (steplaw-2025: lr_opt and bs_opt): the option's
+    # role says which one
+    owner = next((law.name for law in all_laws() if name in law.published
+                  and not law.name.startswith("_") and _role(law) == role), None)
+    if owner is not None and role in ("lr", "batch_tokens"):
+        from .sweep import load_hparam_fit
+        return load_hparam_fit(name, law=owner)     # with the authors' released bootstrap, when there is one
+    return load_fit(name, law=owner)
 
 
 def _features(N, D, C, loss=None, extra: Mapping | None = None) -> dict:
@@ -292,8 +274,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         raise ScalelawError("a plan needs a loss fit; give --loss FIT (a fit JSON from `scalelaw fit -o` "
                             "or a published fit name such as epoch-2024)")
     fits = {"loss": loss_fit}
-    for key, opt in (("lr", lr_fit), ("batch_tokens", bs_fit), ("error", downstream_fit)):
-        f = _as_fit(opt, {"lr": "--lr", "batch_tokens": "--bs", "error": "--downstream"}[key])
+    for key, option, given in (("lr", "--lr", lr_fit), ("batch_tokens", "--bs", bs_fit),
+                               ("error", "--downstream", downstream_fit)):
+        f = _as_fit(given, option)
         if f is not None:
             fits[key] = f
     if (compute is None) == (target_loss is None):
