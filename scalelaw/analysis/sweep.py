@@ -38,10 +38,6 @@ SELECTS = ("plateau", "best", "bowl", "none")
 MIN_DISTINCT = 3
 STEPLAW_SEQ_LEN = 2048
 
-# Step Law (Li et al. 2025), rounded published constants
-STEPLAW_PUBLISHED = {"lr_opt": {"c": 1.79, "alpha": -0.713, "beta": 0.307},
-                     "bs_opt": {"c": 0.58, "gamma": 0.571}}
-
 _STEPLAW_DIR = "github/step-law/steplaw/32a8f4cc50247695fb56cc6c9117abdf67c97763/data"
 _STEPLAW_FILES = {"steplaw-dense": "dense_lr_bs_loss.csv", "steplaw-moe": "moe_lr_bs_loss.csv"}
 _BATCH_UNKNOWN = ("bs", "batch", "batch_size", "bsz", "global_batch_size")
@@ -438,8 +434,9 @@ def loco(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL, lo
     t, loss, ncol, keys = validate_sweep(df, loss_col, n)
     prepared = prepare_sweep(df, select=select, tol=tol, loss_col=loss_col, n=n, bowl_tol=bowl_tol)
     pkeys = ["N_total" if k == "N" else k for k in keys]
-    if compare is None:
-        compare = {"steplaw-2025": (STEPLAW_PUBLISHED["lr_opt"], STEPLAW_PUBLISHED["bs_opt"])}
+    if compare is None:   # Step Law's published constants, as the laws declare them
+        compare = {"steplaw-2025": (get_law("lr_opt").published["steplaw-2025"],
+                                    get_law("bs_opt").published["steplaw-2025"])}
     fixed = {}
     for label, (lp, bp) in compare.items():
         fixed[label] = (Fit(law=get_law("lr_opt"), params=dict(lp), free=()),
