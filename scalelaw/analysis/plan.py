@@ -160,10 +160,12 @@ def _split(fit: Fit, P: dict, C: np.ndarray, mode: str, ratio=None, n_fixed=None
         elif not _uses_split(law):
             N = np.full(C.shape, np.nan)
             D = np.full(C.shape, np.nan)
-        elif _has_closed_optimum(law, extra) and _closed_split(law, P, C, extra) is not None:
-            N, D = _closed_split(law, P, C, extra)
         else:
-            N, D, edge = _numeric_split(fit, P, C, extra)
+            closed = _closed_split(law, P, C, extra) if _has_closed_optimum(law, extra) else None
+            if closed is not None:
+                N, D = closed
+            else:
+                N, D, edge = _numeric_split(fit, P, C, extra)
         loss = _evaluate(fit, _features(N, D, C, extra=extra), P) * np.ones(C.shape)
     return N, D, loss, edge
 
@@ -419,7 +421,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
                                                           and mode != "compute-optimal"))
                  or (target_loss is not None and key == "loss"))
         if exact and out[key] is not None:
-            lo = hi = v = out[key] = float(target_loss) if key == "loss" and target_loss is not None else v
+            if key == "loss":           # the inverse reaches the target loss by construction
+                v = out[key] = float(target_loss)
+            lo = hi = v
         elif S and feeds[key] & uncertain:
             arr = np.asarray(dvals[key], dtype=float)
             if np.isfinite(arr).any():
