@@ -212,3 +212,16 @@ def test_plan_section_uses_fits_by_role(chin, table):
     assert p["fits"]["loss"]["law"] == "chinchilla" and p["fits"]["lr"]["law"] == "lr_opt"
     assert p["batch_tokens"] == pytest.approx(0.58 * p["D"] ** 0.571)
     assert "lr*" in html and "B* (tokens)" in html
+
+
+def test_roles_follow_the_plan_classification(chin):
+    """A law that reads the loss but predicts something else (critical batch B_crit(L)) is no
+    downstream-error fit: the report gives plan only fits of the roles plan itself accepts."""
+    from scalelaw.analysis.report import _roles
+    from scalelaw.result import Fit
+
+    crit = get_law("critical_batch")
+    bc = Fit(law=crit, params={n: 1.0 for n in crit.param_names}, free=crit.param_names)
+    err = published_fit("gadre-2024-rpj-err17")
+    roles = _roles([("ladder", chin), ("bcrit", bc), ("err", err)])
+    assert {k: v[0] for k, v in roles.items()} == {"loss": "ladder", "error": "err"}

@@ -146,22 +146,14 @@ def run_backtest(fit: Fit, data: pd.DataFrame, train: str | None = None) -> dict
 
 
 def _roles(fits: Sequence) -> dict:
-    """Map plan roles to fits by the law's target/family: loss, lr, batch_tokens, error."""
+    """Map plan roles (loss, lr, batch_tokens, error) to the first fit of a law suited to each."""
+    from .plan import _role
+
     roles = {}
     for name, f in fits:
-        law = f.law
-        t = law.target
-        if t == "loss" and law.family != "downstream":
-            role = "loss"
-        elif t == "lr" or law.name.startswith("lr_"):
-            role = "lr"
-        elif t in ("batch_tokens", "bs", "batch_size") or law.name.startswith("bs_"):
-            role = "batch_tokens"
-        elif law.family == "downstream" or t.startswith("err") or "loss" in law.inputs:
-            role = "error"
-        else:
-            continue
-        roles.setdefault(role, (name, f))
+        role = _role(f.law)
+        if role is not None:
+            roles.setdefault(role, (name, f))
     return roles
 
 
