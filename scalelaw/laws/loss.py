@@ -20,9 +20,10 @@ def _chinchilla(N, D, E, A, B, alpha, beta):
 
 
 def _chinchilla_jac(N, D, E, A, B, alpha, beta):
-    tn = np.exp(-alpha * np.log(N))
-    td = np.exp(-beta * np.log(D))
-    return (1.0, tn, td, -np.log(N) * (A * tn), -np.log(D) * (B * td))
+    lnN, lnD = np.log(N), np.log(D)
+    tn = np.exp(-alpha * lnN)
+    td = np.exp(-beta * lnD)
+    return (1.0, tn, td, -lnN * (A * tn), -lnD * (B * td))
 
 
 def _alloc(params):
