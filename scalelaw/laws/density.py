@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..law import Law, Param, register
+from .loss import _chinchilla, _chinchilla_jac
 
 CITATION = ("Xiao et al. 2024, Densing Law of LLMs (arXiv:2412.04315); journal version: "
             "Nature Machine Intelligence 2025")
@@ -30,13 +31,12 @@ _GRID_EXP = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def _loss(N, D, A, alpha, B, beta, E):
-    return E + A * np.exp(-alpha * np.log(N)) + B * np.exp(-beta * np.log(D))
+    return _chinchilla(N, D, E, A, B, alpha, beta)     # the Chinchilla law, parameters reordered
 
 
 def _loss_jac(N, D, A, alpha, B, beta, E):
-    tn = np.exp(-alpha * np.log(N))
-    td = np.exp(-beta * np.log(D))
-    return (tn, -np.log(N) * (A * tn), td, -np.log(D) * (B * td), 1.0)
+    dE, dA, dB, dalpha, dbeta = _chinchilla_jac(N, D, E, A, B, alpha, beta)
+    return (dA, dalpha, dB, dbeta, dE)
 
 
 DENSITY_LOSS = register(Law(
@@ -62,22 +62,17 @@ DENSITY_LOSS = register(Law(
 ))
 
 
-def _sigmoid(L, c, gamma, l0, d):
-    return d + c / (1.0 + np.exp(-gamma * (L - l0)))
-
-
 def _score(N, D, baseline, A, alpha, B, beta, l0):
-    L = A * np.exp(-alpha * np.log(N)) + B * np.exp(-beta * np.log(D))
+    L = _chinchilla(N, D, 0.0, A, B, alpha, beta)
     return baseline + (1.0 - baseline) / (1.0 + np.exp(L - l0))
 
 
 def _score_jac(N, D, baseline, A, alpha, B, beta, l0):
-    tn = np.exp(-alpha * np.log(N))
-    td = np.exp(-beta * np.log(D))
+    _, tn, td, dalpha, dbeta = _chinchilla_jac(N, D, 0.0, A, B, alpha, beta)
     L = A * tn + B * td
     s = 1.0 / (1.0 + np.exp(L - l0))
     dL = -(1.0 - baseline) * s * (1.0 - s)      # d S / d L
-    return (dL * tn, dL * (-np.log(N) * A * tn), dL * td, dL * (-np.log(D) * B * td), -dL)
+    return (dL * tn, dL * dalpha, dL * td, dL * dbeta, -dL)
 
 
 DENSITY_SCORE = register(Law(
