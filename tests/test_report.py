@@ -225,3 +225,23 @@ def test_roles_follow_the_plan_classification(chin):
     err = published_fit("gadre-2024-rpj-err17")
     roles = _roles([("ladder", chin), ("bcrit", bc), ("err", err)])
     assert {k: v[0] for k, v in roles.items()} == {"loss": "ladder", "error": "err"}
+
+
+def test_fits_on_one_table_read_it_once(tmp_path, monkeypatch, chin, table):
+    import scalelaw.io as sio
+
+    path = tmp_path / "runs.csv"
+    table.to_csv(path, index=False)
+    calls = []
+    real = sio.load_table
+
+    def counting(src, *a, **kw):
+        calls.append(src)
+        return real(src, *a, **kw)
+
+    monkeypatch.setattr(sio, "load_table", counting)
+    f = fit("chinchilla", real(str(path)), n_jobs=1)
+    g = fit("chinchilla", real(str(path)), n_jobs=1, where="N > 3e7")
+    html, info = build_report([("all", f), ("large", g)], None, backtest=False)
+    assert calls == [str(path)]
+    assert info["figures"] == 4 and "no data table" not in html

@@ -76,23 +76,22 @@ def _load(item, i: int):
     raise ScalelawError(f"report fits must be Fit objects, fit JSON paths or published fit names; got {type(item).__name__}")
 
 
-def _source_table(fit: Fit):
-    """The run table named by the fit's recorded source, when it can be read; else None."""
+def _source_table(fit: Fit, cache: dict | None = None):
+    """The run table named by the fit's recorded source, when it can be read; else None.
+
+    ``cache`` (source -> table) lets the fits of one report share a table read only once."""
+    from ..io import load_table
+
     src = (fit.data or {}).get("source")
     if not src or fit.label:
         return None
-    try:
-        from ..io import load_table
-    except ImportError:
-        if Path(str(src)).exists() and str(src).endswith(".csv"):
-            df = pd.read_csv(src)
-            df.attrs["source"] = str(src)
-            return df
-        return None
-    try:
-        return load_table(src)
-    except Exception:  # a moved file or an offline dataset: the section says so instead
-        return None
+    cache = {} if cache is None else cache
+    if src not in cache:
+        try:
+            cache[src] = load_table(src)
+        except Exception:  # a moved file or an offline dataset: the section says so instead
+            cache[src] = None
+    return cache[src]
 
 
 def _scale(df: pd.DataFrame, fit: Fit):
@@ -192,7 +191,7 @@ class _Page:
         return fig
 
 
-def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool, train):
+def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool, train, tables: dict):
     from .. import plots
 
     anchor = f"fit-{k}"
@@ -209,7 +208,7 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
     if fit.input_ranges:
         page.add("<h3>Fitted range</h3>" + _table(
             ["column", "min", "max"], [(_esc(c), _num(a), _num(b)) for c, (a, b) in fit.input_ranges.items()]))
-    table = data if data is not None else _source_table(fit)
+    table = data if data is not None else _source_table(fit, tables)
     if table is None:
         msg = ("published constants: no data to draw" if fit.label else
                f"no data table: the fit's source {fit.data.get('source')!r} could not be read; pass --data TABLE")
@@ -292,8 +291,9 @@ def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compu
     loaded = [_load(item, i) for i, item in enumerate(fits)]
     page = _Page()
     bar = Progress(total=len(loaded) + (1 if plan_compute else 0), desc="report", enabled=progress)
+    tables: dict = {}     # fits made on the same table read it once
     for k, (name, f) in enumerate(loaded):
-        _fit_section(page, k, name, f, data, backtest, train)
+        _fit_section(page, k, name, f, data, backtest, train, tables)
         bar.update()
     plan_res = None
     if plan_compute is not None:
