@@ -3,25 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ScalelawError
 from .app import main
-from .common import emit_json, parse_pairs, warn
-
-
-def _load_table(source: str):
-    """A run table from a file or dataset name (the project's loaders, else a plain CSV read)."""
-    try:
-        from .common import load_data
-        return load_data(source)
-    except ImportError:
-        import pandas as pd
-        from pathlib import Path
-
-        if not Path(source).exists():
-            raise ScalelawError(f"--data {source} does not exist; give a CSV run table") from None
-        df = pd.read_csv(source)
-        df.attrs["source"] = source
-        return df
+from .common import emit_json, load_data, parse_pairs, warn
 
 
 @main.command("plan")
@@ -90,7 +73,7 @@ def report_cmd(fits, output, data, plan_compute, train, no_backtest, title, forc
     from ..util import check_writable
 
     check_writable(output, force)
-    table = _load_table(data) if data else None
+    table = load_data(data) if data else None
     info = write_report(output, list(fits), data=table, plan_compute=plan_compute, train=train,
                         backtest=not no_backtest, title=title, force=force, progress=enabled_by_default())
     for w in info.get("warnings", []):
