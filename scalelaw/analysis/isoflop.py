@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
+from ..uncertainty import percentile_interval, resample_weights
 
 DEFAULT_TOL = 0.1           # runs within 10% of a budget's compute belong to it
 
@@ -94,7 +95,6 @@ class IsoflopResult:
             raise ScalelawError(f"compute budgets must be positive; got {C.tolist()!r}")
         lo_b, hi_b = min(b.C for b in self.budgets), max(b.C for b in self.budgets)
         s = self._samples()
-        q = (1 - self.level) / 2
         c = self.flops_per_param_token
         out = []
         for Ci in C:
@@ -102,9 +102,8 @@ class IsoflopResult:
                    "extrapolation": float(max(Ci / hi_b, lo_b / Ci, 1.0))}
             if s is not None:
                 n = np.exp(s[:, 1] + s[:, 0] * math.log(Ci))
-                row["N_opt_lower"], row["N_opt_upper"] = (float(v) for v in np.quantile(n, [q, 1 - q]))
-                d = Ci / (c * n)
-                row["D_opt_lower"], row["D_opt_upper"] = (float(v) for v in np.quantile(d, [q, 1 - q]))
+                row["N_opt_lower"], row["N_opt_upper"] = _interval(n, self.level)
+                row["D_opt_lower"], row["D_opt_upper"] = _interval(Ci / (c * n), self.level)
             out.append(row)
         return out
 
@@ -283,7 +282,6 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
 
     a_ci = k_ci = None
     samples = cov = None
-    q = (1 - level) / 2
     if boot:
         samples = _bootstrap(N, y, groups, degree, lnC, boot, seed)
         ok = np.all(np.isfinite(samples), axis=1)
@@ -292,8 +290,8 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
                             "intervals use the rest")
         if ok.sum() >= 2:
             s = samples[ok]
-            a_ci = tuple(float(v) for v in np.quantile(s[:, 0], [q, 1 - q]))
-            k_ci = tuple(float(v) for v in np.exp(np.quantile(s[:, 1], [q, 1 - q])))
+            a_ci = _interval(s[:, 0], level)
+            k_ci = tuple(math.exp(v) for v in _interval(s[:, 1], level))
         method = f"bootstrap over runs within budgets ({boot} resamples, percentile)"
     elif len(budgets) >= 3:
         from scipy.stats import t as tdist
@@ -301,7 +299,7 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
         dof = len(budgets) - 2
         s2 = float(resid @ resid) / dof
         cov = s2 * np.linalg.inv(A.T @ A)
-        z = tdist.ppf(1 - q, dof)
+        z = tdist.ppf(0.5 + level / 2, dof)
         a_ci = (float(a - z * math.sqrt(cov[0, 0])), float(a + z * math.sqrt(cov[0, 0])))
         k_ci = (float(math.exp(lnk - z * math.sqrt(cov[1, 1]))), float(math.exp(lnk + z * math.sqrt(cov[1, 1]))))
         method = "least-squares standard error of the fit through the minima (t); use --boot for run-level intervals"
@@ -314,6 +312,11 @@ def isoflop(df: pd.DataFrame, *, degree: int = 2, where: str | None = None, tol:
                          settings=settings, boot=samples, cov=cov)
 
 
+def _interval(samples, level):
+    lo, hi = percentile_interval(samples, level)
+    return float(lo), float(hi)
+
+
 def _bootstrap(N, y, groups, degree, lnC, K, seed):
     """(K, 2) samples of (a, ln k): runs resampled with replacement within each budget; every
     budget's polynomial refitted at once for all resamples by weighted least squares."""
@@ -323,10 +326,7 @@ def _bootstrap(N, y, groups, degree, lnC, K, seed):
         x = np.log(N[idx])
         centre = float(np.mean(x))
         X = _design(x - centre, degree)                       # (n, p)
-        n = len(idx)
-        draw = rng.integers(0, n, size=(K, n))
-        W = np.zeros((K, n))
-        np.add.at(W, (np.repeat(np.arange(K), n), draw.ravel()), 1.0)
+        W = resample_weights(len(idx), K, rng)               # one generator across budgets
         XtWX = np.einsum("kn,np,nq->kpq", W, X, X)
         XtWy = np.einsum("kn,np,n->kp", W, X, y[idx])
         distinct = np.array([len(np.unique(x[W[k] > 0])) for k in range(K)])
