@@ -67,13 +67,18 @@ def fit_rows(fit, data: pd.DataFrame) -> pd.DataFrame:
         src = data.attrs.get("source", "the data table")
         raise ScalelawError(f"law {law.name!r} needs column(s) {', '.join(missing)} but {src} has "
                             f"{', '.join(map(str, df.columns[:12]))}; pass the table the fit was made on (--data)")
-    out = df.copy()
-    for c in need:
-        out[c] = pd.to_numeric(out[c], errors="coerce")
-    out = out[np.all(np.isfinite(out[need].to_numpy(dtype=float)), axis=1)]
+    out = _finite_rows(df, need)
     if len(out) == 0:
         raise ScalelawError(f"no rows of the data table have finite {', '.join(need)}")
     return out
+
+
+def _finite_rows(df: pd.DataFrame, cols) -> pd.DataFrame:
+    """A copy of ``df`` with ``cols`` numeric, keeping the rows where all of them are finite."""
+    out = df.copy()
+    for c in cols:
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out[np.all(np.isfinite(out[list(cols)].to_numpy(dtype=float)), axis=1)]
 
 
 def _positive_spread(v: np.ndarray, ratio: float = 20.0) -> bool:
@@ -196,11 +201,7 @@ def _excluded_rows(fit, data: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame 
         return None
     if not data.index.is_unique or not used.index.isin(data.index).all():
         return None   # a prepare step that rebuilt the rows (e.g. sweep -> plateau cells)
-    rest = data.loc[~data.index.isin(used.index)].copy()
-    need = list(law.inputs) + [law.target]
-    for c in need:
-        rest[c] = pd.to_numeric(rest[c], errors="coerce")
-    return rest[np.all(np.isfinite(rest[need].to_numpy(dtype=float)), axis=1)]
+    return _finite_rows(data.loc[~data.index.isin(used.index)], list(law.inputs) + [law.target])
 
 
 def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = None,
