@@ -215,9 +215,9 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
     """
     go = _go()
     law = fit.law
-    df = fit_rows(fit, data)
     if len(law.inputs) > 3 and x is None:
-        return plot_parity(fit, df, title=title)
+        return plot_parity(fit, data, title=title)     # it selects the fitted rows itself
+    df = fit_rows(fit, data)
     x, gcol, labels = choose_grouping(fit, df, x, group)
     xv = df[x].to_numpy(dtype=float)
     y = df[law.target].to_numpy(dtype=float)

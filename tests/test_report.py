@@ -245,3 +245,23 @@ def test_fits_on_one_table_read_it_once(tmp_path, monkeypatch, chin, table):
     html, info = build_report([("all", f), ("large", g)], None, backtest=False)
     assert calls == [str(path)]
     assert info["figures"] == 4 and "no data table" not in html
+
+
+def test_parity_figure_prepares_the_rows_once():
+    """Laws with more than three inputs are drawn predicted-vs-observed; the law's prepare step
+    (here: drop the first row, not idempotent) must run once, as for the fit."""
+    from scalelaw.law import _REGISTRY, Law, Param, register
+    from scalelaw.result import Fit
+
+    law = Law("_test_four_inputs", lambda a, b, c, d, k: k * (a + b + c + d), inputs=("a", "b", "c", "d"),
+              params=(Param("k", 0, 10),), prepare=lambda df: df.iloc[1:].copy())
+    register(law, replace=True)
+    try:
+        df = pd.DataFrame({c: np.arange(1.0, 7.0) for c in "abcd"})
+        df["loss"] = 2.0 * df[list("abcd")].sum(axis=1)
+        f = Fit(law=law, params={"k": 2.0}, free=("k",))
+        fig = plots.plot_fit(f, df)
+        runs = [t for t in fig.data if t.name == "runs"][0]
+        assert len(runs.x) == len(df) - 1
+    finally:
+        _REGISTRY.pop(law.name, None)
