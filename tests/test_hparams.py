@@ -49,7 +49,7 @@ def test_load_hparam_fit_picks_the_law(mirror):
     for law, k in (("lr_opt", 3), ("bs_opt", 2)):
         f = S.load_hparam_fit("steplaw-2025", law=law)
         assert f.boot is not None and f.boot.shape == (1000, k)
-        assert "released bootstrap" in f.interval_method or "released bootstrap" in f.diagnostics["message"]
+        assert "released bootstrap" in f.diagnostics["message"]
     # a published name of another law is refused, naming the law's own published fits
     with pytest.raises(ScalelawError, match="steplaw-2025"):
         S.load_hparam_fit("hoffmann-2022", law="bs_opt")
@@ -226,8 +226,7 @@ def test_cli_sweep_cells_loco_plot(tmp_path):
 def test_reference_fits_load_and_predict():
     for name in ("steplaw-lr.json", "steplaw-bs.json"):
         p = ROOT / "fits" / name
-        if not p.exists():
-            pytest.skip("reference fits not built")
+        assert p.exists(), f"reference fit {p} is missing (fits/build.py rebuilds it)"
         f = load_fit(str(p))
         assert f.boot is not None and len(f.boot) == 1000
         assert f.settings["prepare_options"]["select"] == "plateau"

@@ -43,16 +43,9 @@ def synthetic_sweep(cells=((2e8, 4e9), (2e8, 2e10), (4e8, 8e9), (4e8, 4e10), (8e
 
 
 @pytest.fixture(scope="module")
-def steplaw_dir(request):
-    try:
-        root = Path(request.getfixturevalue("mirror"))
-    except (pytest.FixtureLookupError, Exception):
-        root = S.mirror_root()
-    if root is None:
-        pytest.skip("public data mirror not available")
-    d = root / S._STEPLAW_DIR
-    if not d.is_dir():
-        pytest.skip("Step Law data not in the mirror")
+def steplaw_dir(mirror):
+    d = Path(mirror) / S._STEPLAW_DIR
+    assert d.is_dir(), f"Step Law data (a registered dataset) is missing from the mirror {mirror}"
     return d
 
 
@@ -225,8 +218,7 @@ def test_steplaw_refit_matches_reference_files(dense):
     lf, bf, means = S.steplaw_refit(dense, boot=0)
     for f, name in ((lf, "steplaw-lr.json"), (bf, "steplaw-bs.json")):
         p = root / name
-        if not p.exists():
-            pytest.skip(f"{p} not built")
+        assert p.exists(), f"reference fit {p} is missing (fits/build.py rebuilds it)"
         rec = json.loads(p.read_text())
         assert rec["settings"]["prepare_options"] == {"select": "plateau", "tol": 0.0025}
         for k, v in rec["params"].items():
