@@ -211,11 +211,8 @@ def test_cli_at_predicts(csv):
 
 def test_cli_with_the_real_loader(tmp_path):
     path = _write(tmp_path)
-    try:
-        from scalelaw.io import load_table
-        load_table(str(path))
-    except ImportError as exc:
-        pytest.skip(f"scalelaw.io loaders not importable yet: {exc}")
+    from scalelaw.io import load_table
+    load_table(str(path))
     from click.testing import CliRunner
     from scalelaw.cli import main
     res = CliRunner().invoke(main, ["isoflop", str(path), "--json"])
