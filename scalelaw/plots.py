@@ -404,9 +404,9 @@ def plot_plan(result: Mapping, loss_fit, span_decades: float = 1.5, n: int = 121
     fig.add_trace(go.Scatter(x=[N], y=[result["loss"]], mode="markers", name="plan",
                              marker=dict(color=_PALETTE[3], size=11, symbol="diamond"), error_x=err))
     lo, hi = (loss_fit.input_ranges or {}).get("N", (None, None))
-    if hi is not None and hi < Ns[-1]:
-        fig.add_vrect(x0=max(lo, Ns[0]), x1=min(hi, Ns[-1]), fillcolor="grey", opacity=0.12, line_width=0,
-                      annotation_text="fitted N range", annotation_position="top left") if lo < Ns[-1] else None
+    if hi is not None and hi < Ns[-1]:      # then lo <= hi < Ns[-1] too
+        fig.add_vrect(x0=max(lo, Ns[0]), x1=hi, fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="fitted N range", annotation_position="top left")
     fig.update_layout(title=title or f"plan: loss along the IsoFLOP line C = {C:.3g} FLOPs",
                       template="plotly_white", xaxis_title=_axis_title("N"), yaxis_title=_axis_title("loss"),
                       height=400, margin=dict(l=60, r=20, t=50, b=50))
