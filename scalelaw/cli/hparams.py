@@ -8,9 +8,8 @@ import pandas as pd
 
 from ..errors import ScalelawError
 from .app import main
+from ..result import EXTRAPOLATION_WARN
 from .common import emit_json, parse_pairs, table_options, warn
-
-EXTRAPOLATION_WARN = 10.0
 
 
 def _load(data, maps=(), units=()):
@@ -35,16 +34,10 @@ def _sweep_options(f):
 
 
 def _filter(df, where):
-    if not where:
-        return df
-    try:
-        out = df.query(where, engine="python")
-    except Exception as exc:
-        raise ScalelawError(f"--where {where!r} could not be evaluated: {exc}; use column names "
-                            f"({', '.join(map(str, df.columns[:12]))})") from None
+    from ..fit import select_rows
+
+    out = select_rows(df, where, str(df.attrs.get("source") or "the sweep"))
     out.attrs.update(df.attrs)
-    if len(out) == 0:
-        raise ScalelawError(f"--where {where!r} matches no rows; loosen the filter")
     return out
 
 

@@ -5,6 +5,7 @@ import click
 
 from .app import main
 from ..errors import ScalelawError
+from ..result import EXTRAPOLATION_WARN
 from .common import emit_json, load_data, parse_pairs, table_options, warn
 
 
@@ -39,7 +40,7 @@ def isoflop_cmd(data, degree, where, tol, boot, seed, level, at, maps, units, as
                   source=data)
     preds = res.predict(budgets) if budgets else []
     for p in preds:
-        if p["extrapolation"] > 10:
+        if p["extrapolation"] > EXTRAPOLATION_WARN:
             res.warnings.append(f"C={p['C']:.3g} lies {p['extrapolation']:.3g}x beyond the analysed budgets; "
                                 "the prediction is an extrapolation")
     for w in res.warnings:
