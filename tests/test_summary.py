@@ -1,35 +1,24 @@
 """Fit.summary(): terminal text and Jupyter HTML (scalelaw.result.Summary)."""
 from html.parser import HTMLParser
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from scalelaw.fit import fit
-from scalelaw.law import get_law
 from scalelaw.result import Fit, published_fit
 
-TRUTH = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+from .helpers import TRUTH, ladder
 
-
-def ladder(noise=0.005, seed=0):
-    rng = np.random.default_rng(seed)
-    N, R = np.meshgrid(np.geomspace(2e7, 1e9, 6), [10, 20, 40, 80])
-    N, D = N.ravel(), (R * N).ravel()
-    y = get_law("chinchilla").evaluate({"N": N, "D": D}, TRUTH) * np.exp(rng.normal(0, noise, N.size))
-    df = pd.DataFrame({"N": N, "D": D, "loss": y})
-    df.attrs["source"] = "runs<v2>&co.csv"
-    return df
+SOURCE = "runs<v2>&co.csv"          # a source name the HTML summary must escape
 
 
 @pytest.fixture(scope="module")
 def boot_fit():
-    return fit("chinchilla", ladder(), boot=20, n_jobs=1, level=0.9)
+    return fit("chinchilla", ladder(source=SOURCE), boot=20, n_jobs=1, level=0.9)
 
 
 @pytest.fixture(scope="module")
 def fixed_fit():
-    return fit("chinchilla", ladder(), n_jobs=1, fixed={"E": 1.8169}, where="N > 2.5e7")
+    return fit("chinchilla", ladder(source=SOURCE), n_jobs=1, fixed={"E": 1.8169}, where="N > 2.5e7")
 
 
 class _Checker(HTMLParser):
