@@ -113,7 +113,9 @@ def test_summary_of_loaded_fit_with_infinite_condition_number(boot_fit):
     d = boot_fit.to_dict()
     d["diagnostics"]["condition_number"] = float("inf")
     g = Fit.from_json(Fit.from_dict(d).to_json())      # inf -> null in JSON -> None
+    assert g.diagnostics["condition_number"] is None
     assert "condition number" in str(g.summary())
+    assert "inf (singular: some parameters not identified)" in str(g.summary())   # not "n/a", not a crash
 
 
 def test_repr_is_the_text(boot_fit):
