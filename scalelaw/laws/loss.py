@@ -596,14 +596,10 @@ def _kaplan_trajectory_jac(N_nonembed, steps, batch_tokens, Nc, Sc, alpha_N, alp
 
 def _kaplan_trajectory_inverse(y, params, N_nonembed, batch_tokens):
     """Steps to reach loss y at batch ``batch_tokens`` (explicit: S = S_min(y) (1 + B_crit(y)/B))."""
-    y = np.asarray(y, dtype=float)
-    p = params
+    smin = _kaplan_curve_inverse(y, params, N_nonembed)        # NaN where y is at or below the floor
     with np.errstate(all="ignore"):
-        floor = np.exp(p["alpha_N"] * (np.log(p["Nc"]) - np.log(N_nonembed)))
-        smin = p["Sc"] * np.exp(-np.log(y - floor) / p["alpha_S"])
-        bc = p["B_star"] * np.exp(-np.log(y) / p["alpha_B"])
-        out = smin * (1.0 + bc / np.asarray(batch_tokens, dtype=float))
-    return np.where(y > floor, out, np.nan)
+        bc = params["B_star"] * np.exp(-np.log(np.asarray(y, dtype=float)) / params["alpha_B"])
+        return smin * (1.0 + bc / np.asarray(batch_tokens, dtype=float))
 
 
 KAPLAN_TRAJECTORY = register(Law(
