@@ -20,15 +20,11 @@ DATES = "extra/release_dates.csv"
 
 
 @pytest.fixture
-def data_root(request) -> Path:
-    """The public-data mirror: the shared `mirror` fixture when present, else located here."""
-    try:
-        root = Path(request.getfixturevalue("mirror"))
-    except pytest.FixtureLookupError:
-        root = dn.mirror_root()
-    if root is None or not (root / OBS).exists():
+def data_root(mirror) -> Path:
+    """The public-data mirror (the shared `mirror` fixture of tests/conftest.py)."""
+    if not (mirror / OBS).exists():
         pytest.skip("public data mirror not found")
-    return root
+    return mirror
 
 
 # ---- synthetic reference families ------------------------------------------------------------

@@ -23,7 +23,6 @@ Every output names the variant it used (``method``: "one-step" or "two-step").
 from __future__ import annotations
 
 import math
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -73,24 +72,6 @@ def _key(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Input tables
 # ---------------------------------------------------------------------------------------------
-def mirror_root() -> Path | None:
-    """The public-data mirror: $SCALELAW_MIRROR, else ../shared/data next to the project."""
-    env = os.environ.get("SCALELAW_MIRROR")
-    cands = [Path(env)] if env else []
-    here = Path(__file__).resolve().parents[2]
-    cands += [here.parent / "shared" / "data", Path.cwd() / ".." / "shared" / "data",
-              Path.cwd() / ".." / ".." / "shared" / "data"]
-    for c in cands:
-        if c.is_dir():
-            return c.resolve()
-    return None
-
-
-_OBS_PATH = ("github/ryoungj/ObsScaling/4d6e1e43fd2635d04654aa77d1df9d5266ea0382/"
-             "eval_results/base_llm_benchmark_eval.csv")
-_DATES_PATH = "extra/release_dates.csv"
-
-
 def _read_file(path: Path, what: str) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".json":
@@ -103,21 +84,10 @@ def _read_file(path: Path, what: str) -> pd.DataFrame:
 
 
 def _load_named(name: str) -> pd.DataFrame | None:
-    """A dataset by name: scalelaw.datasets when available, else the mirror directly."""
-    try:  # the dataset registry (another module); fall back when absent or unaware of the name
-        from .. import datasets  # type: ignore
-        return datasets.load(name)
-    except ImportError:
-        pass
-    except ScalelawError:
-        pass
-    root = mirror_root()
-    rel = {"obsscaling-base": _OBS_PATH, "release-dates": _DATES_PATH}.get(name)
-    if rel is None or root is None or not (root / rel).exists():
-        return None
-    df = pd.read_csv(root / rel)
-    df.attrs["source"] = name
-    return df
+    """A registered dataset (scalelaw.datasets: the mirror or the download cache), else None."""
+    from .. import datasets
+
+    return datasets.load(name) if name in datasets.names() else None
 
 
 def load_models(source) -> pd.DataFrame:
