@@ -78,10 +78,7 @@ def test_one_step_recovers_known_densities():
     assert (t["density_lower"] <= t["density"] * (1 + 1e-6)).all()
 
 
-@pytest.mark.parametrize("sigmoid", ["registered", "private"])
-def test_two_step_with_losses_and_density_one_for_reference(sigmoid, monkeypatch):
-    if sigmoid == "private":
-        monkeypatch.setattr(dn, "_sigmoid_law", lambda: dn._SIGMOID)
+def test_two_step_with_losses_and_density_one_for_reference():
     df = _synthetic(loss=True)
     # two-step: the loss law needs D variation for B, beta; a single budget -> fix nothing but
     # the fit is still exact on N; use a second budget to make it identifiable

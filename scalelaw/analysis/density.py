@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
-from ..law import Law, Param, get_law
+from ..law import get_law
 from ..laws.density import effective_size, one_step_chain
 
 # ---------------------------------------------------------------------------------------------
@@ -264,38 +264,6 @@ def select_reference(frame: pd.DataFrame, reference) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Reference fits
 # ---------------------------------------------------------------------------------------------
-def _private_sigmoid(loss, c, gamma, l0, d):
-    return d + c / (1.0 + np.exp(-gamma * (loss - l0)))
-
-
-def _sigmoid_starts(X, y):
-    L = np.asarray(next(iter(X.values())), dtype=float)
-    q = np.quantile(L, [0.1, 0.3, 0.5, 0.7, 0.9])
-    rows = [[0.5, g, l0, 0.0] for g in (-20.0, -8.0, -3.0, -1.0, -0.3) for l0 in q]
-    return np.array(rows)
-
-
-_SIGMOID = Law(
-    name="density_sigmoid_private",
-    func=_private_sigmoid,
-    inputs=("loss",),
-    params=(Param("c", 0.0, 1.0), Param("gamma", -1e3, 1e3), Param("l0", -1e3, 1e3), Param("d", 0.0, 1.0)),
-    target="score", formula="S = c / (1 + exp(-gamma (L - l0))) + d", family="density",
-    default_objective="lsq", positive_target=False, starts=_sigmoid_starts,
-)
-
-
-def _sigmoid_law() -> Law:
-    """downstream_sigmoid (scalelaw.laws.downstream) when present, else a private twin."""
-    try:
-        law = get_law("downstream_sigmoid")
-        if set(law.param_names) == {"c", "gamma", "l0", "d"} and len(law.inputs) == 1:
-            return law
-    except ScalelawError:
-        pass
-    return _SIGMOID
-
-
 @dataclass
 class ReferenceFit:
     """One benchmark target's ruler: composed parameters and bootstrap samples."""
@@ -415,7 +383,7 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
         ldata = pd.DataFrame({"N": r["N"].to_numpy(float), "D": np.where(np.isfinite(D), D, D_ref or 1.0),
                               "loss": pd.to_numeric(r["loss"]).to_numpy(float)})
         lf, m1 = _fit_quiet(loss_law, ldata, fixed=lfixed, boot=boot, seed=seed, n_jobs=1)
-        slaw = _sigmoid_law()
+        slaw = get_law("downstream_sigmoid")
         sdata = pd.DataFrame({slaw.inputs[0]: ldata["loss"], slaw.target: r["score"].to_numpy(float)})
         sfixed = {k: v for k, v in cd.items() if k in slaw.param_names}
         sf, m2 = _fit_quiet(slaw, sdata, fixed=sfixed, boot=boot, seed=seed, objective="lsq", n_jobs=1)
