@@ -18,15 +18,11 @@ RM = mx.REGMIX_DIR
 
 
 @pytest.fixture
-def data_root(request) -> Path:
-    """The public-data mirror (shared `mirror` fixture; else located here)."""
-    try:
-        root = Path(request.getfixturevalue("mirror"))
-    except pytest.FixtureLookupError:
-        root = mx.mirror_root()
-    if root is None or not (root / RM / "train_mixture_1m.csv").exists():
+def data_root(mirror) -> Path:
+    """The public-data mirror (the shared `mirror` fixture of tests/conftest.py)."""
+    if not (mirror / RM / "train_mixture_1m.csv").exists():
         pytest.skip("public data mirror not found")
-    return root
+    return mirror
 
 
 # ---- synthetic tables -------------------------------------------------------------------------

@@ -122,18 +122,6 @@ def validate_table(df: pd.DataFrame, source: str = "table", targets: Sequence[st
     return doms
 
 
-def mirror_root() -> Path | None:
-    """The public-data mirror: $SCALELAW_MIRROR, else ../shared/data next to the project."""
-    env = os.environ.get("SCALELAW_MIRROR")
-    cands = [Path(env)] if env else []
-    here = Path(__file__).resolve().parents[2]
-    cands += [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for c in cands:
-        if c.is_dir():
-            return c.resolve()
-    return None
-
-
 def _rename_regmix(df: pd.DataFrame) -> pd.DataFrame:
     ren = {}
     for c in df.columns:
@@ -152,19 +140,6 @@ def _read_pair(mixture_csv, loss_csv) -> pd.DataFrame:
     return load_pair(mixture_csv, loss_csv)
 
 
-def _dataset(name: str) -> pd.DataFrame:
-    """A registered dataset; RegMix's read straight from the mirror next to the project when
-    SCALELAW_MIRROR is unset (so `scalelaw check` works from a checkout without configuration)."""
-    if name in REGMIX_DATASETS and not os.environ.get("SCALELAW_MIRROR"):
-        root = mirror_root()
-        a, b = REGMIX_DATASETS[name]
-        if root is not None and (root / REGMIX_DIR / a).is_file():
-            return _read_pair(root / REGMIX_DIR / a, root / REGMIX_DIR / b)
-    from .. import datasets
-
-    return datasets.load(name)
-
-
 def load_mixture_table(source) -> pd.DataFrame:
     """A mixture table from a DataFrame, a dataset name, ``MIX.csv,LOSS.csv`` (RegMix pair) or a file.
 
@@ -181,8 +156,8 @@ def load_mixture_table(source) -> pd.DataFrame:
             return _read_pair(a, b)
         from .. import datasets
 
-        if src in REGMIX_DATASETS or src in datasets.names():
-            return _rename_regmix(_dataset(src))
+        if src in datasets.names():
+            return _rename_regmix(datasets.load(src))
         raise unknown_name("mixture table file or dataset", src,
                            [n for n in datasets.names() if n.startswith("regmix")])
     if p.is_dir():
