@@ -400,20 +400,14 @@ def fit_reference(ref: pd.DataFrame, score: np.ndarray, *, baseline: float, labe
                 + list(sf.diagnostics.get("params_at_bounds") or []),
                 "residual_sd": {"loss": lf.diagnostics.get("residual_sd"), "score": sf.diagnostics.get("residual_sd")},
                 "warnings": m1 + m2}
-    if D_ref is None:
-        D_ref_eval = 1.0
-    else:
-        D_ref_eval = D_ref
-    rf = ReferenceFit(label=label, method=method, params=params, samples=samples, D_ref=D_ref,
-                      baseline=baseline, n_reference=len(r), sizes=sizes, data_term=bool(need_data),
-                      diagnostics=diag, fits=fits)
-    rf._D_eval = D_ref_eval  # D at which to evaluate (irrelevant without data term)
-    return rf
+    return ReferenceFit(label=label, method=method, params=params, samples=samples, D_ref=D_ref,
+                        baseline=baseline, n_reference=len(r), sizes=sizes, data_term=bool(need_data),
+                        diagnostics=diag, fits=fits)
 
 
 def _neff(rf: ReferenceFit, score: np.ndarray):
     """Point estimate (n,) and bootstrap draws (K, n) of N_eff."""
-    D = getattr(rf, "_D_eval", rf.D_ref or 1.0)
+    D = rf.D_ref or 1.0      # without a data term D is irrelevant
     point = effective_size(score, rf.params, D)
     sd = rf.sample_dicts()
     draws = None
