@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import ScalelawError, unknown_name
-from .util import sha256_file
+from .util import atomic_write_bytes, sha256_file
 
 MANIFEST = Path(__file__).with_name("datasets_manifest.json")
 RAW_URL = "https://raw.githubusercontent.com/{owner}/{repo}/{commit}/{path}"
@@ -269,15 +268,8 @@ def _download(url: str, dest: Path, sha: str) -> None:
     if got != sha:
         raise ScalelawError(f"download of {url} has sha256 {got[:12]}..., expected {sha[:12]}...; "
                             "retry later, or use a mirror (SCALELAW_MIRROR)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=str(dest.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # a stale (unverified) copy may be in the cache: replace it
+    atomic_write_bytes(dest, data, force=True)
 
 
 def fetch(name: str, verify: bool = True) -> list[Path]:
