@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..util import atomic_write_bytes, check_writable, dumps
 from .app import main
-from .common import parse_pairs
+from .common import emit_json, load_data, parse_pairs, table_options
 
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
@@ -25,8 +25,8 @@ def data_list(as_json):
     """Registered dataset names, row counts and licences."""
     from .. import datasets
 
-    rows = [{"name": n, "rows": datasets.get(n).rows, "licence": datasets.get(n).licence,
-             "description": datasets.get(n).description} for n in datasets.names()]
+    rows = [{"name": n, "rows": d.rows, "licence": d.licence, "description": d.description}
+            for n, d in ((n, datasets.get(n)) for n in datasets.names())]
     if as_json:
         click.echo(dumps(rows))
         return
@@ -144,18 +144,15 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
 
 @main.command("inspect")
 @click.argument("table")
-@click.option("--map", "maps", multiple=True, metavar="COL=SOURCE", help="Canonical column from yours.")
-@click.option("--units", "units", multiple=True, metavar="COL=UNIT", help="Declared unit, e.g. N=B.")
+@table_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_cmd(table, maps, units, as_json):
     """Runs, ranges of N, D, C and loss, units and missing values of TABLE (file or dataset)."""
-    from ..io import load_table
     from ..schema import summarize
 
-    df = load_table(table, mapping=parse_pairs(maps, "--map") or None, units=parse_pairs(units, "--units") or None)
-    s = summarize(df)
+    s = summarize(load_data(table, maps, units))
     if as_json:
-        click.echo(dumps(s))
+        emit_json(s)
         return
     click.echo(f"{s['source']}: {s['rows']} rows, {s['runs']} runs")
     for col, (lo, hi) in s["ranges"].items():
