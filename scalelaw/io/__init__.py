@@ -133,23 +133,18 @@ def detect_format(path: Path) -> str:
     if suf == ".json":
         try:
             with open(p, "rb") as fh:
-                head = fh.read(4096).lstrip()
+                head = fh.read(1 << 16)
         except OSError as exc:
             raise ScalelawError(f"cannot read {p}: {exc.strerror}") from None
-        if b'"log_history"' in head or b"log_history" in _read_all(p, 1 << 16):
+        if b"log_history" in head:
             return "hf-trainer"
-        if head.startswith(b"{") and b'"hyperparameters"' in _read_all(p, 1 << 16):
+        if head.lstrip().startswith(b"{") and b'"hyperparameters"' in head:
             return "openlm"
         return "json"
     if suf in (".csv", ".tsv", ".gz") or suf == "":
         return tabular.sniff_csv(p)
     raise ScalelawError(f"{p}: unknown file type {suf!r}; give CSV, Parquet, JSONL, a TensorBoard event file, "
                         "trainer_state.json, a Megatron/nanoGPT .log, or pass fmt=")
-
-
-def _read_all(p: Path, n: int) -> bytes:
-    with open(p, "rb") as fh:
-        return fh.read(n)
 
 
 def read_raw(path, fmt: str | None = None, **opts) -> pd.DataFrame:
