@@ -289,9 +289,7 @@ def fetch(name: str, verify: bool = True) -> list[Path]:
                 _verify(p, sha, f"mirror {mirror}")
         else:
             p = cache_root() / local
-            if p.is_file() and (not verify or sha256_file(p) == sha):
-                pass
-            else:
+            if not p.is_file() or (verify and sha256_file(p) != sha):
                 url = ds.url(rel)
                 if url is None:
                     raise ScalelawError(f"dataset {name} ships only with the public-data mirror; set "
