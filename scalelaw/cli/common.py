@@ -55,13 +55,61 @@ def table_options(f):
     return f
 
 
-def load_data(source: str, maps=(), units=()):
-    """A run table from a file or a dataset name."""
+def where_option(example: str):
+    """--where EXPR; ``example`` is a pandas expression that makes sense for the verb's table."""
+    return click.option("--where", help=f'Keep rows matching a pandas expression, e.g. "{example}".')
+
+
+LEVEL = click.FloatRange(0, 1, min_open=True, max_open=True)
+
+
+def boot_option(default: int, help: str | None = None):
+    """--boot K. Each verb keeps its own default (0 where bootstrapping is opt-in) and its own
+    help, which says what is resampled (runs, models, ...)."""
+    return click.option("--boot", type=click.IntRange(0), default=default, show_default=True, help=help)
+
+
+def seed_option(help: str | None = None):
+    """--seed S (default 0) of a verb's random resampling."""
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def level_option(default: float | None = 0.95):
+    """--level: the interval level in (0, 1). ``None`` means "whatever the fit was saved with",
+    and then there is no default to show."""
+    extra = {"show_default": True} if default is not None else {}
+    return click.option("--level", type=LEVEL, default=default, **extra)
+
+
+def bootstrap_options(boot: int, boot_help: str | None = None, seed_help: str | None = None,
+                      level: bool = True):
+    """--boot, --seed and (unless ``level=False``) --level, listed in that order."""
+    def decorate(f):
+        if level:
+            f = level_option()(f)
+        f = seed_option(seed_help)(f)
+        return boot_option(boot, boot_help)(f)
+
+    return decorate
+
+
+def json_option(help: str | None = None):
+    """--json (parameter ``as_json``): print one JSON document instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def force_option(help: str | None = "Overwrite --output if it exists."):
+    """--force: overwrite what the verb writes."""
+    return click.option("--force", is_flag=True, help=help)
+
+
+def load_data(source: str, maps=(), units=(), **load_kw):
+    """A run table from a file or a dataset name; ``load_kw`` go to io.load_table."""
     from ..io import load_table
 
     mapping = parse_pairs(maps, "--map")
     unit = parse_pairs(units, "--units")
-    return load_table(source, mapping=mapping or None, units=unit or None)
+    return load_table(source, mapping=mapping or None, units=unit or None, **load_kw)
 
 
 def emit_json(obj) -> None:

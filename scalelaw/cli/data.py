@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..util import atomic_write_bytes, check_writable, dumps
 from .app import main
-from .common import emit_json, load_data, parse_pairs, table_options
+from .common import emit_json, force_option, json_option, load_data, parse_pairs, table_options
 
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
@@ -20,7 +20,7 @@ def data():
 
 
 @data.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 def data_list(as_json):
     """Registered dataset names, row counts and licences."""
     from .. import datasets
@@ -36,7 +36,7 @@ def data_list(as_json):
 
 @data.command("info")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 def data_info(name, as_json):
     """Source, commit, files, sha256, licence and citation of dataset NAME."""
     from .. import datasets
@@ -56,7 +56,7 @@ def data_info(name, as_json):
 
 @data.command("fetch")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 def data_fetch(name, as_json):
     """Download dataset NAME into the cache (or check it in the mirror); print where it is."""
     from .. import datasets
@@ -114,8 +114,8 @@ def _jsonable_attrs(attrs: dict) -> dict:
 @click.option("--ema", type=float, default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
 @click.option("--window", type=int, default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
 @click.option("--format", "fmt", default=None, help="Force the input format (csv, wandb-history, tensorboard, ...).")
-@click.option("--force", is_flag=True, help="Overwrite the output file.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@force_option("Overwrite the output file.")
+@json_option("Print one JSON document.")
 def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, as_json):
     """Read LOGS (files, folders or dataset names) into one validated run table."""
     from ..io import load_table
@@ -145,7 +145,7 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
 @main.command("inspect")
 @click.argument("table")
 @table_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 def inspect_cmd(table, maps, units, as_json):
     """Runs, ranges of N, D, C and loss, units and missing values of TABLE (file or dataset)."""
     from ..schema import summarize

@@ -6,6 +6,7 @@ import click
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
+from .common import bootstrap_options, force_option, json_option
 
 
 def _pairs(items, option):
@@ -46,14 +47,11 @@ def density():
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Scores lie in [0, SCALE].")
 @click.option("--margin", type=float, default=0.05, show_default=True,
               help="Flag scores within this fraction of the baseline-to-ceiling range from either end.")
-@click.option("--boot", type=click.IntRange(0), default=200, show_default=True,
-              help="Bootstrap resamples over reference models.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@bootstrap_options(200, "Bootstrap resamples over reference models.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
               help="Write the scored table here (CSV; .json for JSON rows).")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rows.")
+@force_option()
+@json_option("Print a JSON list of rows.")
 def score_cmd(models, reference, benchmarks, per_benchmark, method, tokens, baselines, scale, margin, boot, seed,
               level, output, force, as_json):
     """Effective size N_eff and density N_eff/N of every model in MODELS (file or dataset name)."""
@@ -102,10 +100,8 @@ def score_cmd(models, reference, benchmarks, per_benchmark, method, tokens, base
 @click.option("--since", metavar="DATE", help="Only models released on or after DATE (YYYY-MM-DD).")
 @click.option("--include-flagged", is_flag=True, help="Keep models whose score was flagged.")
 @click.option("--skip-undated", is_flag=True, help="Leave out models without a release date instead of failing.")
-@click.option("--boot", type=click.IntRange(0), default=1000, show_default=True, help="Bootstrap resamples over models.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@bootstrap_options(1000, "Bootstrap resamples over models.")
+@json_option("Print one JSON object.")
 def trend_cmd(scored, dates, fit_on, since, include_flagged, skip_undated, boot, seed, level, as_json):
     """ln(max density) = A t + B over release dates; doubling time ln 2 / A."""
     from ..analysis.density import fit_trend

@@ -13,12 +13,13 @@ from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
 from ..result import EXTRAPOLATION_WARN
-from .common import coerce, emit_json, fail, load_data, parse_pairs, table_options, warn
+from .common import (bootstrap_options, coerce, emit_json, fail, force_option, json_option, level_option,
+                     load_data, parse_pairs, table_options, warn, where_option)
 
 
 @main.command("laws")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 def laws_cmd(name, as_json):
     """List registered laws (or describe one): formula, inputs, parameters, citation."""
     laws = [get_law(name)] if name else all_laws()
@@ -40,7 +41,7 @@ def laws_cmd(name, as_json):
 
 
 def _fit_options(f):
-    f = click.option("--where", help='Keep rows matching a pandas expression, e.g. "N < 1e9".')(f)
+    f = where_option("N < 1e9")(f)
     f = click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
                      help="Loss to minimise (default: the law's, huber-log for loss laws).")(f)
     f = click.option("--delta", default="1e-3", show_default=True,
@@ -103,14 +104,12 @@ def relay_warnings(caught, skip=()) -> None:
 @click.argument("law")
 @click.argument("data")
 @_fit_options
-@click.option("--boot", type=click.IntRange(0), default=0, show_default=True, help="Bootstrap resamples over runs.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@bootstrap_options(0, "Bootstrap resamples over runs.", "Seed of the bootstrap.")
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Local processes (default: all cores).")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the fit as one JSON object.")
+@force_option()
+@json_option("Print the fit as one JSON object.")
 def fit_cmd(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed, level,
             jobs, scheduler, output, force, as_json):
     """Fit LAW to DATA (a run-table file or a dataset name)."""
@@ -157,8 +156,8 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str):
 @click.option("--table", type=click.Path(exists=True, dir_okay=False), help="A CSV of inputs to predict at.")
 @click.option("--chain", help="LOSSFIT,ERRFIT: predict loss then downstream error, both with intervals.")
 @click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rows.")
+@level_option(None)
+@json_option("Print a JSON list of rows.")
 def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     """Predict from a saved FIT (or a published fit name) with intervals.
 
@@ -193,8 +192,8 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
 @click.argument("fit")
 @click.option("--compute", "computes", multiple=True, type=float, required=True, help="Training FLOPs budget C.")
 @click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@level_option(None)
+@json_option()
 def optimum_cmd(fit, computes, law_name, level, as_json):
     """Compute-optimal N, D and loss (with intervals) for laws that define an allocation."""
     from ..result import load_fit
@@ -229,7 +228,7 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
 @click.argument("data")
 @click.option("--train", required=True, help='Rows to fit on (pandas expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, maps, units, as_json):
     """Fit on the rows matching --train, predict the rest, report relative errors."""
     from ..predict import backtest
@@ -251,7 +250,7 @@ def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weig
 
 @main.command("check")
 @click.argument("fits", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def check_cmd(fits, as_json):
     """Re-fit reference fits (default: fits/*.json) and exit 1 naming anything that drifted."""
     from pathlib import Path

@@ -9,7 +9,8 @@ import pandas as pd
 from ..errors import ScalelawError
 from .app import main
 from ..result import EXTRAPOLATION_WARN
-from .common import emit_json, parse_pairs, table_options, warn
+from .common import (emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
+                     warn, where_option)
 
 
 def _load(data, maps=(), units=()):
@@ -28,7 +29,7 @@ def _sweep_options(f):
     f = click.option("--loss-col", default=None, help="Loss column (default: smooth_loss, else loss).")(f)
     f = click.option("--tol", type=float, default=0.0025, show_default=True,
                      help="Plateau: runs within this relative gap of the cell's best.")(f)
-    f = click.option("--where", help='Keep rows matching a pandas expression, e.g. "N < 1e9".')(f)
+    f = where_option("N < 1e9")(f)
     f = table_options(f)
     return f
 
@@ -56,8 +57,8 @@ def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
 @click.option("--N", "N", type=float, required=True, help="Parameters (non-embedding for Step Law fits).")
 @click.option("--D", "D", type=float, required=True, help="Training tokens.")
 @click.option("--seq-len", type=float, default=2048, show_default=True, help="Tokens per sequence.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@level_option()
+@json_option("Print one JSON object.")
 def hparams_cmd(lr_fit, bs_fit, N, D, seq_len, level, as_json):
     """Optimal peak learning rate and batch size (tokens and sequences) at N, D, with intervals."""
     from ..analysis.sweep import hparams_predict, load_hparam_fit
@@ -91,7 +92,7 @@ def sweep_group():
 @click.argument("data")
 @_sweep_options
 @click.option("--bowl-tol", type=float, default=0.01, show_default=True, help="Runs used for the bowl fit.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
     """Per (N, D) cell: runs, best run, plateau extent and the bowl optimum."""
     from ..analysis.sweep import cells
@@ -113,7 +114,7 @@ def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
               help="Rows the laws are fitted on.")
 @click.option("--bs-law", type=click.Choice(["bs_opt", "bs_opt_nd"]), default="bs_opt", show_default=True)
 @click.option("--lr-law", type=click.Choice(["lr_opt", "lr_power"]), default="lr_opt", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_law, as_json):
     """Leave-one-cell-out: fit lr*/B* on the other cells, score the predicted setting in the held-out cell.
 
@@ -152,7 +153,7 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_la
 @click.option("--bs", "bs_fit", default=None, help="Batch-size fit (file or published name).")
 @click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@force_option()
 def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, bs_fit, select, output, force):
     """Write a plotly HTML figure: the loss landscape per cell, or the fitted laws vs the cells' optima."""
     from ..analysis.sweep import (fit_pair, landscape_figure, laws_figure, load_hparam_fit,
@@ -188,10 +189,10 @@ def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, b
 @click.argument("data")
 @table_options
 @click.option("-k", "k", type=click.IntRange(2), default=1000, show_default=True, help="Resamples of cells.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit with cell-bootstrap samples here.")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True)
+@force_option()
+@json_option()
 def sweep_cellboot(fit, data, maps, units, k, seed, output, force, as_json):
     """Intervals of a sweep FIT by resampling whole (N, D) cells of DATA instead of runs."""
     from ..analysis.sweep import bootstrap_cells

@@ -6,7 +6,7 @@ import click
 from .app import main
 from ..errors import ScalelawError
 from ..result import EXTRAPOLATION_WARN
-from .common import emit_json, load_data, parse_pairs, table_options, warn
+from .common import bootstrap_options, emit_json, json_option, load_data, parse_pairs, table_options, warn, where_option
 
 
 @main.command("isoflop")
@@ -14,17 +14,14 @@ from .common import emit_json, load_data, parse_pairs, table_options, warn
 @click.option("--degree", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="Polynomial in ln N fitted per budget: 2 = parabola (Hoffmann et al.), 3 = cubic "
                    "(less biased when the sizes sit off-centre; see docs/isoflop.md).")
-@click.option("--where", help='Keep rows matching a pandas expression, e.g. "C >= 1e19".')
+@where_option("C >= 1e19")
 @click.option("--tol", type=float, default=0.1, show_default=True,
               help="Runs within this relative distance in C of a budget's first run form one budget.")
-@click.option("--boot", type=click.IntRange(0), default=0, show_default=True,
-              help="Bootstrap resamples over runs within budgets (intervals for N_opt = k C^a).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@bootstrap_options(0, "Bootstrap resamples over runs within budgets (intervals for N_opt = k C^a).")
 @click.option("--at", "at", multiple=True, metavar="C=VALUE[,VALUE...]",
               help="Predict N_opt and D_opt (with intervals) at these compute budgets, e.g. --at C=5.76e23.")
 @table_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON document).")
+@json_option("Machine-readable output (one JSON document).")
 def isoflop_cmd(data, degree, where, tol, boot, seed, level, at, maps, units, as_json):
     """IsoFLOP analysis of DATA: per compute budget, the loss minimum over model size, then
     N_opt = k C^a (and D_opt) through the minima. Needs columns N, loss and C (or D: C = 6ND)."""

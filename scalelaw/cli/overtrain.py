@@ -9,7 +9,7 @@ import click
 from ..errors import ScalelawError
 from ..law import OBJECTIVES
 from .app import main
-from .common import emit_json, warn
+from .common import bootstrap_options, emit_json, force_option, json_option, warn
 
 DATASETS = ("rpj", "c4_original", "rw_original")
 
@@ -41,12 +41,11 @@ def gadre_group():
 @click.option("--err-objective", type=click.Choice(OBJECTIVES), default="lsq", show_default=True)
 @click.option("--error", "error_column", default="err_avg17", show_default=True,
               help="Error column: err_avg17 (Gadre's 17 tasks), err_avg46, or any err_<task>.")
-@click.option("--boot", type=click.IntRange(0), default=200, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@bootstrap_options(200, level=False)
 @click.option("--write-fits", "write_dir", type=click.Path(file_okay=False),
               help="Write gadre-<dataset>-loss.json and -err.json into this folder.")
-@click.option("--force", is_flag=True, help="Overwrite existing fit files.")
-@click.option("--json", "as_json", is_flag=True)
+@force_option("Overwrite existing fit files.")
+@json_option()
 def reproduce_cmd(data, dataset, loss_objective, err_objective, error_column, boot, seed, write_dir, force, as_json):
     """Gadre's protocol: fit on 5 (loss) / 6 (error) small runs, predict 1.4B M=640 and 6.9B M=20."""
     from ..analysis.gadre import reproduce
@@ -89,7 +88,7 @@ def reproduce_cmd(data, dataset, loss_objective, err_objective, error_column, bo
               help="Objective(s) to compare (default huber-log and lsq).")
 @click.option("--error", "error_column", default="err_avg17", show_default=True)
 @click.option("--no-direct", is_flag=True, help="Skip the direct (N, D) -> error law.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def backtest_cmd(data, datasets, cutoffs, objectives, error_column, no_direct, as_json):
     """Fit every run below a compute cutoff, predict the rest: loss, chained and direct error."""
     from ..analysis.gadre import CUTOFFS, OBJECTIVES as OBJ, backtest_grid, summarize_grid
@@ -116,7 +115,7 @@ def backtest_cmd(data, datasets, cutoffs, objectives, error_column, no_direct, a
 @click.option("--cutoff", type=float, default=None,
               help="Fit below this compute and mark the rest as held out (default: Gadre's protocol).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@click.option("--force", is_flag=True)
+@force_option(None)
 def plot_cmd(kind, data, dataset, cutoff, output, force):
     """Loss vs compute per M (KIND=loss) or error vs loss (KIND=error), with held-out runs."""
     from ..analysis import gadre as g

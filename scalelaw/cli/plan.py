@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .common import emit_json, load_data, parse_pairs, warn
+from .common import emit_json, force_option, json_option, level_option, load_data, parse_pairs, warn
 
 
 @main.command("plan")
@@ -23,10 +23,10 @@ from .common import emit_json, load_data, parse_pairs, warn
               help="Constrain the split: a model of N parameters, D = C / (6N).")
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE",
               help="Value of a further law input the plan does not compute (e.g. U=25e9).")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@level_option()
 @click.option("--warn-factor", type=click.FloatRange(1), default=10.0, show_default=True,
               help="Warn when an input lies this many times beyond a fit's data.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@json_option("Print the plan as one JSON object.")
 def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tokens_per_param, params, at,
              level, warn_factor, as_json):
     """Model size N, tokens D, lr*, batch size, loss and downstream error for a budget.
@@ -61,8 +61,8 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
               help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: the smallest 75%% by compute).')
 @click.option("--no-backtest", is_flag=True, help="Skip the backtests (they refit each law).")
 @click.option("--title", default="scalelaw report", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
+@force_option()
+@json_option("Print what was written as one JSON object.")
 def report_cmd(fits, output, data, plan_compute, train, no_backtest, title, force, as_json):
     """One self-contained HTML page for FITS: summaries, data with curves, residuals, backtests, plan.
 
