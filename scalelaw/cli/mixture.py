@@ -1,11 +1,14 @@
 """`scalelaw mixture fit|evaluate|recommend`: data-mixture regression (RegMix) and mixture recommendation."""
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
+from .common import warn
 
 
 def _pairs(items, option: str, what: str = "a number") -> dict:
@@ -58,17 +61,30 @@ def mixture():
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=None,
               help="gbdt learning rate [0.01].")
 @click.option("--seed", type=int, default=None, help="gbdt seed [42].")
+@click.option("--valid", default=None, metavar="TABLE",
+              help="gbdt: choose the number of rounds by early stopping on this table (held-out runs of the "
+                   "training runs' model size); RegMix's notebook stops on its 1M test set.")
+@click.option("--early-stopping", type=click.IntRange(1), default=None, metavar="N",
+              help="gbdt with --valid: stop after N rounds without improvement of the validation L1 or L2 "
+                   "error [3, RegMix's].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit (JSON) here.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
-def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, output, force, as_json):
+def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, valid, early_stopping, output, force,
+            as_json):
     """Fit a regressor predicting TARGET from the mix_ weights of TABLE (file, MIX.csv,LOSS.csv or dataset)."""
     from ..analysis.mixture import fit_mixture
 
     if output:
         check_writable(output, force)
-    fit = fit_mixture(table, target, model=model, prior=_pairs(prior, "--prior") or None, tests=tests,
-                      rounds=rounds, learning_rate=learning_rate, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_mixture(table, target, model=model, prior=_pairs(prior, "--prior") or None, tests=tests,
+                          rounds=rounds, learning_rate=learning_rate, seed=seed, valid=valid,
+                          early_stopping=early_stopping)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            warn(str(w.message))
     if output:
         fit.save(output, force=force)
     if as_json:
@@ -85,16 +101,26 @@ def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, out
 @mixture.command("evaluate")
 @click.argument("fit", type=click.Path(dir_okay=False))
 @click.argument("table")
-@click.option("--json", "as_json", is_flag=True, help="Print {spearman, pearson, mse, n} as JSON.")
-def evaluate_cmd(fit, table, as_json):
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True,
+              help="Level of the bootstrap interval of Spearman's rho (resampling the table's runs).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {spearman, pearson, mse, n, spearman_interval, level, ...} as JSON.")
+def evaluate_cmd(fit, table, level, as_json):
     """Rank and error figures of FIT on TABLE (unseen mixtures with the fit's target column)."""
     from ..analysis.mixture import evaluate, load_fit
 
     f = load_fit(fit)
-    m = evaluate(f, table)
+    m = evaluate(f, table, level=level)
     out = {"fit": str(fit), "table": table, "target": f.target, "model": f.model.name, **m}
-    text = (f"{f.model.name} on {table} ({m['n']} runs, {f.target}): spearman {100 * m['spearman']:.2f}%  "
+    vs = (f.settings.get("valid") or {}).get("source")
+    if vs and vs == table:
+        out["early_stopping_set"] = True
+    iv = m.get("spearman_interval")
+    ivs = f" ({100 * level:g}% bootstrap {100 * iv[0]:.2f} to {100 * iv[1]:.2f}%)" if iv else ""
+    text = (f"{f.model.name} on {table} ({m['n']} runs, {f.target}): spearman {100 * m['spearman']:.2f}%{ivs}  "
             f"pearson {100 * m['pearson']:.2f}%  mse {m['mse']:.4g}")
+    if out.get("early_stopping_set"):
+        text += "\nnote: the fit chose its boosting rounds on this table, so this figure is not an independent test"
     _emit(out, as_json, text)
 
 
