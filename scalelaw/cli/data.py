@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..util import atomic_write_bytes, check_writable, dumps
 from .app import main
-from .common import emit_json, force_option, json_option, load_data, parse_pairs, table_options
+from .common import emit_json, force_option, json_option, load_data, table_options
 
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
@@ -106,8 +106,7 @@ def _jsonable_attrs(attrs: dict) -> dict:
 @main.command("ingest")
 @click.argument("logs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Run table to write (.parquet, .csv or .jsonl).")
-@click.option("--map", "maps", multiple=True, metavar="COL=SOURCE", help="Canonical column from yours, e.g. N=n_params.")
-@click.option("--units", "units", multiple=True, metavar="COL=UNIT", help="Declared unit, e.g. N=B, D=T, C=PF-days, N=1e6.")
+@table_options
 @click.option("--reduce", "reduce", type=click.Choice(["final", "smooth", "min"]), default=None,
               help="One row per run: last step, smoothed final loss, or lowest loss.")
 @click.option("--warmup", type=float, default=0.0, show_default=True, help="Drop steps below this before reducing.")
@@ -118,16 +117,13 @@ def _jsonable_attrs(attrs: dict) -> dict:
 @json_option("Print one JSON document.")
 def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, as_json):
     """Read LOGS (files, folders or dataset names) into one validated run table."""
-    from ..io import load_table
     from ..schema import summarize, validate
 
     check_writable(output, force)
     if not output.lower().endswith(OUT_FORMATS):
         raise ScalelawError(f"-o {output}: unknown output type; end the name with one of {', '.join(OUT_FORMATS)}")
-    mapping = parse_pairs(maps, "--map")
-    unit = parse_pairs(units, "--units")
-    parts = [load_table(src, mapping=mapping or None, units=unit or None, reduce=reduce, fmt=fmt,
-                        warmup=warmup, ema=ema, window=window) for src in logs]
+    parts = [load_data(src, maps, units, reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
+             for src in logs]
     df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
     if len(parts) > 1:
         df.attrs = dict(parts[0].attrs)
