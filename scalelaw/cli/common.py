@@ -69,7 +69,7 @@ def boot_option(default: int, help: str | None = None):
     return click.option("--boot", type=click.IntRange(0), default=default, show_default=True, help=help)
 
 
-def seed_option(help: str | None = None):
+def seed_option(help: str | None = "Seed of the bootstrap."):
     """--seed S (default 0) of a verb's random resampling."""
     return click.option("--seed", type=int, default=0, show_default=True, help=help)
 
@@ -81,7 +81,7 @@ def level_option(default: float | None = 0.95):
     return click.option("--level", type=LEVEL, default=default, **extra)
 
 
-def bootstrap_options(boot: int, boot_help: str | None = None, seed_help: str | None = None,
+def bootstrap_options(boot: int, boot_help: str | None = None, seed_help: str | None = "Seed of the bootstrap.",
                       level: bool = True):
     """--boot, --seed and (unless ``level=False``) --level, listed in that order."""
     def decorate(f):
@@ -93,7 +93,7 @@ def bootstrap_options(boot: int, boot_help: str | None = None, seed_help: str | 
     return decorate
 
 
-def json_option(help: str | None = None):
+def json_option(help: str | None = "Print one JSON document."):
     """--json (parameter ``as_json``): print one JSON document instead of text."""
     return click.option("--json", "as_json", is_flag=True, help=help)
 

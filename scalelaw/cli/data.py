@@ -20,7 +20,7 @@ def data():
 
 
 @data.command("list")
-@json_option("Print one JSON document.")
+@json_option()
 def data_list(as_json):
     """Registered dataset names, row counts and licences."""
     from .. import datasets
@@ -36,7 +36,7 @@ def data_list(as_json):
 
 @data.command("info")
 @click.argument("name")
-@json_option("Print one JSON document.")
+@json_option()
 def data_info(name, as_json):
     """Source, commit, files, sha256, licence and citation of dataset NAME."""
     from .. import datasets
@@ -56,7 +56,7 @@ def data_info(name, as_json):
 
 @data.command("fetch")
 @click.argument("name")
-@json_option("Print one JSON document.")
+@json_option()
 def data_fetch(name, as_json):
     """Download dataset NAME into the cache (or check it in the mirror); print where it is."""
     from .. import datasets
@@ -113,8 +113,8 @@ def _jsonable_attrs(attrs: dict) -> dict:
 @click.option("--ema", type=float, default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
 @click.option("--window", type=int, default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
 @click.option("--format", "fmt", default=None, help="Force the input format (csv, wandb-history, tensorboard, ...).")
-@force_option("Overwrite the output file.")
-@json_option("Print one JSON document.")
+@force_option()
+@json_option()
 def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, as_json):
     """Read LOGS (files, folders or dataset names) into one validated run table."""
     from ..schema import summarize, validate
@@ -141,7 +141,7 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
 @main.command("inspect")
 @click.argument("table")
 @table_options
-@json_option("Print one JSON document.")
+@json_option()
 def inspect_cmd(table, maps, units, as_json):
     """Runs, ranges of N, D, C and loss, units and missing values of TABLE (file or dataset)."""
     from ..schema import summarize

@@ -104,7 +104,7 @@ def relay_warnings(caught, skip=()) -> None:
 @click.argument("law")
 @click.argument("data")
 @_fit_options
-@bootstrap_options(0, "Bootstrap resamples over runs.", "Seed of the bootstrap.")
+@bootstrap_options(0, "Bootstrap resamples over runs.")
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Local processes (default: all cores).")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")

@@ -41,7 +41,7 @@ def gadre_group():
 @click.option("--err-objective", type=click.Choice(OBJECTIVES), default="lsq", show_default=True)
 @click.option("--error", "error_column", default="err_avg17", show_default=True,
               help="Error column: err_avg17 (Gadre's 17 tasks), err_avg46, or any err_<task>.")
-@bootstrap_options(200, level=False)
+@bootstrap_options(200, "Bootstrap resamples over runs.", level=False)
 @click.option("--write-fits", "write_dir", type=click.Path(file_okay=False),
               help="Write gadre-<dataset>-loss.json and -err.json into this folder.")
 @force_option("Overwrite existing fit files.")
@@ -115,7 +115,7 @@ def backtest_cmd(data, datasets, cutoffs, objectives, error_column, no_direct, a
 @click.option("--cutoff", type=float, default=None,
               help="Fit below this compute and mark the rest as held out (default: Gadre's protocol).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@force_option(None)
+@force_option()
 def plot_cmd(kind, data, dataset, cutoff, output, force):
     """Loss vs compute per M (KIND=loss) or error vs loss (KIND=error), with held-out runs."""
     from ..analysis import gadre as g
