@@ -129,6 +129,46 @@ def test_hf_trainer_state_malformed(tmp_path):
         load_table(p)
 
 
+
+def _trainer_state(tmp_path, rows):
+    p = tmp_path / "trainer_state.json"
+    p.write_text(json.dumps({"log_history": rows}))
+    return p
+
+
+def test_hf_trainer_state_text_loss_is_an_error_not_a_dropped_step(tmp_path):
+    # the step-20 loss used to be dropped, so --reduce final silently gave step 10's loss
+    p = _trainer_state(tmp_path, [{"step": 10, "loss": 3.0}, {"step": 20, "loss": "2.5"}])
+    with pytest.raises(ScalelawError, match=r"entry 1 .*'loss'.*'2\.5'.*not a number") as e:
+        load_table(p, reduce="final")
+    assert "trainer_state.json" in str(e.value)
+    p = _trainer_state(tmp_path, [{"step": 10, "eval_loss": 3.0, "learning_rate": True}])
+    with pytest.raises(ScalelawError, match="'learning_rate'"):
+        load_table(p)
+    # other text fields (e.g. from a callback) are not step metrics and are left out
+    p = _trainer_state(tmp_path, [{"step": 10, "loss": 3.0, "note": "warmup done"}])
+    assert load_table(p).columns.tolist() == ["run", "step", "loss"]
+
+
+def test_hf_trainer_state_step_must_be_finite(tmp_path):
+    # json.loads reads NaN: the entry was silently dropped by the per-step merge
+    p = tmp_path / "trainer_state.json"
+    p.write_text('{"log_history": [{"step": 10, "loss": 3.0}, {"step": NaN, "loss": 2.0}]}')
+    with pytest.raises(ScalelawError, match="entry 1 has step nan"):
+        load_table(p)
+
+
+def test_hf_trainer_state_conflicting_values_at_one_step(tmp_path):
+    # two different losses at one step (e.g. a restarted run appended): the last one was kept silently
+    p = _trainer_state(tmp_path, [{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.5}, {"step": 20, "loss": 2.7}])
+    with pytest.raises(ScalelawError, match=r"'loss' at step 20.*2\.5.*2\.7"):
+        load_table(p)
+    # train and eval rows of one step merge, and a repeated identical entry is harmless
+    p = _trainer_state(tmp_path, [{"step": 20, "loss": 2.5}, {"step": 20, "eval_loss": 2.6}, {"step": 20, "loss": 2.5}])
+    df = load_table(p)
+    assert df[["step", "loss", "loss_train"]].values.tolist() == [[20, 2.6, 2.5]]
+
+
 # ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
 def test_megatron_log(fixtures):
     df = load_table(fixtures / "megatron_gpt_125m.log")

@@ -1,6 +1,7 @@
 """Hugging Face Trainer ``trainer_state.json``: its ``log_history`` train and eval rows."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +24,20 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     for i, r in enumerate(hist):
         if not isinstance(r, dict) or "step" not in r:
             raise ScalelawError(f"{p}: log_history entry {i} has no 'step'; the file is malformed")
-        if isinstance(r["step"], bool) or not isinstance(r["step"], (int, float)):
-            raise ScalelawError(f"{p}: log_history entry {i} has step {r['step']!r}, not a number; fix the file")
-        rows.append({k: v for k, v in r.items() if isinstance(v, (int, float)) or v is None})
+        if not _is_number(r["step"]) or not math.isfinite(r["step"]):
+            raise ScalelawError(f"{p}: log_history entry {i} has step {r['step']!r}, not a finite number; fix the file")
+        row = {}
+        for k, v in r.items():
+            if v is None or _is_number(v):
+                row[k] = v
+            elif _is_metric(k):
+                raise ScalelawError(f"{p}: log_history entry {i} (step {r['step']}) has {k!r} = {v!r}, "
+                                    "not a number; fix or remove that entry")
+        rows.append(row)
     if not rows:
         raise ScalelawError(f"{p}: log_history is empty; the run logged nothing yet")
     df = pd.DataFrame(rows)
+    _check_one_value_per_step(df, p)
     df = df.groupby("step", as_index=False, sort=True).last()  # merge train and eval rows of a step
     ren = {"learning_rate": "lr"}
     if "eval_loss" in df.columns:
@@ -46,3 +55,29 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
         df["hp_train_batch_size"] = state["train_batch_size"]
     df.attrs["source"] = str(p)
     return df
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_metric(key: str) -> bool:
+    """Keys that become the table's loss or lr columns (text there must not be dropped silently)."""
+    return key == "learning_rate" or "loss" in key
+
+
+def _check_one_value_per_step(df: pd.DataFrame, p: Path) -> None:
+    """Train and eval entries of one step are merged; two different losses (or lrs) at one step,
+    e.g. from a restarted run appended to the history, cannot be, so they are refused."""
+    cols = [c for c in df.columns if _is_metric(c)]
+    if not cols:
+        return
+    counts = df.groupby("step", sort=True)[cols].nunique()
+    bad = counts[(counts > 1).any(axis=1)]
+    if len(bad):
+        step = bad.index[0]
+        col = next(c for c in cols if bad.loc[step, c] > 1)
+        vals = df.loc[df["step"] == step, col].dropna().unique().tolist()
+        raise ScalelawError(f"{p}: log_history holds {len(vals)} different values of {col!r} at step {step:g} "
+                            f"({', '.join(map(repr, vals))}); keep one entry per step, e.g. remove the "
+                            "entries of a restarted run")
