@@ -43,15 +43,10 @@ def synthetic_sweep(cells=((2e8, 4e9), (2e8, 2e10), (4e8, 8e9), (4e8, 4e10), (8e
 
 
 @pytest.fixture(scope="module")
-def steplaw_dir(mirror):
-    d = Path(mirror) / S._STEPLAW_DIR
-    assert d.is_dir(), f"Step Law data (a registered dataset) is missing from the mirror {mirror}"
-    return d
-
-
-@pytest.fixture(scope="module")
-def dense(steplaw_dir):
-    return S.read_steplaw_csv(steplaw_dir / "dense_lr_bs_loss.csv")
+def dense(mirror):
+    """Step Law's dense grid, a registered dataset resolved by scalelaw.datasets (the mirror fixture
+    points SCALELAW_MIRROR at the public data; missing files there are a failure)."""
+    return S.load_sweep("steplaw-dense")
 
 
 # ---- validation ----------------------------------------------------------------------------
@@ -204,6 +199,59 @@ def test_figures_are_plotly_figures():
 
 
 # ---- Step Law's released grid --------------------------------------------------------------
+def test_steplaw_resolves_through_the_registry(mirror):
+    """The dataset name, the registered file and the io reader give the same table."""
+    from scalelaw import datasets
+
+    df = S.load_sweep("steplaw-dense")
+    assert df.attrs["source"] == "steplaw-dense" and df.attrs["sha256"]
+    path = datasets.fetch("steplaw-dense")[0]
+    assert Path(path).is_relative_to(mirror)
+    raw = S.read_steplaw_csv(path)
+    assert len(raw) == len(df) == 1911
+    for c in ("N", "D", "lr", "batch_tokens", "loss", "smooth_loss"):
+        assert np.allclose(raw[c], df[c], rtol=1e-12), c
+
+
+def _no_data(monkeypatch, tmp_path, with_mirror: bool):
+    """Make the public data unreachable: SCALELAW_MIRROR at an empty folder, or no mirror and no
+    network (empty cache). The working directory sits where ../shared/data does exist, so any
+    hard-coded search of the developers' layout would find the files."""
+    from scalelaw import datasets
+
+    if with_mirror:
+        (tmp_path / "mirror").mkdir()
+        monkeypatch.setenv("SCALELAW_MIRROR", str(tmp_path / "mirror"))
+    else:
+        monkeypatch.delenv("SCALELAW_MIRROR", raising=False)
+        monkeypatch.setenv("SCALELAW_CACHE", str(tmp_path / "cache"))
+
+        def offline(*a, **k):
+            raise datasets.urllib.error.URLError("offline (test)")
+
+        monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])
+def test_steplaw_missing_data_is_one_clear_error(monkeypatch, tmp_path, with_mirror):
+    _no_data(monkeypatch, tmp_path, with_mirror)
+    with pytest.raises(ScalelawError, match="SCALELAW_MIRROR") as e:
+        S.load_sweep("steplaw-dense")
+    msg = str(e.value)
+    assert "dense_lr_bs_loss.csv" in msg and "\n" not in msg   # names the file, one line
+    with pytest.raises(ScalelawError, match="neither an existing file or folder nor a registered dataset"):
+        S.load_sweep("steplaw-nope")
+
+
+def test_published_steplaw_fit_without_its_bootstrap_warns(monkeypatch, tmp_path):
+    _no_data(monkeypatch, tmp_path, with_mirror=True)
+    with pytest.warns(UserWarning, match="released bootstrap is unavailable.*steplaw-bootstrap.*SCALELAW_MIRROR"):
+        f = S.load_hparam_fit("steplaw-2025", law="lr_opt")
+    assert f.boot is None and f.law.name == "lr_opt"
+    assert "unavailable" in f.diagnostics["message"]
+
+
 def test_steplaw_dense_cells_and_plateau(dense):
     assert len(dense) == 1911
     c = S.cells(dense)
@@ -237,8 +285,8 @@ def test_steplaw_loco_against_published(dense):
     assert s["mean_gap_interp"] < s["steplaw-2025_mean_gap_interp"]
 
 
-def test_steplaw_moe_total_or_active(steplaw_dir):
-    moe = S.read_steplaw_csv(steplaw_dir / "moe_lr_bs_loss.csv")
+def test_steplaw_moe_total_or_active(mirror):
+    moe = S.load_sweep("steplaw-moe")
     assert "N_active" in moe.columns
     assert len(S.cells(moe)) == 16
     a = S.prepare_sweep(moe, select="best", n="active")

@@ -23,7 +23,7 @@ and the figure helpers return plotly figures (never shown).
 from __future__ import annotations
 
 import math
-import os
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -38,27 +38,12 @@ SELECTS = ("plateau", "best", "bowl", "none")
 MIN_DISTINCT = 3
 STEPLAW_SEQ_LEN = 2048
 
-_STEPLAW_DIR = "github/step-law/steplaw/32a8f4cc50247695fb56cc6c9117abdf67c97763/data"
-_STEPLAW_FILES = {"steplaw-dense": "dense_lr_bs_loss.csv", "steplaw-moe": "moe_lr_bs_loss.csv"}
 _BATCH_UNKNOWN = ("bs", "batch", "batch_size", "bsz", "global_batch_size")
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def mirror_root() -> Path | None:
-    """The public-data mirror (SCALELAW_MIRROR, else ../shared/data from the project root)."""
-    cands = []
-    if os.environ.get("SCALELAW_MIRROR"):
-        cands.append(Path(os.environ["SCALELAW_MIRROR"]))
-    root = Path(__file__).resolve().parents[2]
-    cands += [root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for c in cands:
-        if (c / "github").is_dir():
-            return c
-    return None
-
-
 def read_steplaw_csv(path) -> pd.DataFrame:
     """Read one of Step Law's released CSVs into canonical columns (the io reader)."""
     from ..io.tabular import read_steplaw
@@ -67,25 +52,14 @@ def read_steplaw_csv(path) -> pd.DataFrame:
 
 
 def load_sweep(source) -> pd.DataFrame:
-    """A sweep table from a DataFrame, a file, or a dataset name ('steplaw-dense', 'steplaw-moe').
-
-    Files and dataset names go through ``scalelaw.io.load_table``; when the dataset registry
-    cannot reach Step Law's files, the mirror next to the project is tried.
-    """
+    """A sweep table from a DataFrame, a file, or a registered dataset name ('steplaw-dense',
+    'steplaw-moe'), through ``scalelaw.io.load_table``: dataset names resolve only through
+    ``scalelaw.datasets`` (SCALELAW_MIRROR or the download cache)."""
     from ..io import load_table
 
     if isinstance(source, pd.DataFrame):
         return source
-    try:
-        return load_table(source)
-    except ScalelawError:
-        s = str(source)
-        root = mirror_root()
-        if s not in _STEPLAW_FILES or root is None:
-            raise
-    df = read_steplaw_csv(root / _STEPLAW_DIR / _STEPLAW_FILES[s])
-    df.attrs["source"] = s
-    return df
+    return load_table(source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -686,35 +660,33 @@ def critical_batch_table(df: pd.DataFrame, loss_col: str = "loss", min_batches: 
 # ---------------------------------------------------------------------------------------------
 # Resolving fits for `scalelaw hparams` (published labels are shared by lr_opt and bs_opt)
 # ---------------------------------------------------------------------------------------------
-_STEPLAW_BOOT = "1004_fitted_lr_bs_scaling_model_parameters.csv"
+STEPLAW_BOOT_DATASET = "steplaw-bootstrap"
+_BOOT_COLUMNS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
 
 
-def _steplaw_released_boot(law_name: str) -> np.ndarray | None:
-    """Step Law's 1,000 released bootstrap fits as samples of (c, alpha, beta) / (c, gamma)."""
-    b = None
-    try:
-        from .. import datasets
+def _steplaw_released_boot(law_name: str) -> np.ndarray:
+    """Step Law's 1,000 released bootstrap fits (the registered dataset ``steplaw-bootstrap``)
+    as samples of (c, alpha, beta) for lr_opt or (c, gamma) for bs_opt."""
+    from .. import datasets
 
-        b = datasets.load("steplaw-bootstrap")
-    except Exception:  # no registry, no mirror and no network: try the mirror folder directly
-        b = None
-    if b is None or "lr_intercept" not in getattr(b, "columns", ()):
-        root = mirror_root()
-        p = None if root is None else root / _STEPLAW_DIR / _STEPLAW_BOOT
-        if p is None or not p.exists():
-            return None
-        b = pd.read_csv(p)
+    b = datasets.load(STEPLAW_BOOT_DATASET)
+    missing = [c for c in _BOOT_COLUMNS if c not in b.columns]
+    if missing:
+        raise ScalelawError(f"dataset {STEPLAW_BOOT_DATASET} lacks column(s) {', '.join(missing)}; the file changed "
+                            f"upstream: re-fetch it (`scalelaw data fetch {STEPLAW_BOOT_DATASET}`)")
     if law_name == "lr_opt":
         return np.column_stack([np.exp(b["lr_intercept"]), b["lr_coefN"], b["lr_coefD"]]).astype(float)
     if law_name == "bs_opt":
         return np.column_stack([np.exp(b["bs_intercept"]), b["bs_coefD"]]).astype(float)
-    return None
+    raise ScalelawError(f"Step Law released bootstrap fits of lr_opt and bs_opt only, not {law_name!r}")
 
 
 def load_hparam_fit(path_or_name, law: str | None = None):
     """A saved fit file, or a published ready fit of ``law`` (e.g. 'steplaw-2025' is both an
     lr_opt and a bs_opt fit: ``law`` picks which). Step Law's published fits carry the authors'
-    released bootstrap (1,000 refits) as samples when the data mirror is available."""
+    released bootstrap (1,000 refits, the dataset ``steplaw-bootstrap``) as samples. When that
+    dataset cannot be resolved (no SCALELAW_MIRROR and no download), the published constants are
+    returned without samples (no intervals), with a warning saying why and how to fix it."""
     from ..result import load_fit
 
     name = str(path_or_name)
@@ -722,9 +694,14 @@ def load_hparam_fit(path_or_name, law: str | None = None):
         return load_fit(name)   # a fit file is returned as saved, whatever law= says
     f = load_fit(name, law=law)
     if f.settings.get("published") == "steplaw-2025":
-        boot = _steplaw_released_boot(f.law.name)
-        if boot is not None:
-            f.boot = boot
+        try:
+            f.boot = _steplaw_released_boot(f.law.name)
+        except ScalelawError as exc:
+            note = (f"the authors' released bootstrap is unavailable, so {name} ({f.law.name}) has no intervals: "
+                    f"{exc}")
+            f.diagnostics["message"] += f"; {note}"
+            warnings.warn(note, stacklevel=2)
+        else:
             f.diagnostics["message"] += " with the authors' released bootstrap"
     return f
 
