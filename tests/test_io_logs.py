@@ -54,6 +54,63 @@ def test_wandb_panel_bad_value(tmp_path):
         load_table(p)
 
 
+
+def test_wandb_history_step_must_be_there_and_a_number(tmp_path):
+    p = tmp_path / "history.csv"
+    p.write_text("_step,loss\n0,3.0\n,2.0\n2,1.5\n")  # the row without _step was dropped by --reduce
+    with pytest.raises(ScalelawError, match=r"history.csv line 3: _step is empty"):
+        load_table(p, reduce="final")
+    p.write_text("iteration_no,loss\n0,3.0\n1,2.0\n")
+    with pytest.raises(ScalelawError, match=r"history.csv: a W&B history export needs a '_step' column; columns are: "
+                                            r"iteration_no, loss"):
+        load_table(p, fmt="wandb-history")
+    j = tmp_path / "h.jsonl"
+    j.write_text('{"_step": 0, "loss": 3.0}\n{"loss": 2.0}\n')
+    with pytest.raises(ScalelawError, match=r"h.jsonl record 2: _step is empty"):
+        load_table(j)
+    j.write_text('{"step": 0, "loss": 3.0}\n')
+    with pytest.raises(ScalelawError, match="needs a '_step' column"):
+        load_table(j, fmt="wandb-history")
+
+
+def test_wandb_history_repeated_step(tmp_path):
+    p = tmp_path / "history.csv"
+    p.write_text("_step,loss\n0,3.0\n1,2.0\n1,2.5\n")  # --reduce final kept whichever came last
+    with pytest.raises(ScalelawError, match=r"history.csv line 4: _step 1 appears more than once"):
+        load_table(p, reduce="final")
+    # several runs in one export may share steps
+    p.write_text("run,_step,loss\na,0,3.0\na,1,2.0\nb,0,3.1\nb,1,2.2\n")
+    assert load_table(p, reduce="final").set_index("run")["loss"].to_dict() == {"a": 2.0, "b": 2.2}
+    p.write_text("run,_step,loss\na,0,3.0\nb,0,3.1\na,0,2.2\n")
+    with pytest.raises(ScalelawError, match=r"line 4: _step 0 appears more than once for run 'a'"):
+        load_table(p)
+
+
+def test_wandb_history_sidecars_are_only_config_and_summary_files(tmp_path):
+    p = tmp_path / "history.csv"
+    p.write_text("_step,loss\n0,3.0\n1,2.0\n")
+    (tmp_path / "_").write_text("scratch, not JSON")  # used to be read as the run's config
+    assert load_table(p, reduce="final")["loss"].tolist() == [2.0]
+    (tmp_path / "history_config.json").write_text('{"n_params": {"value": 1e8}}')
+    assert load_table(p, reduce="final")["N"].tolist() == [1e8]
+
+
+def test_wandb_panel_step_problems(tmp_path):
+    p = tmp_path / "panel.csv"
+    p.write_text("Step,run-a - loss\n1,3.0\nx,2.0\n")
+    with pytest.raises(ScalelawError, match=r"panel.csv line 3: Step is 'x', not a number"):
+        load_table(p)
+    # one step twice with two different losses: the last one used to win silently
+    p.write_text("Step,run-a - loss,run-b - loss\n1,3.0,3.3\n2,2.0,\n2,2.5,2.4\n")
+    with pytest.raises(ScalelawError, match=r"column 'run-a - loss' holds 2 different values at Step 2 \(2.0, 2.5\)"):
+        load_table(p, reduce="final")
+    p.write_text("Step,run-a - loss\n1,3.0\n1,3.0\n2,2.0\n")  # an exact repeat is harmless
+    assert load_table(p)["loss"].tolist() == [3.0, 2.0]
+    p.write_text("Step,run-a - loss\n")
+    with pytest.raises(ScalelawError, match=r"panel.csv: the '<run> - <metric>' columns hold no values"):
+        load_table(p)
+
+
 # ---- TensorBoard ------------------------------------------------------------------------------------
 def write_events(folder, points, tensor_tag=None):
     from tensorboardX import SummaryWriter

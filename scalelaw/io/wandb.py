@@ -13,6 +13,8 @@ from ..schema import ALIASES, _key
 
 #: canonical columns a run's config or summary may supply (constant over the run)
 _RUN_CONSTANTS = ("N", "N_nonembed", "D", "C", "batch_tokens", "seq_len", "lr")
+#: suffixes of the min/max band columns W&B adds to a sampled export
+_BAND = ("__MIN", "__MAX")
 
 
 def _read_json_obj(p: Path) -> dict:
@@ -36,11 +38,10 @@ def _flat_config(cfg: dict) -> dict:
 
 
 def _sidecar(p: Path, kind: str) -> Path | None:
-    for c in (p.parent / f"{p.stem}_{kind}.json", p.parent / f"{p.stem}.{kind}.json", p.parent / f"{kind}.json",
-              p.parent / ("wandb-summary.json" if kind == "summary" else "_")):
-        if c.is_file():
-            return c
-    return None
+    names = [f"{p.stem}_{kind}.json", f"{p.stem}.{kind}.json", f"{kind}.json"]
+    if kind == "summary":
+        names.append("wandb-summary.json")
+    return next((p.parent / n for n in names if (p.parent / n).is_file()), None)
 
 
 def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
@@ -55,10 +56,14 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
     elif p.suffix.lower() in (".jsonl", ".ndjson"):
         from .tabular import read_jsonl
 
-        return read_jsonl(p)
+        df = read_jsonl(p)  # comes back here with rows= when the records have a _step
+        if "_step" not in df.columns:
+            _check_steps(df, p, "record")
+        return df
     else:
         df = read_csv(p)
-    df = df.drop(columns=[c for c in df.columns if str(c).endswith(("__MIN", "__MAX"))])
+    _check_steps(df, p, "record" if rows is not None else "line")
+    df = df.drop(columns=[c for c in df.columns if str(c).endswith(_BAND)])
     have = {ALIASES.get(_key(c), c) for c in df.columns}
     consts: dict = {}
     cfg_p, sum_p = _sidecar(p, "config"), _sidecar(p, "summary")
@@ -85,6 +90,38 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
     return df
 
 
+def _check_steps(df: pd.DataFrame, p: Path, unit: str) -> None:
+    """A W&B history has one row per ``_step``: refuse a missing column, rows without a step
+    (reduce would drop them) and a step logged twice for a run (reduce would pick one of them)."""
+    if "_step" not in df.columns:
+        raise ScalelawError(f"{p}: a W&B history export needs a '_step' column; columns are: "
+                            f"{', '.join(map(str, df.columns[:25]))}; export it with run.history() (which keeps "
+                            "_step), or read the file as a plain table (fmt='csv') with --map step=<col>")
+    where = (lambda i: f"{p} line {i + 2}") if unit == "line" else (lambda i: f"{p} record {i + 1}")
+    step = pd.to_numeric(df["_step"], errors="coerce")
+    bad = ~np.isfinite(step.to_numpy(dtype=float))
+    if bad.any():
+        i = int(bad.nonzero()[0][0])
+        raise ScalelawError(f"{where(i)}: _step is {_shown(df['_step'].iloc[i])}, not a step number; every W&B history "
+                            "row has one: fix or delete that row")
+    run = next((c for c in df.columns if ALIASES.get(_key(c)) == "run"
+                and not pd.api.types.is_numeric_dtype(df[c])), None)
+    keys = pd.DataFrame({"run": df[run] if run else "", "step": step})
+    dup = keys.duplicated()
+    if dup.any():
+        i = int(dup.to_numpy().nonzero()[0][0])
+        of = f" for run {df[run].iloc[i]!r}" if run else ""
+        raise ScalelawError(f"{where(i)}: _step {step.iloc[i]:g} appears more than once{of}; a W&B history has "
+                            "one row per step: remove the repeated rows (e.g. of a resumed run exported twice)")
+
+
+def _shown(v) -> str:
+    """A cell for a message: 'empty', the text as written, or the number."""
+    if isinstance(v, str):
+        return repr(v)
+    return "empty" if pd.isna(v) else f"{float(v):g}"
+
+
 def _is_num(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
@@ -97,9 +134,14 @@ def read_panel(p: Path) -> pd.DataFrame:
     raw = read_csv(p)
     if "Step" not in raw.columns:
         raise ScalelawError(f"{p}: a W&B panel export needs a 'Step' column; columns are: {', '.join(raw.columns[:10])}")
+    step = pd.to_numeric(raw["Step"], errors="coerce")
+    bad = ~np.isfinite(step.to_numpy(dtype=float))
+    if bad.any():
+        i = int(bad.nonzero()[0][0])
+        raise ScalelawError(f"{p} line {i + 2}: Step is {_shown(raw['Step'].iloc[i])}, not a number; fix the export")
     parts = []
     for col in raw.columns:
-        if col == "Step" or col.endswith(("__MIN", "__MAX")) or " - " not in col:
+        if col == "Step" or col.endswith(_BAND) or " - " not in col:
             continue
         run, metric = col.rsplit(" - ", 1)
         vals = pd.to_numeric(raw[col], errors="coerce")
@@ -107,14 +149,19 @@ def read_panel(p: Path) -> pd.DataFrame:
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
             raise ScalelawError(f"{p} line {i + 2}: column {col!r} holds {raw[col].iloc[i]!r}, not a number; fix it")
-        parts.append(pd.DataFrame({"run": run.strip(), "step": raw["Step"], "metric": metric.strip(), "value": vals}))
+        parts.append(pd.DataFrame({"run": run.strip(), "step": step, "metric": metric.strip(), "value": vals,
+                                   "column": col}))
     if not parts:
         raise ScalelawError(f"{p}: no '<run> - <metric>' columns found; export the panel as CSV from the W&B UI")
     long = pd.concat(parts, ignore_index=True).dropna(subset=["value"])
-    step = pd.to_numeric(long["step"], errors="coerce")
-    if step.isna().any():
-        raise ScalelawError(f"{p}: the Step column holds a value that is not a number; fix the export")
-    long["step"] = step
+    if long.empty:
+        raise ScalelawError(f"{p}: the '<run> - <metric>' columns hold no values; export the panel again")
+    n = long.groupby(["column", "step"], sort=False)["value"].nunique()
+    if (n > 1).any():
+        col, s = n[n > 1].index[0]
+        vals = long.loc[(long["column"] == col) & (long["step"] == s), "value"].unique()
+        raise ScalelawError(f"{p}: column {col!r} holds {len(vals)} different values at Step {s:g} "
+                            f"({', '.join(map(str, vals))}); keep one row per step")
     df = long.pivot_table(index=["run", "step"], columns="metric", values="value", aggfunc="last").reset_index()
     df.columns.name = None
     df.attrs["source"] = str(p)
