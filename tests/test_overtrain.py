@@ -21,12 +21,17 @@ LAW = get_law("overtrain")
 
 @pytest.fixture(scope="module")
 def exp_dir(mirror):
-    return gadre._exp_data_dir(mirror)   # a registered dataset: missing from the mirror is a failure
+    """The testbed's exp_data folder in the mirror (a registered dataset: missing is a failure)."""
+    from scalelaw import datasets
+
+    d = Path(mirror) / datasets.get(gadre.DATASET).local_rel("exp_data")
+    assert (d / "models").is_dir(), f"{gadre.DATASET} is missing from the mirror {mirror}"
+    return d
 
 
 @pytest.fixture(scope="module")
 def runs(exp_dir):
-    return gadre.load_runs(exp_dir)   # the shared loader on the exp_data folder
+    return gadre.load_runs(exp_dir)   # an explicit exp_data folder
 
 
 # ---- the law --------------------------------------------------------------------------------
@@ -113,11 +118,65 @@ def test_testbed_columns(runs):
     assert one["M"] == pytest.approx(640) and one["N"] == 1439795200  # N counts embeddings
 
 
-def test_private_reader_matches_shared_loader(exp_dir, runs):
-    mine = gadre.read_exp_data(exp_dir).set_index("run")
-    shared = runs.set_index("run").loc[mine.index]
-    for c in ["N", "N_nonembed", "D", "M", "loss", "dataset"] + [f"err_{t}" for t in gadre.TASKS_17]:
-        assert (mine[c] == shared[c]).all() if c == "dataset" else np.allclose(mine[c], shared[c], rtol=1e-12), c
+# ---- where the testbed comes from ------------------------------------------------------------------
+def test_registered_dataset_matches_the_folder(exp_dir, runs):
+    reg = gadre.load_runs()                      # the registered dataset (SCALELAW_MIRROR via the fixture)
+    assert reg.attrs["source"] == gadre.DATASET and reg.attrs["sha256"]
+    assert runs.attrs["source"] == str(exp_dir)
+    a, b = reg.set_index("run"), runs.set_index("run").loc[reg.set_index("run").index]
+    for c in ["N", "N_nonembed", "D", "M", "C", "loss", gadre.ERR17, "err_avg46"] + [f"err_{t}" for t in gadre.TASKS_17]:
+        assert np.allclose(a[c], b[c], rtol=1e-12), c
+    assert (a["dataset"] == b["dataset"]).all()
+
+
+def test_checkout_folder_holding_exp_data(exp_dir, tmp_path):
+    (tmp_path / "scaling").mkdir()
+    (tmp_path / "scaling" / "exp_data").symlink_to(exp_dir, target_is_directory=True)
+    assert len(gadre.load_runs(tmp_path / "scaling")) == 104
+
+
+def _no_data(monkeypatch, tmp_path, with_mirror: bool):
+    """Make the public data unreachable: SCALELAW_MIRROR at an empty folder, or no mirror and no
+    network (empty cache). The working directory is the project, next to which ../shared/data
+    exists, so any hard-coded search of the developers' layout would find the files."""
+    from scalelaw import datasets
+
+    if with_mirror:
+        (tmp_path / "mirror").mkdir()
+        monkeypatch.setenv("SCALELAW_MIRROR", str(tmp_path / "mirror"))
+    else:
+        monkeypatch.delenv("SCALELAW_MIRROR", raising=False)
+        monkeypatch.setenv("SCALELAW_CACHE", str(tmp_path / "cache"))
+
+        def offline(*a, **k):
+            raise datasets.urllib.error.URLError("offline (test)")
+
+        monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])
+def test_missing_testbed_is_one_clear_error(monkeypatch, tmp_path, with_mirror):
+    _no_data(monkeypatch, tmp_path, with_mirror)
+    with pytest.raises(ScalelawError, match="SCALELAW_MIRROR") as e:
+        gadre.load_runs()
+    msg = str(e.value)
+    assert "mlfoundations/scaling" in msg and "exp_data/" in msg and "\n" not in msg
+    # the CLI: one line, exit code 2
+    r = _cli(["gadre", "reproduce", "--boot", "0"])
+    assert r.exit_code == 2 and "SCALELAW_MIRROR" in r.output, r.output
+
+
+def test_explicit_paths_that_are_not_the_testbed(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScalelawError, match=r"empty is not an exp_data folder.*SCALELAW_MIRROR"):
+        gadre.load_runs(tmp_path / "empty")
+    with pytest.raises(ScalelawError, match="neither an existing file or folder nor a registered dataset"):
+        gadre.load_runs(tmp_path / "nope")
+    other = tmp_path / "runs.csv"
+    pd.DataFrame({"N": [1e8, 2e8], "D": [2e9, 4e9], "loss": [3.2, 3.0]}).to_csv(other, index=False)
+    with pytest.raises(ScalelawError, match=r"runs.csv lacks column\(s\) dataset, err_"):
+        gadre.load_runs(other)
 
 
 def test_reproduces_gadre(runs):

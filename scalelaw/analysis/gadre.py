@@ -4,8 +4,9 @@ Gadre et al. fit L(C, M) = E + (a M^eta + b M^-eta) C^-eta (law ``overtrain``) o
 runs, Err(L) = eps - k exp(-gamma L) (law ``downstream_exp``) on those plus a 1.4B run, and
 predict larger runs by chaining (N, D) -> L -> Err. This module
 
-- reads their 104-run testbed (shared loader when present, else a private reader of the
-  mlfoundations/scaling ``exp_data`` folder) and adds the 17-task average error ``err_avg17``;
+- reads their 104-run testbed (the registered dataset ``gadre-overtrain`` through
+  ``scalelaw.datasets``, or an ``exp_data`` folder the user names) and adds the 17-task average
+  error ``err_avg17``;
 - ``chain_predict``: the two-stage prediction with the uncertainty of both stages carried through
   (joint bootstrap: loss-fit sample i is paired with error-fit sample i and the loss draws are
   pushed through the error law);
@@ -35,9 +36,6 @@ from ..law import get_law
 from ..uncertainty import percentile_interval
 
 # ---- the testbed -----------------------------------------------------------------------------
-GADRE_REPO = "mlfoundations/scaling"
-GADRE_COMMIT = "a003c4913793ac2ae7ef87b28ecb562955d026d5"
-
 # The 17 tasks Gadre et al. average for their error law (SUBSET in scaling/constants.py of
 # mlfoundations/scaling; plain mean of 1 - accuracy): declared with the downstream laws.
 from ..laws.downstream import TASKS_17  # noqa: E402
@@ -62,89 +60,42 @@ PUBLISHED = {
 }
 
 
-def _exp_data_dir(root=None) -> Path:
-    """The exp_data folder of the mlfoundations/scaling mirror."""
-    cands = []
-    if root is not None:
-        r = Path(root)
-        cands += [r, r / "exp_data", r / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data",
-                  r / GADRE_REPO / GADRE_COMMIT / "exp_data"]
-    env = os.environ.get("SCALELAW_MIRROR")
-    if env:
-        cands.append(Path(env) / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
-    here = Path(__file__).resolve()
-    for up in here.parents:
-        cands.append(up / "shared" / "data" / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
-        cands.append(up.parent / "shared" / "data" / "github" / GADRE_REPO / GADRE_COMMIT / "exp_data")
-    for c in cands:
-        if (c / "models").is_dir() and (c / "evals").is_dir():
-            return c
-    raise ScalelawError(f"cannot find the {GADRE_REPO} exp_data folder (models/, evals/); pass its path, "
-                        "or set SCALELAW_MIRROR to the public data mirror root")
+def _read(source) -> pd.DataFrame:
+    """The run table of ``source``: None -> the registered dataset; a folder -> an exp_data folder
+    (or a checkout of mlfoundations/scaling holding one); anything else -> scalelaw.io.load_table
+    (a run-table file or a registered dataset name)."""
+    from ..io import load_table
 
+    if source is None:
+        return load_table(DATASET)
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        from ..io.openlm import find_exp_data
 
-def _val_name(path: str) -> str:
-    parts = path.split("/")
-    return parts[-1].split(".")[0] if "de-en" in path else parts[-2]
-
-
-def read_exp_data(root=None) -> pd.DataFrame:
-    """Private reader of Gadre's testbed: one row per run (the shared loader's columns)."""
-    d = _exp_data_dir(root)
-    rows = []
-    for f in sorted((d / "models").glob("*.json")):
-        m = json.loads(f.read_text())
-        hp = m["hyperparameters"]
-        row = {"run": m["name"], "N": float(hp["params"]), "N_nonembed": float(hp["params_no_embed"]),
-               "D": float(hp["tokens"]), "lr": float(hp["lr"]), "batch_tokens": float(hp["global_bs"]) * 2048,
-               "dataset": m["dataset_name"], "model": hp["model"].split("/")[-1].split(".")[0]}
-        row["M"] = row["D"] / row["N"]
-        for r in m["results"]:
-            name = _val_name(r["val_data"][0])
-            row["loss" if name == VALIDATION else f"loss_{name}"] = float(r["loss"])
-        ev = d / "evals" / f"evaluation_{f.stem}_heavy.json"
-        if ev.exists():
-            icl = json.loads(ev.read_text())["eval_metrics"]["icl"]
-            for k, acc in icl.items():
-                row[f"err_{k}"] = 1.0 - float(acc)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    df.attrs["source"] = f"{GADRE_REPO}@{GADRE_COMMIT[:7]} exp_data"
-    return df
+        try:
+            folder = find_exp_data(Path(source))
+        except ScalelawError:
+            raise ScalelawError(f"{source} is not an exp_data folder of mlfoundations/scaling (no models/ subfolder, "
+                                f"nor exp_data/models/); pass that folder, or leave the data out to use the registered "
+                                f"dataset {DATASET} (set SCALELAW_MIRROR or run `scalelaw data fetch {DATASET}`)") from None
+        return load_table(folder)
+    return load_table(source)
 
 
 def load_runs(source=None) -> pd.DataFrame:
     """Gadre's testbed as a run table plus ``C`` = 6ND, ``err_avg17`` and ``err_avg46``.
 
-    source: None (the registered dataset ``gadre-overtrain`` via the shared loader, else the
-    private reader), a path to exp_data / the mirror root, or a DataFrame already loaded.
+    source: None (the registered dataset ``gadre-overtrain``, resolved by scalelaw.datasets: the
+    SCALELAW_MIRROR mirror or the download cache), an exp_data folder (or a checkout holding
+    one), a run-table file, a dataset name, or a DataFrame already loaded. Anything that cannot
+    be read is one ScalelawError naming it; there is no second reader.
     """
     need = ["N", "D", "loss", "dataset"] + [f"err_{t}" for t in TASKS_17]
-    if isinstance(source, pd.DataFrame):
-        df = source.copy()
-        df.attrs.update(source.attrs)
-    else:
-        df = None
-        try:  # the shared loader: the registered dataset (mirror / cache) or the given folder
-            from ..io import load_table
-            try:
-                if source is not None and Path(source).is_dir():
-                    source = _exp_data_dir(source)
-                df = load_table(DATASET if source is None else str(source))
-            except ScalelawError:
-                if source is not None:
-                    raise
-                df = load_table(str(_exp_data_dir(None)))   # no mirror variable: find the files
-            if any(c not in df.columns for c in need):
-                df = None
-        except Exception:  # shared loader unavailable or failing: read the files ourselves
-            df = None
-        if df is None:
-            df = read_exp_data(source)
+    df = source.copy() if isinstance(source, pd.DataFrame) else _read(source)
+    src = df.attrs.get("source") or "the Gadre run table"
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise ScalelawError(f"the Gadre run table lacks column(s) {', '.join(missing[:5])}; load it with "
-                            "scalelaw.datasets.load('gadre-overtrain') or point at the exp_data folder")
+        raise ScalelawError(f"{src} lacks column(s) {', '.join(missing[:5])} of the Gadre testbed; load the "
+                            f"registered dataset ({DATASET}) or point at the exp_data folder of mlfoundations/scaling")
     attrs = dict(df.attrs)
     df = df.copy()
     if "M" not in df.columns:
