@@ -195,6 +195,22 @@ def test_reproduces_gadre(runs):
         assert r["predicted"] == pytest.approx(r["published_predicted"], abs=2e-4)
 
 
+def test_error_averages_never_cover_fewer_tasks(runs):
+    t = runs.copy()
+    t.loc[t.index[0], "err_arc_easy"] = np.nan      # one of Gadre's 17 tasks missing for one run
+    out = gadre.load_runs(t)
+    assert out[gadre.ERR17].isna().tolist() == [True] + [False] * (len(t) - 1)
+    assert out["err_avg46"].isna().sum() == 1
+    assert np.allclose(out[gadre.ERR17].iloc[1:], runs[gadre.ERR17].iloc[1:], rtol=1e-12)
+    # the average is over the 17 tasks, recomputed from them (a stale err_avg17 column is replaced)
+    t = runs.copy()
+    t[gadre.ERR17] = 0.0
+    assert np.allclose(gadre.load_runs(t)[gadre.ERR17], runs[gadre.ERR17], rtol=1e-12)
+    tasks = [c for c in runs.columns if c.startswith("err_") and not c.startswith("err_avg")]
+    assert len(tasks) == 46
+    assert np.allclose(runs["err_avg46"], runs[tasks].mean(axis=1), rtol=1e-12)
+
+
 def test_reference_fits_match_protocol(runs):
     res = gadre.reproduce(runs, boot=0)
     for kind, name in (("loss", "gadre-rpj-loss.json"), ("error", "gadre-rpj-err.json")):
