@@ -211,6 +211,21 @@ def test_error_averages_never_cover_fewer_tasks(runs):
     assert np.allclose(runs["err_avg46"], runs[tasks].mean(axis=1), rtol=1e-12)
 
 
+def test_error_column_alias_and_published_rows(runs):
+    base = gadre.reproduce(runs, boot=0)
+    alias = gadre.reproduce(runs, boot=0, error_column="gadre17")   # the error laws' name for err_avg17
+    assert [r["predicted"] for r in alias["rows"]] == pytest.approx([r["predicted"] for r in base["rows"]], rel=1e-9)
+    assert all("published_rel_err" in r for r in alias["rows"])
+    other = gadre.reproduce(runs, boot=0, error_column="err_avg46")
+    # the loss does not depend on the error column: its published numbers stay; the error's do not apply
+    assert [("published_rel_err" in r) for r in other["rows"]] == [True, False, True, False]
+    bt = gadre.cutoff_backtest(runs, dataset="rpj", cutoff=3e20, objectives=("lsq",), direct=False,
+                               error_column="gadre17")
+    assert "gadre17" in bt["predictions"].columns
+    with pytest.raises(ScalelawError, match="error column 'err_nope'"):
+        gadre.reproduce(runs, boot=0, error_column="err_nope")
+
+
 def test_reference_fits_match_protocol(runs):
     res = gadre.reproduce(runs, boot=0)
     for kind, name in (("loss", "gadre-rpj-loss.json"), ("error", "gadre-rpj-err.json")):

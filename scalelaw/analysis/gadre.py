@@ -117,6 +117,25 @@ def load_runs(source=None) -> pd.DataFrame:
     return df
 
 
+def with_error_column(df: pd.DataFrame, error_column: str) -> pd.DataFrame:
+    """``df`` with ``error_column`` as a column: an existing column, or an average the error laws
+    accept ('gadre17', 'mean'; see scalelaw.laws.downstream.error_column), added under that name so
+    the actual values compared with predictions are the ones the error law was fitted on."""
+    if error_column in df.columns:
+        return df
+    from ..laws.downstream import error_column as pick
+
+    out = df.copy()
+    out[error_column] = pick(df, error_column, str(df.attrs.get("source") or "the Gadre run table"))
+    return out
+
+
+def _is_err17(df: pd.DataFrame, error_column: str) -> bool:
+    """Whether ``error_column`` holds Gadre's 17-task average (the published error numbers)."""
+    a, b = df[error_column].to_numpy(dtype=float), df[ERR17].to_numpy(dtype=float)
+    return error_column == ERR17 or bool(np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True))
+
+
 # ---- fit helpers -------------------------------------------------------------------------------
 def _tag(fit, validation: str | None, error_column: str | None = None, note: str | None = None):
     """Record which validation loss / error average a fit used (checked by chain_predict)."""
@@ -342,7 +361,7 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
     holds the target, actual and predicted values, relative error, interval and the published
     numbers (RedPajama only).
     """
-    df = load_runs(df)
+    df = with_error_column(load_runs(df), error_column)
     loss_rows, err_rows, targets = protocol_rows(df, dataset)
     src = DATASET
     lf = fit_loss(df, objective=loss_objective, boot=boot, seed=seed, level=level, source=src,
@@ -353,7 +372,8 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
     ef.data["note"] = "Gadre et al. protocol: the loss-fit runs + 1.4B at M=20"
     pred = chain_predict(lf, ef, targets[["N", "D"]], level=level, seed=seed)
     rows = []
-    for (i, t), (_, p) in zip(targets.reset_index(drop=True).iterrows(), pred.iterrows()):
+    err17 = _is_err17(df, error_column)
+    for (_, t), (_, p) in zip(targets.reset_index(drop=True).iterrows(), pred.iterrows()):
         size = "1.4B" if np.isclose(t["N"], N_1B) else ("6.9B" if np.isclose(t["N"], N_7B) else f"{t['N'] / 1e9:.2g}B")
         tag = f"{ {'1.4B': '1b', '6.9B': '7b'}.get(size, size)}_m{t['M']:.0f}"
         label = f"{size}, M={t['M']:.0f}"
@@ -363,7 +383,7 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
                  "actual": float(actual), "predicted": float(mean), "lower": float(lo), "upper": float(hi),
                  "rel_err": abs(float(mean) - float(actual)) / float(actual)}
             pub = PUBLISHED.get(f"{'loss' if kind == 'loss' else 'err'}_{tag}") if dataset == "rpj" else None
-            if pub and error_column == ERR17:
+            if pub and (kind == "loss" or err17):   # the loss does not depend on the error column
                 r.update(published_actual=pub["actual"], published_predicted=pub["predicted"],
                          published_rel_err=pub["rel_err"])
             rows.append(r)
@@ -433,11 +453,11 @@ def cutoff_backtest(df: pd.DataFrame | None = None, *, dataset: str = "rpj", cut
     for o in objectives:
         if o not in ALL:
             raise ScalelawError(f"--objective must be one of {', '.join(ALL)}; got {o!r}")
-    df = load_runs(df)
+    df = with_error_column(load_runs(df), error_column)
     tr, te = split_cutoff(df, dataset, cutoff)
     src = f"{df.attrs.get('source', 'gadre-overtrain')} ({dataset}, C < {cutoff:.3g})"
     base = {"dataset": dataset, "cutoff": float(cutoff), "n_train": int(len(tr)), "n_test": int(len(te))}
-    pred = te[[c for c in ("run", "N", "M", "C", "loss", error_column) if c in te]].reset_index(drop=True)
+    pred = te[[c for c in ("run", "N", "M", "C", "loss", error_column) if c in te.columns]].reset_index(drop=True)
     fits, table = {}, []
     Xte = te[["N", "D"]]
 
