@@ -226,6 +226,17 @@ def test_error_column_alias_and_published_rows(runs):
         gadre.reproduce(runs, boot=0, error_column="err_nope")
 
 
+def test_fits_record_the_data_they_were_made_on(runs, exp_dir):
+    res = gadre.reproduce(runs, boot=0)
+    assert res["fits"]["loss"].data["source"] == str(exp_dir)
+    assert res["fits"]["loss"].data.get("sha256") is None    # a folder: no registry hash to claim
+    bare = runs.copy()
+    bare.attrs.clear()
+    res = gadre.reproduce(bare, boot=0)
+    # not mislabelled as the registered dataset (`scalelaw check` would refit from that)
+    assert res["fits"]["error"].data["source"] != gadre.DATASET
+
+
 def test_reference_fits_match_protocol(runs):
     res = gadre.reproduce(runs, boot=0)
     for kind, name in (("loss", "gadre-rpj-loss.json"), ("error", "gadre-rpj-err.json")):

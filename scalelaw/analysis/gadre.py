@@ -112,7 +112,7 @@ def load_runs(source=None) -> pd.DataFrame:
     df["err_avg46"] = _task_mean(df, [c for c in df.columns if str(c).startswith("err_")
                                       and not str(c).startswith("err_avg")])
     df.attrs.update(attrs)
-    df.attrs.setdefault("source", DATASET)
+    df.attrs["source"] = src
     df.attrs["validation"] = VALIDATION
     return df
 
@@ -363,7 +363,7 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
     """
     df = with_error_column(load_runs(df), error_column)
     loss_rows, err_rows, targets = protocol_rows(df, dataset)
-    src = DATASET
+    src = df.attrs["source"]   # what the fits were made on (`scalelaw check` refits from it)
     lf = fit_loss(df, objective=loss_objective, boot=boot, seed=seed, level=level, source=src,
                   where=WHERE_LOSS.format(ds=dataset))
     lf.data["note"] = "Gadre et al. protocol: 4 models at M=20 + 10.57M at M=320"
@@ -455,7 +455,7 @@ def cutoff_backtest(df: pd.DataFrame | None = None, *, dataset: str = "rpj", cut
             raise ScalelawError(f"--objective must be one of {', '.join(ALL)}; got {o!r}")
     df = with_error_column(load_runs(df), error_column)
     tr, te = split_cutoff(df, dataset, cutoff)
-    src = f"{df.attrs.get('source', 'gadre-overtrain')} ({dataset}, C < {cutoff:.3g})"
+    src = f"{df.attrs['source']} ({dataset}, C < {cutoff:.3g})"
     base = {"dataset": dataset, "cutoff": float(cutoff), "n_train": int(len(tr)), "n_test": int(len(te))}
     pred = te[[c for c in ("run", "N", "M", "C", "loss", error_column) if c in te.columns]].reset_index(drop=True)
     fits, table = {}, []
