@@ -237,6 +237,26 @@ def test_fits_record_the_data_they_were_made_on(runs, exp_dir):
     assert res["fits"]["error"].data["source"] != gadre.DATASET
 
 
+def test_fit_helpers_pass_warnings_on(monkeypatch, runs):
+    """A fit that did not converge warns (scalelaw.fit); the helpers must not silence it."""
+    import warnings
+
+    import scalelaw.fit as F
+
+    real = F.fit
+
+    def warning_fit(*a, **k):
+        warnings.warn("fit of 'x' did NOT converge: test")
+        return real(*a, **k)
+
+    monkeypatch.setattr(F, "fit", warning_fit)
+    loss_rows, err_rows, _ = gadre.protocol_rows(runs, "rpj")
+    with pytest.warns(UserWarning, match="did NOT converge"):
+        gadre.fit_loss(loss_rows, objective="lsq")
+    with pytest.warns(UserWarning, match="did NOT converge"):
+        gadre.fit_error(err_rows, objective="lsq")
+
+
 def test_reference_fits_match_protocol(runs):
     res = gadre.reproduce(runs, boot=0)
     for kind, name in (("loss", "gadre-rpj-loss.json"), ("error", "gadre-rpj-err.json")):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -137,14 +136,12 @@ def _is_err17(df: pd.DataFrame, error_column: str) -> bool:
 
 
 # ---- fit helpers -------------------------------------------------------------------------------
-def _tag(fit, validation: str | None, error_column: str | None = None, note: str | None = None):
+def _tag(fit, validation: str | None, error_column: str | None = None):
     """Record which validation loss / error average a fit used (checked by chain_predict)."""
     if validation:
         fit.data["validation"] = validation
     if error_column:
         fit.data["error_column"] = error_column
-    if note:
-        fit.data["note"] = note
     return fit
 
 
@@ -153,10 +150,8 @@ def fit_loss(df: pd.DataFrame, *, law="overtrain", objective=None, boot=0, seed=
     """Fit the loss law (default ``overtrain``) to rows of ``df`` (columns N, D, loss)."""
     from ..fit import fit
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
-                where=where, **kw)
+    f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
+            where=where, **kw)
     return _tag(f, validation or df.attrs.get("validation"))
 
 
@@ -167,10 +162,8 @@ def fit_error(df: pd.DataFrame, *, error_column: str = ERR17, law="downstream_ex
     from ..fit import fit
 
     law = get_law(law)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
-                where=where, prepare_options={"error": error_column}, **kw)
+    f = fit(law, df, objective=objective, boot=boot, seed=seed, level=level, n_jobs=1, source=source,
+            where=where, prepare_options={"error": error_column}, **kw)
     return _tag(f, (validation or df.attrs.get("validation")) if "loss" in law.inputs else None, error_column)
 
 
