@@ -51,6 +51,57 @@ def test_openlm_bad_json(tmp_path):
         load_table(tmp_path / "e")
 
 
+
+def _edit_json(f, change):
+    obj = json.loads(f.read_text())
+    change(obj)
+    f.write_text(json.dumps(obj))
+
+
+def test_openlm_eval_file_problems(tmp_path):
+    make_exp_data(tmp_path / "e", n=1)
+    ev = next((tmp_path / "e" / "evals").glob("*.json"))
+    _edit_json(ev, lambda o: o.update(eval_metrics=["arc_easy", 0.4]))  # was an AttributeError traceback
+    with pytest.raises(ScalelawError, match=r"_heavy.json: eval_metrics is not an object"):
+        load_table(tmp_path / "e")
+    _edit_json(ev, lambda o: o.update(eval_metrics={"icl": {"arc_easy": 45.0}}))  # a percentage: err was -44
+    with pytest.raises(ScalelawError, match=r"_heavy.json: the accuracy of arc_easy is 45.*between 0 and 1"):
+        load_table(tmp_path / "e")
+
+
+def test_openlm_run_file_problems(tmp_path):
+    make_exp_data(tmp_path / "e", n=1)
+    f = next((tmp_path / "e" / "models").glob("*.json"))
+    _edit_json(f, lambda o: o["hyperparameters"].update(params=None))  # was N = NaN without a word
+    with pytest.raises(ScalelawError, match=r"\.json: hyperparameters.params is null"):
+        load_table(tmp_path / "e")
+    make_exp_data(tmp_path / "d", n=1)
+    f = next((tmp_path / "d" / "models").glob("*.json"))
+    _edit_json(f, lambda o: o["results"].append({"loss": 2.0, "val_data": ["x/c4_val/other.tar"]}))  # overwrote 3.5
+    with pytest.raises(ScalelawError, match=r"two losses on c4_val \(3.5 and 2.0\)"):
+        load_table(tmp_path / "d")
+    with pytest.raises(ScalelawError, match=r"is one open_lm run file; give its exp_data folder"):
+        load_table(f)
+
+
+def test_openlm_random_baselines_problems(tmp_path):
+    make_exp_data(tmp_path / "e", n=1)
+    meta = tmp_path / "e" / "eval_metadata.csv"
+    meta.write_text("Eval Task,Random baseline\narc_easy,25\ncopa,fifty\n")  # copa used to vanish silently
+    with pytest.raises(ScalelawError, match=r"eval_metadata.csv: the random baseline of copa is 'fifty'"):
+        load_table(tmp_path / "e")
+    meta.write_text("Eval Task,Random baseline\narc_easy,250\n")
+    with pytest.raises(ScalelawError, match=r"random baseline of arc_easy is 250.*percent"):
+        random_baselines(meta)
+    meta.write_text("Eval Task,Random baseline\narc_easy,25\nsquad,\n")  # no baseline given: left out
+    assert random_baselines(tmp_path / "e") == {"arc_easy": 0.25}
+    with pytest.raises(ScalelawError, match=r"nope.csv does not exist"):
+        random_baselines(tmp_path / "nope.csv")  # a file named explicitly must be there
+    meta.unlink()
+    assert random_baselines(tmp_path / "e") == {}  # a folder may lack it
+    assert load_table(tmp_path / "e").attrs["random_baseline"] == {}
+
+
 def test_gadre_folder_from_mirror(mirror):
     df = load_table(mirror / GADRE, required=("N", "D", "loss"))
     assert len(df) == 104 and df["run"].is_unique

@@ -15,6 +15,7 @@ baselines (fractions) are in ``df.attrs["random_baseline"]`` and from :func:`ran
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ..errors import ScalelawError
 from .jsonfile import read_json
+from .tabular import read_csv
 
 SEQ_LEN = 2048
 TARGET = "c4_val"
@@ -29,6 +31,9 @@ TARGET = "c4_val"
 
 def find_exp_data(p: Path) -> Path:
     p = Path(p)
+    if p.is_file():
+        raise ScalelawError(f"{p} is one open_lm run file; give its exp_data folder (the folder holding models/ "
+                            "and evals/)")
     for c in (p, p / "exp_data"):
         if (c / "models").is_dir():
             return c
@@ -47,20 +52,29 @@ def _load(p: Path) -> dict:
 
 
 def random_baselines(path) -> dict[str, float]:
-    """{task: random-guess accuracy as a fraction} from ``eval_metadata.csv`` (file or exp_data folder)."""
+    """{task: random-guess accuracy as a fraction} from ``eval_metadata.csv`` (file or exp_data folder;
+    a folder without the file gives {}). Tasks whose baseline cell is empty are left out."""
     p = Path(path)
     if p.is_dir():
         p = find_exp_data(p) / "eval_metadata.csv"
-    if not p.is_file():
-        return {}
-    try:
-        meta = pd.read_csv(p)
-    except Exception as exc:
-        raise ScalelawError(f"{p}: cannot read eval metadata ({exc}); re-download it") from None
+        if not p.is_file():
+            return {}
+    elif not p.exists():
+        raise ScalelawError(f"{p} does not exist; give an open_lm exp_data folder or its eval_metadata.csv")
+    meta = read_csv(p)
     if not {"Eval Task", "Random baseline"} <= set(meta.columns):
         raise ScalelawError(f"{p}: eval metadata needs columns 'Eval Task' and 'Random baseline'")
-    base = pd.to_numeric(meta["Random baseline"], errors="coerce") / 100.0
-    return {str(t): float(b) for t, b in zip(meta["Eval Task"], base) if pd.notna(b)}
+    out = {}
+    for task, raw in zip(meta["Eval Task"], meta["Random baseline"]):
+        if pd.isna(raw) or not str(raw).strip():
+            continue
+        b = pd.to_numeric(raw, errors="coerce")
+        if not 0 <= b <= 100:  # also NaN: text that is not a number
+            shown = repr(raw) if isinstance(raw, str) else f"{float(raw):g}"
+            raise ScalelawError(f"{p}: the random baseline of {task} is {shown}, not a percentage between 0 and 100; "
+                                "fix that row or re-download the file")
+        out[str(task)] = float(b) / 100.0
+    return out
 
 
 def read_run(f: Path) -> dict:
@@ -72,6 +86,8 @@ def read_run(f: Path) -> dict:
     for k in ("params", "tokens"):
         if k not in hp:
             raise ScalelawError(f"{f}: hyperparameters lack {k!r}; the run JSON is incomplete")
+        if hp[k] is None:
+            raise ScalelawError(f"{f}: hyperparameters.{k} is null; the run JSON is incomplete, re-download it")
     num = {k: _number(hp.get(k), f, f"hyperparameters.{k}") for k in ("params", "params_no_embed", "tokens", "lr", "global_bs")}
     row = {"run": str(m.get("name") or f.stem), "N": num["params"], "N_nonembed": num["params_no_embed"],
            "D": num["tokens"], "lr": num["lr"], "batch_tokens": num["global_bs"] * SEQ_LEN,
@@ -89,7 +105,11 @@ def read_run(f: Path) -> dict:
         if not isinstance(r, dict) or "loss" not in r or not isinstance(r.get("val_data"), list) or not r["val_data"]:
             continue
         name = val_name(r["val_data"][0])
-        row[f"loss_{name}"] = _number(r["loss"], f, f"the loss on {name}")
+        loss = _number(r["loss"], f, f"the loss on {name}")
+        old = row.setdefault(f"loss_{name}", loss)
+        if old != loss and not (math.isnan(old) and math.isnan(loss)):
+            raise ScalelawError(f"{f}: results hold two losses on {name} ({old!r} and {loss!r}); keep one result "
+                                "per validation set")
     if f"loss_{TARGET}" in row:
         row["loss"] = row[f"loss_{TARGET}"]
     return row
@@ -114,16 +134,24 @@ def read_exp_data(path) -> pd.DataFrame:
         row = read_run(f)
         ev = d / "evals" / f"evaluation_{f.stem}_heavy.json"
         if ev.is_file():
-            icl = (_load(ev).get("eval_metrics") or {}).get("icl") or {}
+            metrics = _load(ev).get("eval_metrics") or {}
+            if not isinstance(metrics, dict):
+                raise ScalelawError(f"{ev}: eval_metrics is not an object (of metric groups such as 'icl'); "
+                                    "re-download the file")
+            icl = metrics.get("icl") or {}
             if not isinstance(icl, dict):
                 raise ScalelawError(f"{ev}: eval_metrics.icl is not an object of task accuracies")
             for task, acc in icl.items():
-                row[f"err_{task}"] = 1.0 - _number(acc, ev, f"the accuracy of {task}")
+                a = _number(acc, ev, f"the accuracy of {task}")
+                if not (math.isnan(a) or 0 <= a <= 1):
+                    raise ScalelawError(f"{ev}: the accuracy of {task} is {a:g}, not a fraction between 0 and 1; "
+                                        "re-download the file")
+                row[f"err_{task}"] = 1.0 - a
         rows.append(row)
     df = pd.DataFrame(rows)
     lead = ["run", "N", "N_nonembed", "D", "M", "lr", "batch_tokens", "seq_len", "loss", "dataset", "model"]
     df = df[[c for c in lead if c in df.columns] + [c for c in df.columns if c not in lead]]
     df.attrs.update({"source": str(d), "loss_column": f"loss_{TARGET}", "validation": TARGET,
-                     "random_baseline": random_baselines(d / "eval_metadata.csv"),
+                     "random_baseline": random_baselines(d),
                      "N_convention": "all parameters (params); N_nonembed = params_no_embed"})
     return df
