@@ -12,17 +12,21 @@ the textbook intervals are too narrow:
   a typical 0.01 scatter) the estimator behaves like least absolute deviations, whose variance
   is larger: the M-estimator sandwich E[psi^2] / E[psi']^2 (J^T J)^-1.
 
-``calibrate(fit, method)`` returns a copy of the Fit whose intervals include these corrections;
-every other field (the estimate, diagnostics, data) is unchanged and the method is recorded in
-``settings["calibration"]``. Methods:
+``calibrate(fit, method, level)`` returns a copy of the Fit whose intervals include these
+corrections, at ``level`` (default: the fit's); every other field (the estimate, diagnostics,
+data) is unchanged and the method is recorded in ``settings["calibration"]``. A Fit already
+applies part of the small-sample honesty itself (:class:`scalelaw.result.Fit`): its
+delta-method draws and its new-run band use t_{n-p} quantiles, so a calibration adds only
+what is missing and never a second t / z. Methods:
 
 ``"inflate"`` (bootstrap fits): bootstrap deviations from the estimate, in the engine's internal
     coordinates (ln A, ln B, ln E, alpha, beta for Chinchilla), are scaled by
     c = sqrt(n / (n - p)) * t_{n-p} / z, so percentile intervals keep their asymmetry but get
-    the small-sample width; the residual scatter used by the prediction band is scaled by t / z.
+    the small-sample width (the percentile bootstrap has no t of its own).
 ``"sandwich-t"`` (delta-method fits): the covariance becomes the Huber sandwich (for Huber
     objectives; E[psi'] is estimated with a normal kernel so it is not 0 when every residual
-    exceeds delta) and is scaled by (t_{n-p} / z)^2; the prediction band uses t / z as well.
+    exceeds delta; a least-squares covariance is left as it is); the t part is the Fit's own
+    t_{n-p} draws.
 """
 from __future__ import annotations
 
@@ -38,13 +42,23 @@ METHODS = ("inflate", "sandwich-t")
 
 
 def _dof(fit) -> int:
-    return max(int(fit.n_obs) - len(fit.free), 1)
+    n, p = int(fit.n_obs), len(fit.free)
+    if n <= p:
+        raise ScalelawError(f"calibration needs more runs than free parameters (n_obs={n}, {p} free): it scales "
+                            "intervals by the n - p residual degrees of freedom; fit more runs or fix parameters")
+    return n - p
+
+
+def _level(fit, level) -> float:
+    level = fit.level if level is None else level
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ScalelawError(f"the interval level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
+    return float(level)
 
 
 def t_over_z(fit, level: float | None = None) -> float:
-    """Ratio of the t (n - p degrees of freedom) and normal quantiles at the fit's level."""
-    level = level or fit.level
-    q = 0.5 + level / 2
+    """Ratio of the t (n - p degrees of freedom) and normal quantiles at ``level`` (default: the fit's)."""
+    q = 0.5 + _level(fit, level) / 2
     return float(stats.t.ppf(q, _dof(fit)) / stats.norm.ppf(q))
 
 
@@ -89,11 +103,12 @@ def calibrate(fit, method: str = "inflate", level: float | None = None):
     """A copy of ``fit`` with small-sample calibrated intervals (see the module docstring)."""
     if method not in METHODS:
         raise ScalelawError(f"calibration method must be one of {', '.join(METHODS)}; got {method!r}")
+    if fit.settings.get("calibration"):
+        raise ScalelawError(f"this fit is already calibrated ({fit.settings['calibration']!r}); calibrate the "
+                            "uncalibrated fit instead of widening its intervals twice")
     law = fit.law
-    tz = t_over_z(fit, level)
-    diag = dict(fit.diagnostics)
-    if diag.get("residual_sd") is not None:
-        diag["residual_sd"] = float(diag["residual_sd"]) * tz
+    level = _level(fit, level)
+    _dof(fit)
     settings = dict(fit.settings)
     settings["calibration"] = method
     if method == "inflate":
@@ -113,17 +128,16 @@ def calibrate(fit, method: str = "inflate", level: float | None = None):
             lo, hi = p.lower, p.upper
             boot[:, i] = np.clip(boot[:, i], lo, hi)
         settings["calibration_factor"] = c
-        return dataclasses.replace(fit, boot=boot, diagnostics=diag, settings=settings)
-    # sandwich-t
+        return dataclasses.replace(fit, boot=boot, level=level, settings=settings)
+    # sandwich-t: Fit.param_samples already widens the delta-method draws to t_{n-p} quantiles
     if fit.cov is None:
         raise ScalelawError("calibration 'sandwich-t' needs the fit's covariance (a fit made by scalelaw.fit.fit)")
-    factor = tz ** 2
+    factor = 1.0
     obj = fit.objective or {}
     if obj.get("name") in ("huber-log", "huber") and obj.get("delta") and fit.residuals is not None:
-        factor *= huber_variance_factor(fit.residuals, float(obj["delta"]), len(fit.free))
+        factor = huber_variance_factor(fit.residuals, float(obj["delta"]), len(fit.free))
     settings["calibration_factor"] = factor
-    return dataclasses.replace(fit, boot=None, cov=np.asarray(fit.cov) * factor, diagnostics=diag,
-                               settings=settings)
+    return dataclasses.replace(fit, boot=None, cov=np.asarray(fit.cov) * factor, level=level, settings=settings)
 
 
 # --------------------------------------------------------------------------------------------
