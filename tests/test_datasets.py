@@ -84,6 +84,7 @@ def test_offline_without_mirror_is_one_clear_error(no_mirror, monkeypatch):
         datasets.fetch("chinchilla-epoch")
     msg = str(e.value)
     assert "\n" not in msg and "SCALELAW_MIRROR" in msg and "raw.githubusercontent.com" in msg
+    assert msg.startswith("dataset chinchilla-epoch:")
     with pytest.raises(ScalelawError, match="mirror"):
         datasets.fetch("release-dates")
 
@@ -108,7 +109,7 @@ def test_download_verifies_and_caches(no_mirror, monkeypatch, mirror):
 
 def test_download_hash_mismatch(no_mirror, monkeypatch):
     monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout=0: io.BytesIO(b"tampered"))
-    with pytest.raises(ScalelawError, match="sha256"):
+    with pytest.raises(ScalelawError, match="^dataset chinchilla-epoch: download .* sha256"):
         datasets.fetch("chinchilla-epoch")
     assert not any(no_mirror.rglob("*.csv"))
 
