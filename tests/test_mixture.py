@@ -200,13 +200,29 @@ def test_recommend_deterministic_and_errors(linfit):
         mx.recommend(linfit, samples=10, top_k=20, boot=0)
 
 
-def test_temperature_and_strength_shape_the_candidates():
-    rng = np.random.default_rng(0)
-    p = np.array([0.9, 0.09, 0.01])
-    flat = p ** 0.5 / (p ** 0.5).sum()
-    W1 = mx.sample_dirichlet(rng, p, 50_000)
-    W2 = mx.sample_dirichlet(rng, flat, 50_000)
-    assert W2[:, 2].mean() > 2 * W1[:, 2].mean()
+def _fixed_fit(coef, prior):
+    """A linear fit with given coefficients (predicted target = W @ coef) and prior, no data behind it."""
+    m = mx.LinearMixture()
+    m.coef = np.asarray(coef, float)
+    return mx.MixtureFit(model=m, target="loss", domains=list(prior), prior=dict(prior))
+
+
+def test_temperature_and_strength_shape_the_recommendation():
+    """recommend() samples from Dirichlet(s * p^T / sum p^T): with the loss falling in the weight of the
+    rarest domain, a flatter prior (T = 0.5) or a sparser one (small s) reaches further towards it."""
+    fit = _fixed_fit([0.0, 0.0, -1.0], {"x": 0.6, "y": 0.3, "z": 0.1})
+
+    def z(**kw):
+        rec = mx.recommend(fit, samples=20_000, top_k=64, seed=0, boot=0, **kw)
+        return rec["mixture"]["z"], rec["settings"]
+
+    z_base, s_base = z(strength=10.0)
+    z_flat, s_flat = z(strength=10.0, temperature=0.5)
+    z_sparse, _ = z(strength=1.0)
+    assert z_base < z_flat - 0.05 and z_base < z_sparse - 0.2
+    assert s_base["temperature"] == 1.0 and s_flat["temperature"] == 0.5 and s_base["strength"] == 10.0
+    _, s_range = z(strength=(0.1, 5))
+    assert s_range["strength"] == pytest.approx(np.logspace(-1, np.log10(5), 15).tolist())
 
 
 # ---- figures ------------------------------------------------------------------------------
