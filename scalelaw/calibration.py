@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Mapping
 
 import numpy as np
 from scipy import stats
@@ -166,14 +167,20 @@ def fit_auto_delta(law, data, *, pilot_delta: float = 1e-2, k: float = HUBER_K, 
     from .fit import fit
 
     kw = dict(kw)
-    kw.pop("delta", None)
-    kw.pop("objective", None)
+    if kw.pop("objective", None) not in (None, "huber-log"):
+        raise ScalelawError("an automatic delta is for the huber-log objective only; leave objective out")
+    if "delta" in kw:
+        raise ScalelawError("fit_auto_delta chooses delta itself; leave delta out, or fit with a number as delta")
     boot = kw.pop("boot", 0)
     pilot = fit(law, data, objective="huber-log", delta=pilot_delta, starts=starts, **kw)
     d = auto_delta(pilot.residuals, len(pilot.free), k)
-    first = [[pilot.params[n] for n in pilot.free]]
-    st = first if starts is None else np.vstack([np.asarray(first, dtype=float),
-                                                 np.atleast_2d(np.asarray(starts, dtype=float))])
+    first = dict(zip(pilot.free, (pilot.params[n] for n in pilot.free)))
+    if starts is None:
+        st = [first]
+    elif len(starts) and isinstance(starts[0], Mapping):  # the starts forms scalelaw.fit.fit takes
+        st = [first, *starts]
+    else:
+        st = np.vstack([[list(first.values())], np.atleast_2d(np.asarray(starts, dtype=float))])
     out = fit(law, data, objective="huber-log", delta=d, starts=st, boot=boot, **kw)
     out.settings["delta_rule"] = f"{k} x robust residual scale of a delta={pilot_delta} pilot fit"
     return out

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from scalelaw.calibration import bootstrap_inflation, calibrate
+from scalelaw.calibration import bootstrap_inflation, calibrate, fit_auto_delta
 from scalelaw.errors import ScalelawError
 from scalelaw.fit import fit
 
@@ -96,3 +96,18 @@ def test_calibration_needs_more_runs_than_parameters_and_is_done_once(lsq_fit):
     with pytest.raises(ScalelawError, match="already calibrated"):
         calibrate(g, "sandwich-t")
 
+
+def kaplan_data(seed=1):
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(1e6, 1e9, 8)
+    return pd.DataFrame({"N_nonembed": N, "loss": (8.8e13 / N) ** 0.076 * np.exp(rng.normal(0, 0.01, N.size))})
+
+
+def test_fit_auto_delta_takes_starts_as_dicts_and_refuses_other_objectives():
+    data = kaplan_data()
+    a = fit_auto_delta("kaplan_n", data, starts=[[1e13, 0.1]])
+    b = fit_auto_delta("kaplan_n", data, starts=[{"Nc": 1e13, "alpha_N": 0.1}])  # was a TypeError traceback
+    assert b.params == pytest.approx(a.params, rel=1e-6)
+    assert b.objective["name"] == "huber-log" and "delta_rule" in b.settings
+    with pytest.raises(ScalelawError, match="huber-log"):  # used to be ignored silently
+        fit_auto_delta("kaplan_n", data, objective="lsq-log")
