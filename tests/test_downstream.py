@@ -188,3 +188,20 @@ def test_chain_cli(synthetic_fits, tmp_path):
     assert "error_upper" in json.loads(r.stdout)[0]
     r = CliRunner().invoke(main, ["predict", "--chain", f"{ep},{lp}", "--at", "N=1e9", "--at", "D=2e10"])
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_chain_warns_when_one_stage_has_no_uncertainty(synthetic_fits):
+    """Published constants carry no draws: the interval then reflects one stage only, and says so."""
+    from scalelaw.result import load_fit
+
+    lf, ef, _ = synthetic_fits
+    published = load_fit("gadre-2024-rpj-err17", law="downstream_exp")
+    assert published.param_samples() is None
+    with pytest.warns(UserWarning, match="error fit carries no parameter uncertainty.*only the loss fit"):
+        out = gadre.chain_predict(lf, published, {"N": [6.9e9], "D": [6.9e9 * 20]})
+    assert out["error_lower"].iloc[0] < out["error_upper"].iloc[0]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gadre.chain_predict(lf, ef, {"N": [6.9e9], "D": [6.9e9 * 20]})

@@ -221,6 +221,13 @@ def _paired_samples(loss_fit, err_fit, seed: int = 0):
     sl, se = loss_fit.param_samples(seed=seed), err_fit.param_samples(seed=seed + 1)
     if sl is None and se is None:
         return None, None
+    if sl is None or se is None:
+        import warnings
+
+        which, other = ("loss", "error") if sl is None else ("error", "loss")
+        warnings.warn(f"the {which} fit carries no parameter uncertainty (published constants, or fitted without "
+                      f"--boot); the intervals reflect only the {other} fit's. Refit it with --boot for both.",
+                      stacklevel=3)
     rng = np.random.default_rng(seed)
     if sl is None:
         sl = np.tile([loss_fit.params[n] for n in loss_fit.law.param_names], (len(se), 1))
