@@ -225,6 +225,56 @@ def test_temperature_and_strength_shape_the_recommendation():
     assert s_range["strength"] == pytest.approx(np.logspace(-1, np.log10(5), 15).tolist())
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"strength": NAN}, ["--strength", "nan", "> 0"]),
+    ({"strength": (0.1, INF)}, ["--strength", "inf"]),
+    ({"strength": (0.1, 1, 5)}, ["--strength", "MIN,MAX"]),
+    ({"temperature": NAN}, ["--temperature", "nan"]),
+    ({"max_epochs": NAN}, ["--max-epochs", "nan"]),
+    ({"max_epochs": 2, "train_tokens": 0}, ["--train-tokens", "0", "> 0"]),
+    ({"max_epochs": 2, "corpus_tokens": -5}, ["--corpus-tokens", "-5"]),
+    ({"max_epochs": 2, "available_tokens": {"a": NAN}, "corpus_tokens": 10}, ["--available-tokens", "a=nan"]),
+    ({"available_tokens": {"a": 5}}, ["--available-tokens", "--max-epochs"]),
+    ({"corpus_tokens": 1e9, "train_tokens": 1e8}, ["--corpus-tokens", "--train-tokens", "--max-epochs"]),
+    ({"boot": -1}, ["--boot", "-1"]),
+    ({"level": NAN}, ["--level"]),
+])
+def test_recommend_rejects_meaningless_numbers(linfit, kw, words):
+    """NaN/inf/non-positive settings, and token counts without the epoch limit they feed, were accepted
+    and gave an all-NaN mixture or were silently ignored."""
+    with pytest.raises(ScalelawError) as ei:
+        mx.recommend(linfit, samples=2_000, top_k=8, **({"boot": 0} | kw))
+    msg = str(ei.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+@pytest.mark.parametrize("share", [NAN, 0.0, -0.1, INF])
+def test_fit_rejects_prior_shares_recommend_cannot_use(share):
+    prior = {d: 0.2 for d in DOMS} | {"c": share}
+    with pytest.raises(ScalelawError) as ei:
+        mx.fit_mixture(_table(30), "loss_x", prior=prior)
+    assert "c=" in str(ei.value) and "> 0" in str(ei.value)
+
+
+def test_cli_pairs_reject_nonfinite_and_repeated_domains(tmp_path):
+    tr = tmp_path / "train.csv"
+    _table(60).to_csv(tr, index=False)
+    fitp = tmp_path / "f.json"
+    assert CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
+    for args, words in ((["--min-weight", "a=inf"], ["--min-weight", "finite"]),
+                        (["--min-weight", "a=0.2", "--min-weight", "mix_a=0.1"], ["--min-weight", "'a'", "twice"]),
+                        (["--strength", "nan"], ["--strength"])):
+        r = CliRunner().invoke(main, ["mixture", "recommend", str(fitp), "--samples", "2000", "--top-k", "8",
+                                      "--boot", "0"] + args)
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and all(w in lines[0] for w in words), r.output
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "--prior", "a=nan"])
+    assert r.exit_code == 2 and "--prior" in r.output and "finite" in r.output
+
+
 # ---- figures ------------------------------------------------------------------------------
 def test_figures(linfit):
     import plotly.graph_objects as go

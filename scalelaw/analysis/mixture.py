@@ -714,8 +714,10 @@ def _parse_prior(prior, domains) -> dict:
         raise ScalelawError(f"prior lacks domains {', '.join(missing)}; give a token share for every domain "
                             "(DOMAIN=SHARE).")
     w = np.array([pr[d] for d in domains])
-    if (w < 0).any() or w.sum() <= 0:
-        raise ScalelawError("prior token shares must be >= 0 with a positive sum")
+    bad = [d for d, v in zip(domains, w) if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ScalelawError(f"--prior {bad[0]}={pr[bad[0]]:g}: token shares must be finite and > 0 (recommend never "
+                            "samples a domain with share 0); give every domain a positive share or token count.")
     return dict(zip(domains, w / w.sum()))
 
 
@@ -892,6 +894,14 @@ def sample_dirichlet(rng: np.random.Generator, alpha: np.ndarray, n: int,
     return out
 
 
+def _positive(option: str, value) -> float:
+    """``value`` as a float that is finite and > 0, else a ScalelawError naming ``option``."""
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ScalelawError(f"{option} must be a finite number > 0; got {v:g}")
+    return v
+
+
 def weight_bounds(domains: Sequence[str], prior: Mapping[str, float], min_weight: Mapping | None = None,
                   max_weight: Mapping | None = None, max_epochs: float | None = None,
                   available_tokens: Mapping | None = None, corpus_tokens: float | None = None,
@@ -913,25 +923,35 @@ def weight_bounds(domains: Sequence[str], prior: Mapping[str, float], min_weight
             if not 0.0 <= v <= 1.0:
                 raise ScalelawError(f"{name} {d}={v:g} must lie in [0, 1]")
             arr[list(domains).index(d)] = v
+    tokens = [opt for opt, v in (("--available-tokens", available_tokens or None), ("--corpus-tokens", corpus_tokens),
+                                 ("--train-tokens", train_tokens)) if v is not None]
+    if max_epochs is None and tokens:
+        several = len(tokens) > 1
+        raise ScalelawError(f"{', '.join(tokens)} only {'feed' if several else 'feeds'} the epoch limit; add "
+                            f"--max-epochs E or drop {'them' if several else 'it'}.")
     if max_epochs is not None:
-        if max_epochs <= 0:
-            raise ScalelawError(f"--max-epochs must be > 0; got {max_epochs:g}")
+        max_epochs = _positive("--max-epochs", max_epochs)
+        corpus = _positive("--corpus-tokens", corpus_tokens) if corpus_tokens is not None else None
+        train = _positive("--train-tokens", train_tokens) if train_tokens is not None else None
         share = np.array([prior[d] for d in domains], float)
         if available_tokens:
-            for d in available_tokens:
+            given = {}
+            for d, v in available_tokens.items():
                 if d not in domains:
                     raise unknown_name("domain in --available-tokens", str(d), domains)
-            total = corpus_tokens if corpus_tokens else None
-            avail = np.array([float(available_tokens[d]) if d in available_tokens else
-                              (share[i] * total if total else np.nan) for i, d in enumerate(domains)])
-            if np.isnan(avail).any():
-                miss = [d for d, a in zip(domains, avail) if np.isnan(a)]
+                given[d] = float(v)
+                if not (math.isfinite(given[d]) and given[d] > 0):
+                    raise ScalelawError(f"--available-tokens {d}={given[d]:g}: token counts must be finite and > 0 (a "
+                                        "domain without tokens cannot be in a mixture: refit without it).")
+            miss = [d for d in domains if d not in given]
+            if miss and corpus is None:
                 raise ScalelawError(f"--available-tokens lacks {', '.join(miss)}; give every domain or "
                                     "--corpus-tokens to split the rest by token shares.")
-            tt = train_tokens if train_tokens else avail.sum()
+            avail = np.array([given[d] if d in given else share[i] * corpus for i, d in enumerate(domains)])
+            tt = train or avail.sum()
         else:
-            avail = share * (corpus_tokens or 1.0)
-            tt = train_tokens if train_tokens else (corpus_tokens or 1.0)
+            avail = share * (corpus or 1.0)
+            tt = train or corpus or 1.0
         hi = np.minimum(hi, max_epochs * avail / tt)
     if (lo > hi + 1e-12).any():
         j = int(np.argmax(lo - hi))
@@ -996,18 +1016,16 @@ def search(predict, alpha: np.ndarray, samples: int, top_k: int, seed: int = 0, 
                       keep=np.vstack([best_x] + kept))
 
 
-def _strengths(strength) -> np.ndarray | None:
-    if strength is None:
-        return None
-    if isinstance(strength, (tuple, list)) and len(strength) == 2 and strength[0] != strength[1]:
-        a, b = float(strength[0]), float(strength[1])
-        if a <= 0 or b <= 0:
-            raise ScalelawError(f"--strength must be > 0; got {a:g},{b:g}")
-        return np.logspace(math.log10(min(a, b)), math.log10(max(a, b)), 15)
-    s = float(strength[0] if isinstance(strength, (tuple, list)) else strength)
-    if s <= 0:
-        raise ScalelawError(f"--strength must be > 0; got {s:g}")
-    return np.array([s])
+def _strengths(strength) -> np.ndarray:
+    """Dirichlet strengths: one value S, or 15 log-spaced values for (MIN, MAX) (RegMix's generator)."""
+    vals = [1.0] if strength is None else list(np.atleast_1d(np.asarray(strength, float)))
+    if len(vals) not in (1, 2):
+        raise ScalelawError(f"--strength takes S or MIN,MAX; got {len(vals)} values")
+    if not all(math.isfinite(v) and v > 0 for v in vals):
+        raise ScalelawError(f"--strength must be finite and > 0; got {','.join(f'{v:g}' for v in vals)}")
+    if len(vals) == 2 and vals[0] != vals[1]:
+        return np.logspace(math.log10(min(vals)), math.log10(max(vals)), 15)
+    return np.array(vals[:1])
 
 
 def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int = 128, seed: int = 0,
@@ -1033,10 +1051,11 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
         raise ScalelawError("--samples and --top-k must be >= 1")
     if top_k > samples:
         raise ScalelawError(f"--top-k {top_k} exceeds --samples {samples}; lower --top-k or raise --samples.")
-    if temperature <= 0:
-        raise ScalelawError(f"--temperature must be > 0; got {temperature:g}")
+    temperature = _positive("--temperature", temperature)
     if not 0 < level < 1:
         raise ScalelawError(f"--level must lie in (0, 1); got {level:g}")
+    if boot < 0:
+        raise ScalelawError(f"--boot must be >= 0 (0: no interval); got {boot}")
     doms = fit.domains
     if set(fit.prior) != set(doms):
         raise ScalelawError("the fit records no prior for every domain; refit with --prior DOMAIN=SHARE ...")
@@ -1073,12 +1092,11 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
         "prior": dict(fit.prior), "prior_source": fit.prior_source,
         "bounds": {"min": dict(zip(doms, lo)), "max": dict(zip(doms, hi))},
         "settings": {"samples": int(samples), "top_k": int(top_k), "seed": int(seed), "temperature": temperature,
-                     "strength": list(strengths) if strengths is not None and len(strengths) > 1
-                     else float(strengths[0]) if strengths is not None else 1.0,
+                     "strength": strengths.tolist() if len(strengths) > 1 else float(strengths[0]),
                      "max_epochs": max_epochs, "boot": int(boot), "level": level},
         "sampled": cand.sampled, "accepted": cand.accepted,
     }
-    if boot and boot > 0:
+    if boot:
         out.update(_bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict))
     return out
 

@@ -1,6 +1,7 @@
 """`scalelaw mixture fit|evaluate|recommend`: data-mixture regression (RegMix) and mixture recommendation."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import click
@@ -11,19 +12,24 @@ from .app import main
 from .common import warn
 
 
-def _pairs(items, option: str, what: str = "a number") -> dict:
+def _pairs(items, option: str) -> dict:
+    """Repeated DOMAIN=NUMBER options (a leading mix_ is dropped) as {domain: float}."""
     out = {}
     for item in items or ():
         if "=" not in item:
             raise ScalelawError(f"{option} expects DOMAIN=VALUE; got {item!r} (e.g. {option} pile_cc=0.3)")
         k, v = item.split("=", 1)
         k = k.strip()
-        if k.startswith("mix_"):
-            k = k[4:]
+        k = k[len("mix_"):] if k.startswith("mix_") else k
         try:
-            out[k] = float(v)
+            x = float(v)
         except ValueError:
-            raise ScalelawError(f"{option} {k}= needs {what}; got {v!r}") from None
+            x = math.nan
+        if not math.isfinite(x):
+            raise ScalelawError(f"{option} {k}= needs a finite number; got {v.strip()!r}")
+        if k in out:
+            raise ScalelawError(f"{option} gives domain {k!r} twice ({out[k]:g} and {x:g}); give it once.")
+        out[k] = x
     return out
 
 
