@@ -163,3 +163,31 @@ def test_check_names_changed_data(tmp_path, mirror):
     p.write_text(json.dumps(src))
     res = run("check", p, ok=False)
     assert res.exit_code == 1 and "changed since the fit was recorded" in res.output
+
+
+def test_library_warnings_are_one_line_without_file_and_line(tmp_path):
+    """Any library UserWarning reaching the CLI prints as `warning: ...`, never with a source path; -q hides it."""
+    import numpy as np
+    import pandas as pd
+
+    from scalelaw.analysis import gadre
+    from scalelaw.result import load_fit
+
+    rng = np.random.default_rng(0)
+    N = np.repeat([1e7, 8e7, 1.5e8, 4e8], 3)
+    D = N * np.tile([5.0, 20.0, 80.0], 4)
+    lp = load_fit("gadre-2024-rpj", law="overtrain").params
+    from scalelaw.law import get_law
+
+    df = pd.DataFrame({"N": N, "D": D})
+    df["loss"] = get_law("overtrain").evaluate({"N": N, "D": D}, lp) * np.exp(rng.normal(0, 0.004, len(N)))
+    loss = gadre.fit_loss(df, boot=20, validation="c4_val")
+    lpath = tmp_path / "loss.json"
+    loss.save(lpath)
+    args = ["predict", "--chain", f"{lpath},gadre-2024-rpj-err17", "--at", "N=1e9", "--at", "D=2e10"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "warning: the error fit carries no parameter uncertainty" in r.stderr
+    assert "UserWarning" not in r.stderr and ".py:" not in r.stderr
+    r = CliRunner().invoke(main, ["-q"] + args)
+    assert r.exit_code == 0 and "warning" not in r.stderr

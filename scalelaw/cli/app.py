@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
@@ -14,10 +15,26 @@ from .. import __version__
 from ..errors import ScalelawError
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one ``warning: ...`` line on stderr (no file:line), silent with --quiet.
+
+    numpy's RuntimeWarnings (overflow in an exploratory start, ...) are internal noise, not advice."""
+    from ..progress import _QUIET
+
+    if issubclass(category, RuntimeWarning) or _QUIET:
+        return
+    click.echo(f"warning: {message}", err=True)
+
+
 class ScalelawGroup(click.Group):
     """A click group that reports ScalelawError as one line and exit code 2, never a traceback."""
 
     def invoke(self, ctx):
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # restored on exit
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ScalelawError as exc:
