@@ -413,6 +413,9 @@ def test_gbdt_early_stopping_synthetic(tmp_path):
     ({"model": "linear", "valid": "VALID"}, ["--valid", "linear", "gbdt"]),
     ({"model": "gbdt", "early_stopping": 3}, ["--early-stopping", "--valid"]),
     ({"model": "gbdt", "valid": "TRAIN"}, ["training table", "held-out"]),
+    # gbdt settings were silently ignored by the other models
+    ({"model": "linear", "rounds": 5}, ["--rounds", "linear", "gbdt"]),
+    ({"model": "mixlaw", "learning_rate": 0.1, "seed": 1}, ["--learning-rate", "--seed", "mixlaw", "gbdt"]),
 ])
 def test_early_stopping_errors(kw, words):
     train, valid = _table(60, seed=1), _table(30, seed=2)
@@ -441,8 +444,11 @@ def test_cli_fit_valid_and_scale_warning(tmp_path):
                                   "--valid", str(sp)])
     assert r.exit_code == 0 and "warning: --valid" in r.stderr and "another scale" in r.stderr
     assert "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["mixture", "fit", str(tp), "--target", "loss_x", "--early-stopping", "3"])
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tp), "--target", "loss_x", "--model", "gbdt",
+                                  "--early-stopping", "3"])
     assert r.exit_code == 2 and "--valid" in r.output
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tp), "--target", "loss_x", "--early-stopping", "3"])
+    assert r.exit_code == 2 and "--model gbdt" in r.output
 
 
 def test_spearman_interval():

@@ -745,9 +745,13 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
     if len(y) < len(domains) + 2 and model != "gbdt":
         raise ScalelawError(f"{src} has {len(y)} runs for {len(domains)} domains; a {model} fit needs at least "
                             f"{len(domains) + 2}. Add runs or drop domains.")
-    if model != "gbdt" and (valid is not None or early_stopping):
-        raise ScalelawError(f"--valid/--early-stopping choose the boosting rounds of --model gbdt; a {model} fit "
-                            "has no rounds to choose. Drop them or use --model gbdt.")
+    if model != "gbdt":
+        given = [opt for opt, v in (("--rounds", rounds), ("--learning-rate", learning_rate), ("--seed", seed),
+                                    ("--valid", valid), ("--early-stopping", early_stopping)) if v is not None]
+        if given:
+            raise ScalelawError(f"{'/'.join(given)}: settings of --model gbdt (its boosting rounds); a {model} fit has "
+                                f"none, so {'they would be' if len(given) > 1 else 'it would be'} ignored. Drop "
+                                f"{'them' if len(given) > 1 else 'it'} or use --model gbdt.")
     if early_stopping is not None and valid is None:
         raise ScalelawError("--early-stopping needs a validation table: add --valid TABLE (runs not in the "
                             "training table, at the same model size).")
