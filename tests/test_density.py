@@ -272,3 +272,14 @@ def test_two_step_single_budget_reference():
     assert res.method == "two-step" and not next(iter(res.fits.values())).data_term
     assert np.allclose(t.loc[t["is_reference"], "density"], 1.0, rtol=1e-2)
     assert t.loc["t-dense", "density"] == pytest.approx(4.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("value, words", [("TruthfulQA", ["--baseline expects KEY=VALUE", "TruthfulQA=0.2"]),
+                                          ("TruthfulQA=low", ["--baseline TruthfulQA= needs a number", "'low'"]),
+                                          ("TruthfulQA=0.2,0.3", ["needs a number", "'0.2,0.3'"])])
+def test_cli_bad_baseline_is_one_line(value, words, data_root):
+    code, text = _run(["density", "score", str(data_root / OBS), "--reference", QWEN, "--boot", "0",
+                       "--baseline", value])
+    assert code == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text
+    for w in words:
+        assert w in text

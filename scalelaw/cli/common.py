@@ -10,21 +10,23 @@ from ..errors import ScalelawError
 from ..util import dumps
 
 
-def parse_pairs(pairs: Iterable[str], option: str, numeric: bool = False) -> dict:
-    """Parse repeated KEY=VALUE options; numeric values as floats (several comma-separated)."""
+def parse_pairs(pairs: Iterable[str], option: str, numeric: bool = False, example: str = "N=7e10",
+                many: bool = True) -> dict:
+    """Parse repeated KEY=VALUE options; numeric values as floats (several comma-separated when ``many``)."""
     out = {}
     for item in pairs or ():
         if "=" not in item:
-            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r} (e.g. {option} N=7e10)")
+            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r} (e.g. {option} {example})")
         k, v = item.split("=", 1)
         k, v = k.strip(), v.strip()
         if not k or not v:
-            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r}")
+            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r} (e.g. {option} {example})")
         if numeric:
             try:
-                vals = [float(x) for x in v.split(",")]
+                vals = [float(x) for x in v.split(",")] if many else [float(v)]
             except ValueError:
-                raise ScalelawError(f"{option} {k}= needs a number (or comma-separated numbers); got {v!r}") from None
+                what = "a number (or comma-separated numbers)" if many else "a number"
+                raise ScalelawError(f"{option} {k}= needs {what}; got {v!r}") from None
             out[k] = vals if len(vals) > 1 else vals[0]
         else:
             out[k] = v

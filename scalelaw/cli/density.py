@@ -3,23 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import bootstrap_options, force_option, json_option
-
-
-def _pairs(items, option):
-    out = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ScalelawError(f"{option} expects NAME=VALUE; got {item!r} (e.g. {option} TruthfulQA=0.2)")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            raise ScalelawError(f"{option} {k.strip()}= needs a number; got {v!r}") from None
-    return out
+from .common import bootstrap_options, force_option, json_option, parse_pairs
 
 
 @main.group()
@@ -60,7 +46,7 @@ def score_cmd(models, reference, benchmarks, per_benchmark, method, tokens, base
     if output:
         check_writable(output, force)
     res = score_models(models, reference, benchmarks, combine="per-benchmark" if per_benchmark else "average",
-                       method=method, tokens=tokens, baselines=_pairs(baselines, "--baseline"), scale=scale,
+                       method=method, tokens=tokens, baselines=parse_pairs(baselines, "--baseline", numeric=True, example="TruthfulQA=0.2", many=False), scale=scale,
                        boot=boot, seed=seed, level=level, margin=margin)
     for label, rf in res.fits.items():
         d = rf.diagnostics
