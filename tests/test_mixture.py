@@ -128,6 +128,29 @@ def test_gbdt_ranks_unseen_mixtures_and_round_trips(tmp_path):
     assert "LightGBM: 300 trees" in back.summary()
 
 
+@pytest.mark.parametrize("model", mx.MODELS)
+def test_domain_never_used_in_training_is_an_error(model):
+    """A domain at 0 in every training run has no learnable effect: OLS gave it coefficient 0 (a loss of 0),
+    so recommend put nearly all weight on it."""
+    df = _table(60)
+    df["mix_a"] += df.pop("mix_e")
+    df["mix_e"] = 0.0
+    with pytest.raises(ScalelawError) as ei:
+        mx.fit_mixture(df, "loss_x", model=model, source="t.csv")
+    msg = str(ei.value)
+    assert "t.csv" in msg and "mix_e" in msg and "0 in every row" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("model", ["linear", "mixlaw"])
+def test_linearly_dependent_weights_are_an_error(model):
+    df = _table(60)
+    df["mix_d"] = df["mix_e"] = (df["mix_d"] + df["mix_e"]) / 2  # always equal: effects not separable
+    with pytest.raises(mx.FitError) as ei:
+        mx.fit_mixture(df, "loss_x", model=model)
+    msg = str(ei.value)
+    assert "mix_d" in msg and "mix_e" in msg and "linearly dependent" in msg and "mix_a" not in msg
+
+
 def test_gbdt_defaults_are_regmix():
     assert mx.GBDTMixture().settings() == {"rounds": 1000, "learning_rate": 0.01, "seed": 42, "num_threads": 1}
 

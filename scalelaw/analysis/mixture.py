@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalelawError, unknown_name
+from ..errors import FitError, ScalelawError, unknown_name
 from ..util import atomic_write_text, dumps
 
 PREFIX = "mix_"
@@ -211,9 +211,14 @@ def _matrix(df: pd.DataFrame, domains: Sequence[str], source: str, what: str = "
 
 # ---- regressors --------------------------------------------------------------------------------
 class MixtureModel:
-    """One regressor: ``fit(X, y)``, ``predict(X)``, ``to_dict()``, ``from_dict(d)``, ``summary()``."""
+    """One regressor: ``fit(X, y)``, ``predict(X)``, ``to_dict()``, ``from_dict(d)``, ``summary()``.
+
+    ``feature_names`` (the ``mix_<domain>`` columns, set by :func:`fit_mixture`) name the columns in
+    messages and in LightGBM's model text.
+    """
 
     name = "?"
+    feature_names: list[str] | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "MixtureModel":
         raise NotImplementedError
@@ -229,7 +234,22 @@ class MixtureModel:
 
     def clone(self) -> "MixtureModel":
         """An unfitted model with the same settings."""
-        return type(self)(**self.settings())
+        return self._named(type(self)(**self.settings()))
+
+    def _named(self, m: "MixtureModel") -> "MixtureModel":
+        m.feature_names = self.feature_names
+        return m
+
+    def _require_full_rank(self, X: np.ndarray) -> None:
+        """FitError when the weight columns are linearly dependent: their effects cannot be separated."""
+        if np.linalg.matrix_rank(X) == X.shape[1]:
+            return
+        null = np.linalg.svd(X)[2][-1]
+        names = self.feature_names or [f"column {i}" for i in range(X.shape[1])]
+        cols = [names[i] for i in np.flatnonzero(np.abs(null) > 1e-6)]
+        raise FitError(f"the weights {', '.join(cols)} are linearly dependent in this table (e.g. always equal or "
+                       f"always 0), so a {self.name} fit cannot separate their effects; add runs that vary them "
+                       "independently, merge them into one domain, or use --model gbdt.")
 
     def settings(self) -> dict:
         return {}
@@ -255,7 +275,9 @@ class LinearMixture(MixtureModel):
     def fit(self, X, y):
         import statsmodels.api as sm
 
-        self._res = sm.OLS(np.asarray(y, float), np.asarray(X, float)).fit()
+        X = np.asarray(X, float)
+        self._require_full_rank(X)
+        self._res = sm.OLS(np.asarray(y, float), X).fit()
         self.coef = np.asarray(self._res.params, float)
         return self
 
@@ -415,8 +437,8 @@ class GBDTMixture(MixtureModel):
         return s
 
     def clone(self) -> "GBDTMixture":
-        return GBDTMixture(rounds=self.rounds_used or self.rounds, learning_rate=self.learning_rate, seed=self.seed,
-                           num_threads=self.num_threads)
+        return self._named(GBDTMixture(rounds=self.rounds_used or self.rounds, learning_rate=self.learning_rate,
+                                       seed=self.seed, num_threads=self.num_threads))
 
     def params(self) -> dict:
         return {"objective": "regression", "learning_rate": self.learning_rate, "seed": self.seed,
@@ -426,8 +448,7 @@ class GBDTMixture(MixtureModel):
         """Train on (X, y); with ``early_stopping`` set, ``valid`` = (X_valid, y_valid) picks the rounds."""
         import lightgbm as lgb
 
-        names = getattr(self, "feature_names", None)
-        fn = list(names) if names else "auto"
+        fn = list(self.feature_names) if self.feature_names else "auto"
         ds = lgb.Dataset(np.asarray(X, float), np.asarray(y, float), params={"verbosity": -1}, feature_name=fn)
         if self.early_stopping and valid is None:
             raise ScalelawError("early stopping needs a validation table (--valid TABLE)")
@@ -512,6 +533,7 @@ class MixLawMixture(MixtureModel):
         from scipy.optimize import least_squares
 
         X, y = np.asarray(X, float), np.asarray(y, float)
+        self._require_full_rank(X)
         span = float(np.ptp(y)) or 1.0
         best = None
         for sign in (1.0, -1.0):
@@ -532,7 +554,6 @@ class MixLawMixture(MixtureModel):
                 if np.isfinite(cost) and (best is None or cost < best[0]):
                     best = (cost, sign, r.x)
         if best is None:
-            from ..errors import FitError
             raise FitError("the mixing law L = c + k exp(sum t_j r_j) did not converge on this table; "
                            "use --model linear or gbdt.")
         cost, sign, p = best
@@ -663,6 +684,7 @@ class MixtureFit:
         if d.get("kind") != "mixture":
             raise ScalelawError(f"not a mixture fit (kind {d.get('kind')!r}); fit one with `scalelaw mixture fit`.")
         model = MixtureModel.from_dict(d)
+        model.feature_names = [PREFIX + x for x in d["domains"]]
         pr = d.get("prior") or {}
         return cls(model=model, target=d["target"], domains=list(d["domains"]),
                    prior={k: float(v) for k, v in (pr.get("weights") or {}).items()},
@@ -742,6 +764,11 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
     df = load_mixture_table(table)
     domains = validate_table(df, src, targets=[target])
     X, y = _matrix(df, domains, src), df[target].to_numpy(float)
+    unused = [PREFIX + d for d, used in zip(domains, (X > 0).any(axis=0)) if not used]
+    if unused:
+        raise ScalelawError(f"{src}: {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} 0 in every row, so no "
+                            "model can learn the domain's effect (recommend would treat it as free); drop the column "
+                            "or add runs that use the domain.")
     if len(y) < len(domains) + 2 and model != "gbdt":
         raise ScalelawError(f"{src} has {len(y)} runs for {len(domains)} domains; a {model} fit needs at least "
                             f"{len(domains) + 2}. Add runs or drop domains.")
@@ -774,7 +801,7 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
                 raise ScalelawError(f"--valid {vsrc} is the training table {src}; early stopping on the runs being "
                                     "fitted never stops. Give held-out runs.")
     m = make_model(model, **opts)
-    m.feature_names = [PREFIX + d for d in domains]  # readable model text (gbdt)
+    m.feature_names = [PREFIX + d for d in domains]
     if vdata is not None:
         m.fit(X, y, valid=vdata)
         _warn_early_stop(m, vinfo["source"], y, vdata[1])
