@@ -115,6 +115,14 @@ def test_mixlaw_recovers_parameters():
     np.testing.assert_allclose(back.predict(X), fit.predict(X), rtol=1e-12)
 
 
+def test_mixlaw_that_does_not_converge_says_so(monkeypatch):
+    """Starts that hit the evaluation limit were used as if converged."""
+    monkeypatch.setattr(mx.MixLawMixture, "MAX_NFEV", 3, raising=False)
+    with pytest.raises(mx.FitError) as ei:
+        mx.fit_mixture(_table(100, noise=0.002, law=_mixlaw()), "loss_x", model="mixlaw")
+    assert "did not converge" in str(ei.value) and "3 evaluations" in str(ei.value)
+
+
 def test_gbdt_ranks_unseen_mixtures_and_round_trips(tmp_path):
     law = _mixlaw()
     fit = mx.fit_mixture(_table(400, noise=0.002, law=law), "loss_x", model="gbdt", rounds=300, learning_rate=0.05)

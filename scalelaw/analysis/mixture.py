@@ -520,9 +520,14 @@ class GBDTMixture(MixtureModel):
 
 
 class MixLawMixture(MixtureModel):
-    """L = c + k exp(sum_j t_j r_j), fitted by least squares with sum_j t_j = 0 (k > 0 or k < 0)."""
+    """L = c + k exp(sum_j t_j r_j), fitted by least squares with sum_j t_j = 0 (k > 0 or k < 0).
+
+    Levenberg-Marquardt from 8 starts; the best of those that converged within ``MAX_NFEV`` evaluations
+    is kept (FitError when none did).
+    """
 
     name = "mixlaw"
+    MAX_NFEV = 2000
 
     def __init__(self):
         self.c = self.k = None
@@ -549,13 +554,13 @@ class MixLawMixture(MixtureModel):
                     e = s * np.exp(np.clip(X @ p[1:], -50, 50))
                     return np.column_stack([np.ones_like(y), e[:, None] * X])
 
-                r = least_squares(resid, np.r_[c0, u0], jac=jac, method="lm", max_nfev=2000)
+                r = least_squares(resid, np.r_[c0, u0], jac=jac, method="lm", max_nfev=self.MAX_NFEV)
                 cost = float(np.sum(r.fun ** 2))
-                if np.isfinite(cost) and (best is None or cost < best[0]):
+                if r.success and np.isfinite(cost) and (best is None or cost < best[0]):
                     best = (cost, sign, r.x)
         if best is None:
-            raise FitError("the mixing law L = c + k exp(sum t_j r_j) did not converge on this table; "
-                           "use --model linear or gbdt.")
+            raise FitError(f"the mixing law L = c + k exp(sum t_j r_j) did not converge on this table from 8 starts "
+                           f"within {self.MAX_NFEV} evaluations each; use --model linear or gbdt.")
         cost, sign, p = best
         u = p[1:]
         self.c = float(p[0])
