@@ -440,6 +440,37 @@ def test_gbdt_early_stopping_synthetic(tmp_path):
     assert clone.rounds == used and clone.early_stopping is None
 
 
+def test_validation_table_is_flagged_by_content_not_name(tmp_path):
+    """evaluate flagged the early-stopping table only when given under the very same name (CLI only)."""
+    law = _mixlaw()
+    tp, vp, wp = tmp_path / "train.csv", tmp_path / "valid.csv", tmp_path / "same_runs.csv"
+    _table(200, seed=1, noise=0.02, law=law).to_csv(tp, index=False)
+    _table(80, seed=3, noise=0.02, law=law).to_csv(vp, index=False)
+    wp.write_bytes(vp.read_bytes())
+    fitp = tmp_path / "g.json"
+    r = CliRunner().invoke(main, ["mixture", "fit", str(tp), "--target", "loss_x", "--model", "gbdt", "--rounds", "200",
+                                  "--valid", str(vp), "-o", str(fitp)])
+    assert r.exit_code == 0, r.output
+    for table in (str(vp), str(wp)):
+        r = CliRunner().invoke(main, ["mixture", "evaluate", str(fitp), table, "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["early_stopping_set"] is True, (table, r.output)
+    assert mx.evaluate(str(fitp), pd.read_csv(wp), boot=0)["early_stopping_set"] is True
+    r = CliRunner().invoke(main, ["mixture", "evaluate", str(fitp), str(tp), "--json"])
+    assert "early_stopping_set" not in json.loads(r.stdout)
+
+
+def test_dataframe_tables_get_short_names(tmp_path):
+    """A DataFrame test table was recorded under str(DataFrame): its whole printout, newlines and all."""
+    fit = mx.fit_mixture(_table(60), "loss_x", tests=[_table(20, seed=1), _table(20, seed=2)])
+    assert list(fit.metrics) == ["train", "test DataFrame 1", "test DataFrame 2"]
+    assert fit.data["source"] == "DataFrame"
+    fig = mx.plot_predicted_vs_actual(fit, [_table(20, seed=1)])
+    assert fig.layout.annotations[0].text.startswith("table 1: rho")
+    # predictions() takes a fit file like evaluate() and recommend() do
+    pr = mx.predictions(fit.save(tmp_path / "f.json"), _table(5, seed=3))
+    assert list(pr.columns) == ["actual", "predicted"] and len(pr) == 5
+
+
 @pytest.mark.parametrize("kw, words", [
     ({"model": "linear", "valid": "VALID"}, ["--valid", "linear", "gbdt"]),
     ({"model": "gbdt", "early_stopping": 3}, ["--early-stopping", "--valid"]),

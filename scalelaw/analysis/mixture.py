@@ -135,13 +135,6 @@ def _rename_regmix(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns=ren)
 
 
-def _read_pair(mixture_csv, loss_csv) -> pd.DataFrame:
-    """RegMix's paired mixture / loss CSVs joined on ``index`` (scalelaw.io.regmix.load_pair)."""
-    from ..io.regmix import load_pair
-
-    return load_pair(mixture_csv, loss_csv)
-
-
 def load_mixture_table(source) -> pd.DataFrame:
     """A mixture table from a DataFrame, a dataset name, ``MIX.csv,LOSS.csv`` (RegMix pair) or a file.
 
@@ -154,8 +147,10 @@ def load_mixture_table(source) -> pd.DataFrame:
     p = Path(src)
     if not p.exists():
         if "," in src:
+            from ..io.regmix import load_pair
+
             a, b = (x.strip() for x in src.split(",", 1))
-            return _read_pair(a, b)
+            return load_pair(a, b)
         from .. import datasets
 
         if src in datasets.names():
@@ -207,6 +202,19 @@ def _matrix(df: pd.DataFrame, domains: Sequence[str], source: str, what: str = "
             f"{source}: domains differ from {what} ({'; '.join(parts)}); use a table with the same mix_ columns "
             "as the training table, or refit on a table with these domains.")
     return df[[PREFIX + d for d in domains]].to_numpy(dtype=float)
+
+
+def _source_name(table, default: str) -> str:
+    """How ``table`` is named in messages and fit files: its path or dataset name; ``default`` for a DataFrame."""
+    return default if isinstance(table, pd.DataFrame) else str(table)
+
+
+def _read_xy(table, domains: Sequence[str], target: str, source: str,
+             what: str = "the fit's training table") -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Load and check a table whose domains must be ``domains`` (those of ``what``): (table, weights, target)."""
+    df = load_mixture_table(table)
+    validate_table(df, source, targets=[target])
+    return df, _matrix(df, domains, source, what), df[target].to_numpy(float)
 
 
 # ---- regressors --------------------------------------------------------------------------------
@@ -719,6 +727,10 @@ def load_fit(path) -> MixtureFit:
         raise ScalelawError(f"{p}: mixture fit lacks {exc}; refit it with `scalelaw mixture fit`.") from None
 
 
+def _as_fit(fit: MixtureFit | str | Path) -> MixtureFit:
+    return fit if isinstance(fit, MixtureFit) else load_fit(fit)
+
+
 def default_prior(domains: Sequence[str], train: np.ndarray | None = None) -> tuple[dict, str]:
     """RegMix's Pile token shares when the domains are the Pile's; else the mean training mixture."""
     if set(domains) <= set(PILE_TOKEN_SHARES):
@@ -765,7 +777,7 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
     """
     if model not in MODELS:
         raise unknown_name("mixture model", model, MODELS)
-    src = source if source is not None else (str(table) if not isinstance(table, pd.DataFrame) else "DataFrame")
+    src = source if source is not None else _source_name(table, "DataFrame")
     df = load_mixture_table(table)
     domains = validate_table(df, src, targets=[target])
     X, y = _matrix(df, domains, src), df[target].to_numpy(float)
@@ -797,10 +809,9 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
             if early_stopping is not None and early_stopping < 1:
                 raise ScalelawError(f"--early-stopping must be >= 1 rounds; got {early_stopping}")
             opts["early_stopping"] = early_stopping or GBDT_DEFAULTS["early_stopping"]
-            vsrc = str(valid) if not isinstance(valid, pd.DataFrame) else "validation DataFrame"
-            vdf = load_mixture_table(valid)
-            validate_table(vdf, vsrc, targets=[target])
-            vdata = (_matrix(vdf, domains, vsrc, "the training table"), vdf[target].to_numpy(float))
+            vsrc = _source_name(valid, "validation DataFrame")
+            vdf, Xv, yv = _read_xy(valid, domains, target, vsrc, "the training table")
+            vdata = (Xv, yv)
             vinfo = {"source": vsrc, "sha256": table_sha256(vdf, domains, target), "rows": len(vdf)}
             if vinfo["sha256"] == table_sha256(df, domains, target):
                 raise ScalelawError(f"--valid {vsrc} is the training table {src}; early stopping on the runs being "
@@ -823,11 +834,9 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
                      data={"source": src, "sha256": table_sha256(df, domains, target), "rows": len(df)},
                      settings=settings)
     fit.metrics["train"] = metrics(m.predict(X), y)
-    for t in tests:
-        tdf = load_mixture_table(t)
-        fit.metrics[str(t)] = _evaluate_df(fit, tdf, str(t))
-        if vinfo and (str(t) == vinfo["source"] or table_sha256(tdf, domains, target) == vinfo["sha256"]):
-            fit.metrics[str(t)]["early_stopping_set"] = True
+    for i, t in enumerate(tests, start=1):
+        name = _source_name(t, f"test DataFrame {i}")
+        fit.metrics[name] = _evaluate(fit, t, name)
     return fit
 
 
@@ -855,20 +864,22 @@ def evaluate(fit: MixtureFit | str | Path, table, source: str | None = None, lev
     table's runs (``boot`` resamples, fixed seed): how much the figure depends on which runs were
     tested (on RegMix's 64 1B runs about +-1.5 points).
     """
-    if not isinstance(fit, MixtureFit):
-        fit = load_fit(fit)
-    src = source or (str(table) if not isinstance(table, pd.DataFrame) else "table")
-    return _evaluate_df(fit, load_mixture_table(table), src, level=level, boot=boot)
+    return _evaluate(_as_fit(fit), table, source or _source_name(table, "table"), level=level, boot=boot)
 
 
-def _evaluate_df(fit: MixtureFit, df: pd.DataFrame, src: str, level: float = 0.95, boot: int = 2000) -> dict:
-    validate_table(df, src, targets=[fit.target])
-    X = _matrix(df, fit.domains, src, "the fit's training table")
-    pred, actual = fit.predict(X), df[fit.target].to_numpy(float)
+def _evaluate(fit: MixtureFit, table, src: str, level: float = 0.95, boot: int = 2000) -> dict:
+    """:func:`evaluate`; ``early_stopping_set`` when the table holds the runs that chose the boosting rounds."""
+    if boot and not 0 < level < 1:
+        raise ScalelawError(f"--level must lie in (0, 1); got {level:g}")
+    df, X, actual = _read_xy(table, fit.domains, fit.target, src)
+    pred = fit.predict(X)
     out = metrics(pred, actual)
     if boot and np.isfinite(out["spearman"]):
         out["spearman_interval"] = spearman_interval(pred, actual, level=level, boot=boot)
         out["level"] = level
+    vsha = (fit.settings.get("valid") or {}).get("sha256")
+    if vsha and table_sha256(df, fit.domains, fit.target) == vsha:
+        out["early_stopping_set"] = True
     return out
 
 
@@ -889,13 +900,11 @@ def spearman_interval(pred, actual, level: float = 0.95, boot: int = 2000, seed:
     return [float(np.quantile(rho, a)), float(np.quantile(rho, 1 - a))]
 
 
-def predictions(fit: MixtureFit, table, source: str | None = None) -> pd.DataFrame:
+def predictions(fit: MixtureFit | str | Path, table, source: str | None = None) -> pd.DataFrame:
     """``actual`` and ``predicted`` target per row of ``table``."""
-    src = source or (str(table) if not isinstance(table, pd.DataFrame) else "table")
-    df = load_mixture_table(table)
-    validate_table(df, src, targets=[fit.target])
-    X = _matrix(df, fit.domains, src, "the fit's training table")
-    return pd.DataFrame({"actual": df[fit.target].to_numpy(float), "predicted": fit.predict(X)})
+    fit = _as_fit(fit)
+    _, X, y = _read_xy(table, fit.domains, fit.target, source or _source_name(table, "table"))
+    return pd.DataFrame({"actual": y, "predicted": fit.predict(X)})
 
 
 # ---- recommendation ---------------------------------------------------------------------------
@@ -1081,8 +1090,7 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
     re-selected by each refit among the 16 * top_k best candidates of the fitted model plus a random
     subsample of 5,000 accepted candidates).
     """
-    if not isinstance(fit, MixtureFit):
-        fit = load_fit(fit)
+    fit = _as_fit(fit)
     if samples < 1 or top_k < 1:
         raise ScalelawError("--samples and --top-k must be >= 1")
     if top_k > samples:
@@ -1141,11 +1149,7 @@ def _bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict) -> dict:
     src = table if table is not None else fit.data.get("source")
     if src is None:
         raise ScalelawError("the fit records no training table for the bootstrap; pass --table or --boot 0.")
-    df = load_mixture_table(src)
-    name = str(src) if not isinstance(src, pd.DataFrame) else "table"
-    validate_table(df, name, targets=[fit.target])
-    X = _matrix(df, fit.domains, name, "the fit's training table")
-    y = df[fit.target].to_numpy(float)
+    _, X, y = _read_xy(src, fit.domains, fit.target, _source_name(src, "table"))
     rng = np.random.default_rng(seed + 1)
     keep = cand.keep
     kk = min(top_k, len(keep))
@@ -1182,10 +1186,9 @@ def plot_predicted_vs_actual(fit: MixtureFit | str | Path, tables: Mapping[str, 
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    if not isinstance(fit, MixtureFit):
-        fit = load_fit(fit)
+    fit = _as_fit(fit)
     if not isinstance(tables, Mapping):
-        tables = {str(t): t for t in tables}
+        tables = {_source_name(t, f"table {i}"): t for i, t in enumerate(tables, start=1)}
     names = list(tables)
     panels = []
     for name in names:

@@ -118,9 +118,6 @@ def evaluate_cmd(fit, table, level, as_json):
     f = load_fit(fit)
     m = evaluate(f, table, level=level)
     out = {"fit": str(fit), "table": table, "target": f.target, "model": f.model.name, **m}
-    vs = (f.settings.get("valid") or {}).get("source")
-    if vs and vs == table:
-        out["early_stopping_set"] = True
     iv = m.get("spearman_interval")
     ivs = f" ({100 * level:g}% bootstrap {100 * iv[0]:.2f} to {100 * iv[1]:.2f}%)" if iv else ""
     text = (f"{f.model.name} on {table} ({m['n']} runs, {f.target}): spearman {100 * m['spearman']:.2f}%{ivs}  "
