@@ -95,6 +95,23 @@ def test_wandb_history_sidecars_are_only_config_and_summary_files(tmp_path):
     assert load_table(p, reduce="final")["N"].tolist() == [1e8]
 
 
+def test_folder_skips_wandb_sidecars_named_after_their_history(tmp_path):
+    # <stem>_config.json / <stem>.config.json beside a history export were read as tables of their
+    # own ("JSON is not a table"), so a folder holding such an export could not be loaded
+    (tmp_path / "run-a.csv").write_text("_step,loss\n0,3.0\n1,2.0\n")
+    (tmp_path / "run-a_config.json").write_text('{"n_params": {"value": 1e8}, "hyperparameters": {"value": 1}}')
+    (tmp_path / "run-a_summary.json").write_text('{"tokens": 2e9}')
+    (tmp_path / "run-b.jsonl").write_text('{"_step": 0, "loss": 3.5}\n{"_step": 1, "loss": 2.5}\n')
+    (tmp_path / "run-b.config.json").write_text('{"n_params": {"value": 2e8}}')
+    (tmp_path / "run-b.summary.json").write_text('{"tokens": 4e9}')
+    df = load_table(tmp_path, reduce="final", required=("N", "D", "loss"))
+    assert df.set_index("run")[["N", "D", "loss"]].to_dict("index") == {
+        "run-a": {"N": 1e8, "D": 2e9, "loss": 2.0}, "run-b": {"N": 2e8, "D": 4e9, "loss": 2.5}}
+    # a JSON table whose name merely ends in _config (no history beside it) is still read
+    (tmp_path / "sweep_config.json").write_text(json.dumps([{"run": "c", "step": 1, "loss": 2.2}]))
+    assert "c" in load_table(tmp_path)["run"].tolist()
+
+
 def test_wandb_panel_step_problems(tmp_path):
     p = tmp_path / "panel.csv"
     p.write_text("Step,run-a - loss\n1,3.0\nx,2.0\n")

@@ -179,14 +179,32 @@ def _accepts(fn) -> set:
     return set(inspect.signature(fn).parameters)
 
 
+#: the W&B run-settings files a history export reads beside it (see ``wandb._sidecar``)
+_SIDECAR_ENDS = ("_config.json", ".config.json", "_summary.json", ".summary.json")
+
+
+def _is_sidecar(f: Path, stems: set) -> bool:
+    """``<stem>_config.json``, ``<stem>.summary.json``, ... beside another file ``<stem>.*``: the
+    settings a W&B history export reads (:func:`scalelaw.io.wandb.read_history`), not a log."""
+    low = f.name.lower()
+    return any(low.endswith(end) and (f.parent, f.name[: -len(end)]) in stems for end in _SIDECAR_ENDS)
+
+
 def read_folder(path: Path) -> pd.DataFrame:
-    """Every log file under a folder, concatenated; run ids from each file's folder or name."""
+    """Every log file under a folder, concatenated; run ids from each file's folder or name.
+
+    Skipped: hidden files, files of no known log type, run settings (``config.json``,
+    ``summary.json``, ``wandb-summary.json``, ``config.yaml`` and the W&B sidecars
+    ``<stem>_config.json`` / ``<stem>.config.json`` / ``<stem>_summary.json`` /
+    ``<stem>.summary.json`` beside a file ``<stem>.*``), plain JSON below the top level and
+    RegMix CSVs."""
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    stems = {(f.parent, f.stem) for f in files}
     parts = []
     for f in files:
         name = f.name.lower()
-        if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml"):
+        if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
         try:
             fmt = detect_format(f)
