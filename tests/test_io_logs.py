@@ -243,6 +243,32 @@ def test_hf_trainer_state_conflicting_values_at_one_step(tmp_path):
     assert df[["step", "loss", "loss_train"]].values.tolist() == [[20, 2.6, 2.5]]
 
 
+def _hf_state(path, last_step, extra=()):
+    path.mkdir(parents=True, exist_ok=True)
+    hist = [{"step": s, "loss": 5.0 - s / 100, "learning_rate": 1e-4} for s in range(10, last_step + 1, 10)]
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": last_step, "log_history": hist + list(extra)}))
+
+
+def test_hf_run_folder_reads_only_its_latest_trainer_state(tmp_path):
+    # every checkpoint's trainer_state holds the history up to it; all of them were concatenated into
+    # one run with steps 10, 20, 10, 20, 30, ..., so --reduce smooth counted the repeats twice
+    _hf_state(tmp_path / "a" / "checkpoint-20", 20)
+    _hf_state(tmp_path / "a" / "checkpoint-100", 100)  # the latest by number, not by name
+    _hf_state(tmp_path / "a" / "checkpoint-40", 40)
+    # the top-level trainer_state.json written at the end of training wins over its checkpoints ...
+    _hf_state(tmp_path / "b" / "checkpoint-30", 30)
+    _hf_state(tmp_path / "b", 40, extra=[{"step": 40, "train_loss": 4.7}])
+    # ... unless it is older than one of them (a resumed run that has not finished)
+    _hf_state(tmp_path / "c", 20)
+    _hf_state(tmp_path / "c" / "checkpoint-50", 50)
+    df = load_table(tmp_path)
+    steps = df.groupby("run")["step"].apply(list).to_dict()
+    assert steps == {"a": list(range(10, 101, 10)), "b": [10, 20, 30, 40], "c": [10, 20, 30, 40, 50]}
+    assert df.loc[df["run"] == "b", "loss_train_avg"].dropna().tolist() == [4.7]
+    sm = load_table(tmp_path, reduce="smooth", window=4).set_index("run")["loss"]
+    assert sm["a"] == pytest.approx(5.0 - 0.85)  # mean of steps 70..100, each once
+
+
 # ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
 def test_megatron_log(fixtures):
     df = load_table(fixtures / "megatron_gpt_125m.log")

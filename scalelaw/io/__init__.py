@@ -190,6 +190,49 @@ def _is_sidecar(f: Path, stems: set) -> bool:
     return any(low.endswith(end) and (f.parent, f.name[: -len(end)]) in stems for end in _SIDECAR_ENDS)
 
 
+def _older_trainer_states(files: list) -> set:
+    """The ``trainer_state.json`` files of a folder that are not their run's latest.
+
+    A Hugging Face run folder holds one ``checkpoint-<step>/trainer_state.json`` per saved
+    checkpoint, each with the whole log history up to that step, and, once ``save_state()`` ran
+    at the end of training, a ``trainer_state.json`` of its own. Only one of them is read per run
+    folder: the one reaching the highest step (a checkpoint's step is its number, the top-level
+    file's its ``global_step``, else its last logged step), the top-level file on a tie. So a
+    top-level file left from before a run was resumed does not hide the resumed run's checkpoints."""
+    runs: dict = {}
+    for f in files:
+        if f.name.lower() != "trainer_state.json":
+            continue
+        if f.parent.name.startswith("checkpoint-"):
+            num = f.parent.name[len("checkpoint-"):]
+            runs.setdefault(f.parent.parent, []).append(((int(num) if num.isdigit() else -1, 0), f))
+        else:
+            runs.setdefault(f.parent, []).append(((_last_step(f), 1), f))
+    older = set()
+    for cands in runs.values():
+        latest = max(cands, key=lambda c: c[0])[1]
+        older.update(f for _, f in cands if f != latest)
+    return older
+
+
+def _last_step(f: Path) -> float:
+    """A top-level trainer_state.json's step: ``global_step``, else the last logged step; a file
+    without either counts as the latest, so that reading it reports what is wrong with it."""
+    from .jsonfile import read_json
+
+    state = read_json(f)
+    if not isinstance(state, dict):
+        return float("inf")
+    def step(v):
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
+
+    if step(state.get("global_step")) is not None:
+        return state["global_step"]
+    hist = state.get("log_history")
+    steps = [step(r.get("step")) for r in hist if isinstance(r, dict)] if isinstance(hist, list) else []
+    return max((s for s in steps if s is not None), default=float("inf"))
+
+
 def read_folder(path: Path) -> pd.DataFrame:
     """Every log file under a folder, concatenated; run ids from each file's folder or name.
 
@@ -197,14 +240,18 @@ def read_folder(path: Path) -> pd.DataFrame:
     ``summary.json``, ``wandb-summary.json``, ``config.yaml`` and the W&B sidecars
     ``<stem>_config.json`` / ``<stem>.config.json`` / ``<stem>_summary.json`` /
     ``<stem>.summary.json`` beside a file ``<stem>.*``), plain JSON below the top level and
-    RegMix CSVs."""
+    RegMix CSVs. A Hugging Face run folder gives one ``trainer_state.json``, its latest (see
+    :func:`_older_trainer_states`), not one per checkpoint (each repeats the steps before it)."""
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
     stems = {(f.parent, f.stem) for f in files}
+    older = _older_trainer_states(files)
     parts = []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
+            continue
+        if f in older:
             continue
         try:
             fmt = detect_format(f)
