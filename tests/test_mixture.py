@@ -238,6 +238,59 @@ def _fixed_fit(coef, prior):
     return mx.MixtureFit(model=m, target="loss", domains=list(prior), prior=dict(prior))
 
 
+def _rare_domain_table(n=30, used=2):
+    """Domain e has weight in only ``used`` runs: some bootstrap resamples miss all of them."""
+    df = _table(n, noise=0.01)
+    df.loc[used:, "mix_a"] += df.loc[used:, "mix_e"]
+    df.loc[used:, "mix_e"] = 0.0
+    return df
+
+
+def test_bootstrap_skips_and_counts_refits_that_break(tmp_path):
+    """A resample without the rare domain made OLS unidentifiable (min-norm coefficient 0 for it): now such
+    refits are left out and counted, not used."""
+    df = _rare_domain_table()
+    fit = mx.fit_mixture(df, "loss_x", prior={d: 0.2 for d in DOMS})
+    rec = mx.recommend(fit, samples=5_000, top_k=16, boot=40, table=df)
+    assert 0 < rec["boot_failed"] < 20
+    assert len(rec["boot_predicted"]) == 40 - rec["boot_failed"]
+    assert rec["interval"][0] <= rec["predicted"] + 0.05 and np.isfinite(rec["interval"]).all()
+    tr, fitp = tmp_path / "rare.csv", tmp_path / "rare.json"
+    df.to_csv(tr, index=False)
+    assert CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
+    r = CliRunner().invoke(main, ["mixture", "recommend", str(fitp), "--samples", "5000", "--top-k", "16",
+                                  "--boot", "40"])
+    assert r.exit_code == 0 and "bootstrap refits failed and are left out" in r.output, r.output
+
+
+def test_bootstrap_fails_clearly_when_most_refits_break(linfit, monkeypatch):
+    def broken(self, X, y):
+        raise mx.FitError("no")
+
+    monkeypatch.setattr(mx.LinearMixture, "fit", broken)
+    with pytest.raises(ScalelawError) as ei:
+        mx.recommend(linfit, samples=2_000, top_k=8, boot=5, table=_table(200))
+    msg = str(ei.value)
+    assert "5 of 5 bootstrap refits failed" in msg and "--boot 0" in msg and "\n" not in msg
+
+
+def test_bootstrap_source_unreadable_or_changed(tmp_path, linfit):
+    """A fit of a DataFrame records no file to resample; a recorded file that changed since the fit gave an
+    interval for another table."""
+    with pytest.raises(ScalelawError) as ei:
+        mx.recommend(linfit, samples=2_000, top_k=8, boot=3)
+    assert "--table" in str(ei.value) and "--boot 0" in str(ei.value) and "DataFrame" in str(ei.value)
+    tr = tmp_path / "train.csv"
+    _table(60).to_csv(tr, index=False)
+    fit = mx.fit_mixture(str(tr), "loss_x")
+    assert mx.recommend(fit, samples=2_000, top_k=8, boot=3)["boot_failed"] == 0
+    _table(60, seed=7).to_csv(tr, index=False)
+    with pytest.raises(ScalelawError) as ei:
+        mx.recommend(fit, samples=2_000, top_k=8, boot=3)
+    assert str(tr) in str(ei.value) and "changed since the fit" in str(ei.value) and "--table" in str(ei.value)
+    assert mx.recommend(fit, samples=2_000, top_k=8, boot=3, table=_table(60))["boot_failed"] == 0
+
+
 def test_temperature_and_strength_shape_the_recommendation():
     """recommend() samples from Dirichlet(s * p^T / sum p^T): with the loss falling in the weight of the
     rarest domain, a flatter prior (T = 0.5) or a sparser one (small s) reaches further towards it."""

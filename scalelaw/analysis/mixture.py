@@ -1145,29 +1145,63 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
     return out
 
 
+def _training_xy(fit: MixtureFit, table) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and target of the table the bootstrap resamples: ``table``, else the fit's recorded source,
+    which must still hold the runs the fit was made from (same sha256)."""
+    if table is not None:
+        return _read_xy(table, fit.domains, fit.target, _source_name(table, "table"))[1:]
+    src = fit.data.get("source")
+    fix = "pass --table TABLE (the runs the fit was made from) or --boot 0"
+    if not src:
+        raise ScalelawError(f"the fit records no training table for the bootstrap; {fix}.")
+    if src == "DataFrame" and not Path(src).exists():
+        raise ScalelawError(f"the fit was made from a DataFrame, so it records no table to resample; {fix}.")
+    try:
+        df, X, y = _read_xy(src, fit.domains, fit.target, src)
+    except ScalelawError as exc:
+        raise ScalelawError(f"the fit's training table {src!r} cannot be read for the bootstrap ({exc}); {fix}.") from None
+    sha, now = fit.data.get("sha256"), table_sha256(df, fit.domains, fit.target)
+    if sha and now != sha:
+        raise ScalelawError(f"the fit's training table {src} changed since the fit (sha256 {now[:12]}, recorded "
+                            f"{sha[:12]}); {fix}.")
+    return X, y
+
+
 def _bootstrap(fit, w, cand, top_k, boot, level, seed, table, predict) -> dict:
-    src = table if table is not None else fit.data.get("source")
-    if src is None:
-        raise ScalelawError("the fit records no training table for the bootstrap; pass --table or --boot 0.")
-    _, X, y = _read_xy(src, fit.domains, fit.target, _source_name(src, "table"))
+    """Refit on ``boot`` resamples of the training runs: interval of the predicted target at ``w`` and of the
+    re-selected top-k mean. Refits that cannot be made (a resample without any run of some domain, a
+    model that does not fit it) are left out and counted in ``boot_failed``; more than half is an error."""
+    X, y = _training_xy(fit, table)
     rng = np.random.default_rng(seed + 1)
     keep = cand.keep
     kk = min(top_k, len(keep))
-    preds, weights = [], []
+    preds, weights, failed = [], [], []
     from ..progress import Progress
     with Progress(total=int(boot), desc="mixture bootstrap") as bar:
         for _ in range(int(boot)):
+            bar.update()
             idx = rng.integers(0, len(y), len(y))
-            m = fit.model.clone().fit(X[idx], y[idx])
+            unused = [PREFIX + d for d, u in zip(fit.domains, (X[idx] > 0).any(axis=0)) if not u]
+            if unused:
+                failed.append(f"a resample without any run using {', '.join(unused)}")
+                continue
+            try:
+                m = fit.model.clone().fit(X[idx], y[idx])
+            except FitError as exc:
+                failed.append(str(exc))
+                continue
             preds.append(float(predict(w[None, :], model=m)[0]))
             if kk:
                 pk = predict(keep, model=m)
                 sel = np.argpartition(pk, kk - 1)[:kk]
                 weights.append(keep[sel].mean(axis=0))
-            bar.update()
+    if 2 * len(failed) > boot:
+        raise ScalelawError(f"{len(failed)} of {boot} bootstrap refits failed (first: {failed[0].rstrip('.')}), too "
+                            "many for an interval; pass --boot 0, or use a model and table whose resamples can be "
+                            "refitted.")
     a = (1 - level) / 2
     lo_p, hi_p = np.quantile(preds, [a, 1 - a])
-    res = {"interval": [float(lo_p), float(hi_p)], "boot_predicted": preds}
+    res = {"interval": [float(lo_p), float(hi_p)], "boot_predicted": preds, "boot_failed": len(failed)}
     if weights:
         W = np.array(weights)
         ql, qh = np.quantile(W, [a, 1 - a], axis=0)

@@ -181,6 +181,8 @@ def recommend_cmd(fit, samples, top_k, seed, temperature, strength, min_weight, 
     if rec.get("interval"):
         pl += f"  ({100 * level:g}% bootstrap interval {rec['interval'][0]:.4f} to {rec['interval'][1]:.4f})"
     lines.append(pl)
+    if rec.get("boot_failed"):
+        lines.append(f"note: {rec['boot_failed']} of {boot} bootstrap refits failed and are left out of the intervals")
     if output:
         lines.append(f"wrote {output}")
     _emit(rec, as_json, "\n".join(lines))
