@@ -309,6 +309,19 @@ def test_temperature_and_strength_shape_the_recommendation():
     assert s_range["strength"] == pytest.approx(np.logspace(-1, np.log10(5), 15).tolist())
 
 
+def test_bounds_that_reject_nearly_all_draws_are_an_error(linfit):
+    """With 223 of 20,000 draws inside the bounds, the 'top 64' was the mean of 29% of them: a
+    recommendation shaped by the bounds, not the model (domain e 0.07 vs 0.008 with enough draws)."""
+    with pytest.raises(ScalelawError) as ei:
+        mx.recommend(linfit, samples=20_000, top_k=64, boot=0, max_weight={d: 0.35 for d in DOMS})
+    msg = str(ei.value)
+    assert "223 of 20000" in msg and "raise --samples to about 58,000" in msg and "\n" not in msg
+    rec = mx.recommend(linfit, samples=60_000, top_k=64, boot=0, max_weight={d: 0.35 for d in DOMS})
+    assert rec["accepted"] >= 640 and rec["mixture"]["e"] < 0.03
+    # asking for a weak selection without bounds is the caller's choice
+    assert mx.recommend(linfit, samples=200, top_k=64, boot=0)["accepted"] == 200
+
+
 NAN, INF = float("nan"), float("inf")
 
 

@@ -42,6 +42,9 @@ PREFIX = "mix_"
 SUM_TOL = 0.01
 MODELS = ("linear", "gbdt", "mixlaw")
 
+#: recommend's top-k may be at most 1/MIN_POOL of the draws inside the bounds (unless fewer were asked for)
+MIN_POOL = 10
+
 #: RegMix's LightGBM settings (regression_fitting/regression.ipynb): 1000 rounds, lr 0.01, seed 42.
 GBDT_DEFAULTS = {"rounds": 1000, "learning_rate": 0.01, "seed": 42, "early_stopping": 3}
 
@@ -1126,6 +1129,15 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
         raise ScalelawError(
             f"only {cand.accepted} of {cand.sampled} sampled mixtures satisfy the weight bounds, fewer than "
             f"--top-k {top_k}; raise --samples, lower --top-k or loosen the bounds.")
+    if cand.accepted < MIN_POOL * top_k <= cand.sampled:
+        need = MIN_POOL * top_k * cand.sampled / cand.accepted
+        step = 10 ** max(0, math.floor(math.log10(need)) - 1)  # rounded up to 2 significant digits
+        need = math.ceil(need / step) * step
+        raise ScalelawError(
+            f"only {cand.accepted} of {cand.sampled} sampled mixtures ({cand.accepted / cand.sampled:.1%}) satisfy "
+            f"the weight bounds, so the best {top_k} would be {top_k / cand.accepted:.0%} of them and the mixture "
+            f"would reflect the bounds rather than the model; raise --samples to about {need:,}, lower --top-k or "
+            "loosen the bounds.")
     w = cand.top.mean(axis=0)
     pred = float(predict(w[None, :])[0])
     out = {
