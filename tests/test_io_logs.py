@@ -128,6 +128,18 @@ def test_wandb_panel_step_problems(tmp_path):
         load_table(p)
 
 
+def test_reduce_refuses_a_run_without_the_chosen_loss(tmp_path):
+    # run a logs train/loss, run b val_loss: val_loss became the loss and run a silently vanished
+    p = tmp_path / "panel.csv"
+    p.write_text("Step,a - train/loss,b - val_loss\n1,3.0,3.5\n2,2.5,3.0\n")
+    with pytest.raises(ScalelawError, match=r"panel.csv: run 'a' has no value in the loss column \(val_loss\).*"
+                                            r"it logs loss_train.*--map loss=") as e:
+        load_table(p, reduce="final")
+    assert "\n" not in str(e.value)
+    p.write_text("Step,a - train/loss,b - train/loss\n1,3.0,3.5\n2,2.5,3.0\n")  # one loss column: fine
+    assert load_table(p, reduce="final")["run"].tolist() == ["a", "b"]
+
+
 # ---- TensorBoard ------------------------------------------------------------------------------------
 def write_events(folder, points, tensor_tag=None):
     from tensorboardX import SummaryWriter

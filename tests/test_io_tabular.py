@@ -110,6 +110,30 @@ def test_warmup_cut():
         reduce_runs(df, "final", warmup=1000)
 
 
+def test_reduce_never_drops_a_run_silently():
+    df = load_table(steps_table())
+    # run1 logged no loss at all: it used to be left out of the reduced table
+    nol = df.assign(loss=df["loss"].where(df["run"] != "run1"))
+    with pytest.raises(ScalelawError, match=r"run 'run1' has no value in the loss column, .*leave it out of the input"):
+        reduce_runs(nol, "final")
+    many = df.assign(run=df["run"] + df["step"].astype(int).astype(str).str[-1], loss=float("nan"))
+    many.loc[many["run"] == "run00", "loss"] = 3.0
+    with pytest.raises(ScalelawError, match=r"runs 'run01', 'run02', 'run03', 'run04', 'run05' and 24 more have no"):
+        reduce_runs(many, "final")
+    # run2 stopped before the warm-up cut
+    short = df[(df["run"] != "run2") | (df["step"] < 20)]
+    with pytest.raises(ScalelawError, match=r"run 'run2' has no loss at or after the warm-up cut \(step 30\); "
+                                            r"its last loss is at step 19.*lower --warmup"):
+        reduce_runs(short, "final", warmup=30)
+    # a row without a run id was dropped by the per-run grouping
+    gap = df.assign(run=df["run"].where(df.index != 7))
+    with pytest.raises(ScalelawError, match=r"1 row has no run id \(row 8 of the table\)"):
+        reduce_runs(gap, "min")
+    nostep = df.assign(step=df["step"].where(df["run"] != "run0"))
+    with pytest.raises(ScalelawError, match=r"run 'run0' has a loss only in rows without a step"):
+        reduce_runs(nostep, "smooth")
+
+
 def test_reduce_bad_options():
     df = load_table(steps_table())
     with pytest.raises(ScalelawError, match="--reduce"):

@@ -60,17 +60,31 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     d = df.copy()
     if "run" not in d.columns:
         d["run"] = Path(str(source)).stem or "run"
+    _check_every_run_has_a_loss(d, source)
+    runs = d["run"].unique()
     peak = d.groupby("run")["lr"].max() if "lr" in d.columns else None
-    d = d[d["step"].notna()]
-    if warmup:
-        d = d[d["step"] >= float(warmup)]
+    stepped = d[d["step"].notna()]
+    d = stepped[stepped["step"] >= float(warmup)] if warmup else stepped
     d = d.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
     others = [c for c in d.columns if c not in ("run", "loss")]
     if others:
         d[others] = d.groupby("run", sort=False)[others].ffill()
     d = d[d["loss"].notna()]
+    gone = sorted(set(runs) - set(d["run"]))
+    last = stepped[stepped["loss"].notna()].groupby("run")["step"].max()
+    unstepped = [r for r in gone if r not in last.index]
+    if unstepped:
+        raise ScalelawError(f"{source}: {_runs(unstepped)} {_has(unstepped)} a loss only in rows without a step, "
+                            f"so the reduced table would leave {_it(unstepped)} out; fill in the step column "
+                            "(or name it with --map step=<col>)")
     if len(d) == 0:
         raise ScalelawError(f"{source}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
+    if gone:
+        raise ScalelawError(f"{source}: {_runs(gone)} {_has(gone)} no loss at or after the warm-up cut (step {warmup:g}); "
+                            f"{'its last loss is at' if len(gone) == 1 else 'their last losses are at or before'} step "
+                            f"{last[gone].max():g}, "
+                            f"so the reduced table would leave {_it(gone)} out: lower --warmup, or leave "
+                            f"{_it(gone)} out of the input")
     g = d.groupby("run", sort=True)
     if how == "min":
         out = d.loc[g["loss"].idxmin()]
@@ -90,6 +104,49 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     out.attrs.update(attrs)
     out.attrs["reduce"] = {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
     return out
+
+
+def _runs(names) -> str:
+    """'run 'a'' / 'runs 'a', 'b' and 3 more' for a message."""
+    shown = ", ".join(repr(str(r)) for r in names[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"run {shown}" if len(names) == 1 else f"runs {shown}{more}"
+
+
+def _has(names) -> str:
+    return "has" if len(names) == 1 else "have"
+
+
+def _it(names) -> str:
+    return "it" if len(names) == 1 else "them"
+
+
+def _check_every_run_has_a_loss(d: pd.DataFrame, source: str) -> None:
+    """Reducing groups by run and keeps rows with a loss: a row without a run id, or a run without
+    a loss (e.g. a panel where one run logs ``train/loss`` and another ``val_loss``, the latter
+    chosen as the loss), would silently be left out of the reduced table. Refuse both."""
+    no_id = np.flatnonzero(d["run"].isna().to_numpy())
+    if len(no_id):
+        n = len(no_id)
+        where = f"row {no_id[0] + 1} of the table" if n == 1 else f"the first is row {no_id[0] + 1} of the table"
+        raise ScalelawError(f"{source}: {n} row{'s' if n > 1 else ''} {'has' if n == 1 else 'have'} no run id ({where}), "
+                            f"so reducing per run would drop {'it' if n == 1 else 'them'}; fill in the run column "
+                            "or remove those rows")
+    has = d["loss"].notna().groupby(d["run"], sort=True).any()
+    lost = [r for r, ok in has.items() if not ok]
+    if not lost:
+        return
+    src = d.attrs.get("loss_column")
+    of = f" ({src})" if src and src != "loss" else ""
+    rows = d[d["run"].isin(lost)]
+    logs = [c for c in d.columns if str(c).startswith("loss_") and c != "loss_raw" and rows[c].notna().any()]
+    if logs:
+        fix = (f"{'it logs' if len(lost) == 1 else 'they log'} {', '.join(logs)}: use one loss column for every run "
+               "(--map loss=<column>)")
+    else:
+        fix = f"name {'its' if len(lost) == 1 else 'their'} loss column with --map loss=<column>"
+    raise ScalelawError(f"{source}: {_runs(lost)} {_has(lost)} no value in the loss column{of}, so the reduced table "
+                        f"would leave {_it(lost)} out; {fix}, or leave {_it(lost)} out of the input")
 
 
 def _ema_final(d: pd.DataFrame, w: float) -> pd.Series:
