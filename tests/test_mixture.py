@@ -410,6 +410,21 @@ def test_cli_fit_evaluate_recommend(tmp_path):
     assert r.exit_code == 0 and "predicted loss_x" in r.output
 
 
+def test_cli_recommend_output_file_does_not_depend_on_json_flag(tmp_path):
+    """-o wrote the bootstrap predictions only when --json was also given."""
+    tr, fitp = tmp_path / "train.csv", tmp_path / "fit.json"
+    _table(100).to_csv(tr, index=False)
+    assert CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
+    base = ["mixture", "recommend", str(fitp), "--samples", "3000", "--top-k", "16", "--boot", "4"]
+    r1 = CliRunner().invoke(main, base + ["-o", str(tmp_path / "a.json")])
+    r2 = CliRunner().invoke(main, base + ["-o", str(tmp_path / "b.json"), "--json"])
+    assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert a == b and len(a["boot_predicted"]) == 4
+    printed = json.loads(r2.stdout)
+    assert printed.pop("output", None) in (None, str(tmp_path / "b.json")) and printed == b
+
+
 def test_cli_bad_input_one_line_exit_2(tmp_path):
     bad = _table(30)
     bad.loc[7, "mix_a"] += 0.5

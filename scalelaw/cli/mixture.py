@@ -9,7 +9,7 @@ import click
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import warn
+from .common import LEVEL, boot_option, emit_json, force_option, json_option, level_option, seed_option, warn
 
 
 def _pairs(items, option: str) -> dict:
@@ -43,10 +43,6 @@ def _strength(value: str):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _emit(obj, as_json: bool, text: str) -> None:
-    click.echo(dumps(obj) if as_json else text)
-
-
 @main.group()
 def mixture():
     """Data-mixture regression (RegMix): predict a loss from domain weights (mix_<domain> columns)
@@ -74,8 +70,8 @@ def mixture():
               help="gbdt with --valid: stop after N rounds without improvement of the validation L1 or L2 "
                    "error [3, RegMix's].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit (JSON) here.")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
+@force_option()
+@json_option("Print the fit as JSON.")
 def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, valid, early_stopping, output, force,
             as_json):
     """Fit a regressor predicting TARGET from the mix_ weights of TABLE (file, MIX.csv,LOSS.csv or dataset)."""
@@ -97,7 +93,7 @@ def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, val
         d = fit.to_dict()
         if output:
             d["output"] = str(output)
-        click.echo(dumps(d))
+        emit_json(d)
     else:
         click.echo(fit.summary())
         if output:
@@ -107,10 +103,9 @@ def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, val
 @mixture.command("evaluate")
 @click.argument("fit", type=click.Path(dir_okay=False))
 @click.argument("table")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True,
+@click.option("--level", type=LEVEL, default=0.95, show_default=True,
               help="Level of the bootstrap interval of Spearman's rho (resampling the table's runs).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print {spearman, pearson, mse, n, spearman_interval, level, ...} as JSON.")
+@json_option("Print {spearman, pearson, mse, n, spearman_interval, level, ...} as JSON.")
 def evaluate_cmd(fit, table, level, as_json):
     """Rank and error figures of FIT on TABLE (unseen mixtures with the fit's target column)."""
     from ..analysis.mixture import evaluate, load_fit
@@ -124,7 +119,10 @@ def evaluate_cmd(fit, table, level, as_json):
             f"pearson {100 * m['pearson']:.2f}%  mse {m['mse']:.4g}")
     if out.get("early_stopping_set"):
         text += "\nnote: the fit chose its boosting rounds on this table, so this figure is not an independent test"
-    _emit(out, as_json, text)
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(text)
 
 
 @mixture.command("recommend")
@@ -133,7 +131,7 @@ def evaluate_cmd(fit, table, level, as_json):
               help="Candidate mixtures drawn from the Dirichlet prior.")
 @click.option("--top-k", type=click.IntRange(1), default=128, show_default=True,
               help="The recommendation is the mean of the K best predicted.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the candidate draws and of the bootstrap resamples.")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Prior p -> p^T (renormalised); RegMix's proxy-run generator uses 0.5.")
 @click.option("--strength", default="1", show_default=True, metavar="S|MIN,MAX",
@@ -148,13 +146,12 @@ def evaluate_cmd(fit, table, level, as_json):
 @click.option("--corpus-tokens", type=float, default=None, help="Total tokens of the corpus.")
 @click.option("--train-tokens", type=float, default=None,
               help="Tokens of the training run (default: the corpus size, i.e. weight <= epochs x share).")
-@click.option("--boot", type=click.IntRange(0), default=20, show_default=True,
-              help="Bootstrap refits for the interval (0: none).")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@boot_option(20, "Bootstrap refits for the interval (0: none).")
+@level_option()
 @click.option("--table", default=None, help="Training table for the bootstrap (default: the fit's recorded source).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the recommendation (JSON) here.")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+@force_option()
+@json_option("Print the recommendation as JSON.")
 def recommend_cmd(fit, samples, top_k, seed, temperature, strength, min_weight, max_weight, max_epochs, available,
                   corpus_tokens, train_tokens, boot, level, table, output, force, as_json):
     """Recommend a mixture: mean of the TOP-K best-predicted of SAMPLES draws from Dirichlet(prior)."""
@@ -168,7 +165,6 @@ def recommend_cmd(fit, samples, top_k, seed, temperature, strength, min_weight, 
                     max_weight=_pairs(max_weight, "--max-weight"), max_epochs=max_epochs,
                     available_tokens=_pairs(available, "--available-tokens"), corpus_tokens=corpus_tokens,
                     train_tokens=train_tokens, boot=boot, level=level, table=table)
-    rec.pop("boot_predicted", None) if not as_json else None
     if output:
         atomic_write_text(output, dumps(rec) + "\n", force=force)
     lines = [f"recommended mixture for {rec['target']} ({rec['model']}; mean of the {top_k} best of "
@@ -185,4 +181,7 @@ def recommend_cmd(fit, samples, top_k, seed, temperature, strength, min_weight, 
         lines.append(f"note: {rec['boot_failed']} of {boot} bootstrap refits failed and are left out of the intervals")
     if output:
         lines.append(f"wrote {output}")
-    _emit(rec, as_json, "\n".join(lines))
+    if as_json:
+        emit_json(rec)
+    else:
+        click.echo("\n".join(lines))
