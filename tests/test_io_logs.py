@@ -216,6 +216,19 @@ def test_hf_trainer_state_malformed(tmp_path):
 
 
 
+def test_is_number_is_one_shared_check():
+    import numpy as np
+
+    from scalelaw.io import hf, openlm, wandb
+    from scalelaw.io.jsonfile import is_number
+
+    assert all(is_number(v) for v in (0, 3, 1.5, float("nan"), np.int64(2), np.float32(0.5)))
+    assert not any(is_number(v) for v in (True, False, np.bool_(True), "1", None, [1], {"value": 1}))
+    # the three JSON readers use it rather than each a copy of their own
+    assert not hasattr(hf, "_is_number") and not hasattr(wandb, "_is_num")
+    assert hf.is_number is wandb.is_number is openlm.is_number is is_number
+
+
 def _trainer_state(tmp_path, rows):
     p = tmp_path / "trainer_state.json"
     p.write_text(json.dumps({"log_history": rows}))

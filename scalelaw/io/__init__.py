@@ -275,13 +275,13 @@ def _older_trainer_states(files: list) -> set:
 def _last_step(f: Path) -> float:
     """A top-level trainer_state.json's step: ``global_step``, else the last logged step; a file
     without either counts as the latest, so that reading it reports what is wrong with it."""
-    from .jsonfile import read_json
+    from .jsonfile import is_number, read_json
 
     state = read_json(f)
     if not isinstance(state, dict):
         return float("inf")
     def step(v):
-        return v if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
+        return v if is_number(v) and np.isfinite(v) else None
 
     if step(state.get("global_step")) is not None:
         return state["global_step"]

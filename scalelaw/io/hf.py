@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ScalelawError
-from .jsonfile import read_json
+from .jsonfile import is_number, read_json
 
 
 def read_trainer_state(p: Path) -> pd.DataFrame:
@@ -24,11 +24,11 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     for i, r in enumerate(hist):
         if not isinstance(r, dict) or "step" not in r:
             raise ScalelawError(f"{p}: log_history entry {i} has no 'step'; the file is malformed")
-        if not _is_number(r["step"]) or not math.isfinite(r["step"]):
+        if not is_number(r["step"]) or not math.isfinite(r["step"]):
             raise ScalelawError(f"{p}: log_history entry {i} has step {r['step']!r}, not a finite number; fix the file")
         row = {}
         for k, v in r.items():
-            if v is None or _is_number(v):
+            if v is None or is_number(v):
                 row[k] = v
             elif _is_metric(k):
                 raise ScalelawError(f"{p}: log_history entry {i} (step {r['step']}) has {k!r} = {v!r}, "
@@ -55,10 +55,6 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
         df["hp_train_batch_size"] = state["train_batch_size"]
     df.attrs["source"] = str(p)
     return df
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _is_metric(key: str) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ScalelawError
-from .jsonfile import read_json
+from .jsonfile import is_number, read_json
 from .tabular import read_csv
 
 SEQ_LEN = 2048
@@ -97,7 +97,7 @@ def read_run(f: Path) -> dict:
     for k, v in hp.items():
         if k in ("params", "params_no_embed", "tokens", "lr", "global_bs", "model", "fsdp_flags"):
             continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if is_number(v):
             row[f"hp_{k}"] = float(v)
         elif isinstance(v, (bool, str)):
             row[f"hp_{k}"] = v
@@ -118,7 +118,7 @@ def read_run(f: Path) -> dict:
 def _number(v, f: Path, what: str) -> float:
     if v is None:
         return float("nan")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if not is_number(v):
         raise ScalelawError(f"{f}: {what} is {v!r}, not a number; fix the run JSON")
     return float(v)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
-from .jsonfile import read_json
+from .jsonfile import is_number, read_json
 from ..schema import ALIASES, _key
 
 #: canonical columns a run's config or summary may supply (constant over the run)
@@ -71,7 +71,7 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
     summ = _flat_config(_read_json_obj(sum_p)) if sum_p else {}
     for k, v in cfg.items():
         canon = ALIASES.get(_key(k.split(".")[-1]))
-        if canon in _RUN_CONSTANTS and canon not in have and canon not in consts and _is_num(v):
+        if canon in _RUN_CONSTANTS and canon not in have and canon not in consts and is_number(v):
             consts[canon] = float(v)
         elif canon == "run" and "run" not in have and isinstance(v, str):
             consts["run"] = v
@@ -79,7 +79,7 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
             consts[f"hp_{_key(k)}"] = v
     for k, v in summ.items():
         canon = ALIASES.get(_key(k.split(".")[-1]))
-        if canon in ("N", "N_nonembed", "D", "C") and canon not in have and canon not in consts and _is_num(v):
+        if canon in ("N", "N_nonembed", "D", "C") and canon not in have and canon not in consts and is_number(v):
             consts[canon] = float(v)
     for k, v in consts.items():
         if k not in df.columns:
@@ -120,10 +120,6 @@ def _shown(v) -> str:
     if isinstance(v, str):
         return repr(v)
     return "empty" if pd.isna(v) else f"{float(v):g}"
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def read_panel(p: Path) -> pd.DataFrame:
