@@ -449,6 +449,30 @@ def test_cli_bad_input_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and "mix_z" in r.output and "mix_a" in r.output
 
 
+@pytest.mark.parametrize("damage", [
+    lambda d: d.__setitem__("model_text", "tree\nnot a model"),
+    lambda d: d.__setitem__("domains", 5),
+    lambda d: d.__setitem__("settings", {"rounds": "many"}),
+    lambda d: d.pop("target"),
+])
+def test_damaged_fit_file_is_one_line_error(tmp_path, damage):
+    """A damaged gbdt fit file raised LightGBMError/TypeError/ValueError: a traceback-class 'bug' (exit 3)."""
+    fit = mx.fit_mixture(_table(100), "loss_x", model="gbdt", rounds=20)
+    d = json.loads(fit.to_json())
+    damage(d)
+    p = tmp_path / "f.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(ScalelawError, match="f.json"):
+        mx.load_fit(p)
+    with pytest.raises(ScalelawError, match="f.json"):
+        mx.check_reference(p)
+    te = tmp_path / "t.csv"
+    _table(20).to_csv(te, index=False)
+    r = CliRunner().invoke(main, ["mixture", "evaluate", str(p), str(te)])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "f.json" in lines[0], r.output
+
+
 # ---- RegMix public data -------------------------------------------------------------------
 def test_regmix_pair_loading(data_root):
     d = data_root / RM

@@ -511,7 +511,12 @@ class GBDTMixture(MixtureModel):
 
         s = d.get("settings") or {}
         m = cls(**{k: s[k] for k in ("rounds", "learning_rate", "seed", "num_threads", "early_stopping") if k in s})
-        m.booster = lgb.Booster(model_str=d["model_text"])
+        try:
+            m.booster = lgb.Booster(model_str=d["model_text"])
+        except lgb.basic.LightGBMError as exc:
+            why = (str(exc).strip().splitlines() or ["?"])[0]
+            msg = f"model_text is not a LightGBM model ({why}); refit with `scalelaw mixture fit`."
+            raise ScalelawError(msg) from None
         m.rounds_used = int(s.get("rounds_used", m.booster.current_iteration()))
         return m
 
@@ -714,6 +719,11 @@ def _pct(v) -> str:
 
 
 def load_fit(path) -> MixtureFit:
+    return _read_fit(path)[0]
+
+
+def _read_fit(path) -> tuple[MixtureFit, dict]:
+    """The fit in a fit file and the file's JSON; every problem with the file is a one-line ScalelawError."""
     p = Path(path)
     try:
         d = json.loads(p.read_text())
@@ -724,10 +734,15 @@ def load_fit(path) -> MixtureFit:
         raise ScalelawError(f"cannot read mixture fit {p}: {exc}") from None
     if not isinstance(d, dict):
         raise ScalelawError(f"{p} is not a mixture fit file")
+    refit = "refit it with `scalelaw mixture fit`"
     try:
-        return MixtureFit.from_dict(d)
+        return MixtureFit.from_dict(d), d
     except KeyError as exc:
-        raise ScalelawError(f"{p}: mixture fit lacks {exc}; refit it with `scalelaw mixture fit`.") from None
+        raise ScalelawError(f"{p}: mixture fit lacks {exc}; {refit}.") from None
+    except ScalelawError as exc:
+        raise ScalelawError(f"{p}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ScalelawError(f"{p}: damaged mixture fit ({exc}); {refit}.") from None
 
 
 def _as_fit(fit: MixtureFit | str | Path) -> MixtureFit:
@@ -1171,7 +1186,8 @@ def _training_xy(fit: MixtureFit, table) -> tuple[np.ndarray, np.ndarray]:
     try:
         df, X, y = _read_xy(src, fit.domains, fit.target, src)
     except ScalelawError as exc:
-        raise ScalelawError(f"the fit's training table {src!r} cannot be read for the bootstrap ({exc}); {fix}.") from None
+        msg = f"the fit's training table {src!r} cannot be read for the bootstrap ({exc}); {fix}."
+        raise ScalelawError(msg) from None
     sha, now = fit.data.get("sha256"), table_sha256(df, fit.domains, fit.target)
     if sha and now != sha:
         raise ScalelawError(f"the fit's training table {src} changed since the fit (sha256 {now[:12]}, recorded "
@@ -1320,12 +1336,8 @@ def check_reference(path) -> list[str]:
     different LightGBM build).
     """
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ScalelawError(f"cannot read mixture reference {p}: {exc}") from None
+    old, d = _read_fit(p)
     name = p.name
-    old = MixtureFit.from_dict(d)
     s = d.get("settings") or {}
     src = (d.get("data") or {}).get("source")
     if not src:
@@ -1355,7 +1367,7 @@ def check_reference(path) -> list[str]:
     for key, m in (d.get("metrics") or {}).items():
         if key == "train" or not isinstance(m, dict) or m.get("spearman") is None:
             continue
-        got = evaluate(new, key)["spearman"]
+        got = evaluate(new, key, boot=0)["spearman"]
         if not np.isfinite(got) or abs(got - m["spearman"]) > tol:
             msgs.append(f"{name}: {key} spearman {got:.4f} vs recorded {m['spearman']:.4f} (tolerance {tol})")
         pubv = (ref.get("published_spearman") or {}).get(key)
