@@ -72,6 +72,26 @@ def test_validate_errors(mutate, words):
         assert w in msg
 
 
+def test_repeated_column_is_one_line_error():
+    """Two columns of one name (possible in a DataFrame or JSON records) raised TypeError in pd.to_numeric."""
+    df = _table(20)
+    for col in ("mix_b", "loss_x"):
+        bad = pd.concat([df, df[[col]]], axis=1)
+        with pytest.raises(ScalelawError) as ei:
+            mx.validate_table(bad, "t.json", targets=["loss_x"])
+        assert "t.json" in str(ei.value) and repr(col) in str(ei.value) and "2 columns" in str(ei.value)
+
+
+def test_unreadable_regmix_named_file_is_one_line_error(tmp_path):
+    """A file named like RegMix's was sniffed outside the read's error handling: EmptyDataError, exit 3."""
+    p = tmp_path / "test_mixture_x.csv"
+    p.write_text("")
+    with pytest.raises(ScalelawError, match="test_mixture_x.csv"):
+        mx.load_mixture_table(p)
+    r = CliRunner().invoke(main, ["mixture", "fit", str(p), "--target", "loss_x"])
+    assert r.exit_code == 2 and "test_mixture_x.csv" in r.output and len(r.output.strip().splitlines()) == 1
+
+
 def test_unknown_target_names_close_columns():
     with pytest.raises(ScalelawError, match="loss_x"):
         mx.fit_mixture(_table(30), "loss_y")

@@ -96,6 +96,10 @@ def validate_table(df: pd.DataFrame, source: str = "table", targets: Sequence[st
             f"{', ...' if len(df.columns) > 8 else ''}); name each domain's weight column mix_<domain>.")
     if len(df) == 0:
         raise ScalelawError(f"{source} has no rows; give at least one run per row.")
+    names = pd.Index(df.columns)
+    for c in dict.fromkeys([PREFIX + d for d in doms] + list(targets)):
+        if (n := int((names == c).sum())) > 1:
+            raise ScalelawError(f"{source}: {n} columns are named {c!r}; keep one (rename or drop the others).")
     for t in targets:
         if t not in df.columns:
             raise unknown_name(f"target column in {source}", t,
@@ -162,14 +166,14 @@ def load_mixture_table(source) -> pd.DataFrame:
                            [n for n in datasets.names() if n.startswith("regmix")])
     if p.is_dir():
         raise ScalelawError(f"{p} is a folder; give the mixture table file (CSV, Parquet or JSON).")
-    if p.suffix.lower() == ".csv" and ("_mixture_" in p.name or "_pile_loss_" in p.name):
-        head = pd.read_csv(p, nrows=0).columns
-        if any(str(c).startswith(("train_the_pile_", "metric/the_pile_")) for c in head):
-            from ..io.regmix import read_single
-
-            return read_single(p)
     suf = p.suffix.lower()
     try:
+        if suf == ".csv" and ("_mixture_" in p.name or "_pile_loss_" in p.name):
+            head = pd.read_csv(p, nrows=0).columns
+            if any(str(c).startswith(("train_the_pile_", "metric/the_pile_")) for c in head):
+                from ..io.regmix import read_single
+
+                return read_single(p)
         if suf in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif suf == ".json":
@@ -179,7 +183,9 @@ def load_mixture_table(source) -> pd.DataFrame:
         else:
             df = pd.read_csv(p)
     except (OSError, ValueError, ImportError) as exc:
-        raise ScalelawError(f"cannot read mixture table {p}: {exc}") from None
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ScalelawError(f"cannot read mixture table {p}: {why}; give a CSV, TSV, Parquet or JSON-records file "
+                            "with mix_<domain> columns.") from None
     return _rename_regmix(df)
 
 
