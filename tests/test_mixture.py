@@ -123,6 +123,23 @@ def test_linear_recovers_pure_domain_losses_and_round_trips(tmp_path):
         fit.save(p)
 
 
+def test_linear_summary_is_not_swallowed(linfit):
+    """A broad except turned any statsmodels failure (here: names of the wrong length) into an empty summary."""
+    assert "OLS Regression Results" in linfit.model.summary(["a"])
+    assert "mix_c" in linfit.model.summary(DOMS)
+
+
+def test_recommend_names_domains_without_prior(linfit):
+    fit = mx.MixtureFit(model=linfit.model, target="loss_x", domains=DOMS, prior={d: 0.25 for d in DOMS[:4]})
+    with pytest.raises(ScalelawError, match="no prior share for e; refit"):
+        mx.recommend(fit, samples=1_000, top_k=8, boot=0)
+
+
+def test_spearman_interval_of_constant_predictions_is_nan():
+    lo, hi = mx.spearman_interval(np.ones(10), np.arange(10.0), boot=50)
+    assert np.isnan(lo) and np.isnan(hi)
+
+
 def test_mixlaw_recovers_parameters():
     t = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])  # sums to 0: the fitted gauge
     fit = mx.fit_mixture(_table(300, noise=0.002, law=_mixlaw(t=t)), "loss_x", model="mixlaw")

@@ -314,11 +314,8 @@ class LinearMixture(MixtureModel):
     def summary(self, domains=()):
         if self._res is None:
             return ""
-        names = [PREFIX + x for x in domains] if domains else None
-        try:
-            return str(self._res.summary(xname=names))
-        except Exception:  # noqa: BLE001  statsmodels text is a courtesy
-            return ""
+        names = [PREFIX + x for x in domains] if len(domains) == len(self.coef) else None
+        return str(self._res.summary(xname=names))
 
 
 class _TablePredictor:
@@ -920,6 +917,8 @@ def spearman_interval(pred, actual, level: float = 0.95, boot: int = 2000, seed:
     den = np.sqrt((rp * rp).sum(axis=1) * (ra * ra).sum(axis=1))
     ok = den > 0
     rho = (rp * ra).sum(axis=1)[ok] / den[ok]
+    if not len(rho):  # every resample has constant predictions or targets
+        return [float("nan"), float("nan")]
     a = (1 - level) / 2
     return [float(np.quantile(rho, a)), float(np.quantile(rho, 1 - a))]
 
@@ -1125,8 +1124,10 @@ def recommend(fit: MixtureFit | str | Path, samples: int = 100_000, top_k: int =
     if boot < 0:
         raise ScalelawError(f"--boot must be >= 0 (0: no interval); got {boot}")
     doms = fit.domains
-    if set(fit.prior) != set(doms):
-        raise ScalelawError("the fit records no prior for every domain; refit with --prior DOMAIN=SHARE ...")
+    missing = [d for d in doms if d not in fit.prior]
+    if missing:
+        raise ScalelawError(f"the fit records no prior share for {', '.join(missing)}; refit with --prior "
+                            "DOMAIN=SHARE for every domain.")
     p = np.array([fit.prior[d] for d in doms], float)
     if (p <= 0).any():
         zero = [d for d, v in zip(doms, p) if v <= 0]
