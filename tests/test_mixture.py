@@ -698,3 +698,17 @@ def test_gbdt_table_predictor_is_exact():
     fit.model.TABLE_ROWS = 1000  # route predict() through the tables
     np.testing.assert_allclose(fit.model.predict(X), want, rtol=1e-12, atol=1e-12)
     assert fit.model._tp
+
+
+def test_gbdt_refit_drops_the_old_table_predictor():
+    """The lookup tables were cached on the model and kept after fit() trained a new booster."""
+    law = _mixlaw()
+    m = mx.GBDTMixture(rounds=50, learning_rate=0.1)
+    m.TABLE_ROWS = 1000
+    X = mx.sample_dirichlet(np.random.default_rng(1), np.full(5, 0.4), 3_000)
+    a, b = _table(300, seed=1, law=law), _table(300, seed=2, law=_mixlaw(t=(1.0, 0.5, 0.0, -0.5, -1.0)))
+    cols = [f"mix_{d}" for d in DOMS]
+    m.fit(a[cols].to_numpy(), a["loss_x"].to_numpy())
+    m.predict(X)
+    m.fit(b[cols].to_numpy(), b["loss_x"].to_numpy())
+    np.testing.assert_allclose(m.predict(X), m.booster.predict(X, num_threads=1), rtol=1e-12, atol=1e-12)

@@ -440,6 +440,7 @@ class GBDTMixture(MixtureModel):
         self.early_stopping = int(early_stopping) if early_stopping else None
         self.rounds_used: int | None = None
         self.booster = None
+        self._tp = None  # the table predictor of ``booster``: None until built, False when not usable
 
     def settings(self):
         s = {"rounds": self.rounds, "learning_rate": self.learning_rate, "seed": self.seed,
@@ -462,6 +463,7 @@ class GBDTMixture(MixtureModel):
         """Train on (X, y); with ``early_stopping`` set, ``valid`` = (X_valid, y_valid) picks the rounds."""
         import lightgbm as lgb
 
+        self._tp = None  # belongs to the booster being replaced
         fn = list(self.feature_names) if self.feature_names else "auto"
         ds = lgb.Dataset(np.asarray(X, float), np.asarray(y, float), params={"verbosity": -1}, feature_name=fn)
         if self.early_stopping and valid is None:
@@ -492,7 +494,7 @@ class GBDTMixture(MixtureModel):
         return np.asarray(self.booster.predict(X, **kw), float)
 
     def _table_predictor(self, probe: np.ndarray):
-        tp = getattr(self, "_tp", None)
+        tp = self._tp
         if tp is None:
             try:
                 tp = _TablePredictor(self.booster)
