@@ -683,6 +683,10 @@ def test_check_reference_reports_drift(data_root, tmp_path):
     p.write_text(json.dumps(d))
     msgs = mx.check_reference(p)
     assert any("regmix-60m-test spearman" in m for m in msgs) and any("pile_cc" in m for m in msgs)
+    d["params"]["arxiv_v2"] = d["params"].pop("arxiv")  # a coefficient the refit does not have: ValueError before
+    d["domains"] = list(d["params"])
+    p.write_text(json.dumps(d))
+    assert any("arxiv_v2" in m and "not in the refit" in m for m in mx.check_reference(p))
 
 
 def test_gbdt_table_predictor_is_exact():

@@ -273,11 +273,7 @@ class MixtureModel:
 
     @staticmethod
     def from_dict(d: Mapping) -> "MixtureModel":
-        kind = d.get("model")
-        cls = {"linear": LinearMixture, "gbdt": GBDTMixture, "mixlaw": MixLawMixture}.get(kind)
-        if cls is None:
-            raise unknown_name("mixture model", str(kind), MODELS)
-        return cls._from_dict(d)
+        return _model_class(d.get("model"))._from_dict(d)
 
 
 class LinearMixture(MixtureModel):
@@ -615,14 +611,16 @@ class MixLawMixture(MixtureModel):
         return "\n".join(lines)
 
 
+def _model_class(model) -> type[MixtureModel]:
+    cls = {c.name: c for c in (LinearMixture, GBDTMixture, MixLawMixture)}.get(model)
+    if cls is None:
+        raise unknown_name("mixture model", str(model), MODELS)
+    return cls
+
+
 def make_model(model: str, **options) -> MixtureModel:
-    if model == "linear":
-        return LinearMixture()
-    if model == "gbdt":
-        return GBDTMixture(**{k: v for k, v in options.items() if v is not None})
-    if model == "mixlaw":
-        return MixLawMixture()
-    raise unknown_name("mixture model", model, MODELS)
+    """An unfitted ``model``; ``options`` (None: default) are its settings (gbdt only)."""
+    return _model_class(model)(**{k: v for k, v in options.items() if v is not None})
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -1370,6 +1368,9 @@ def check_reference(path) -> list[str]:
         msgs.append(f"{name}: refit kept {new.model.rounds_used} boosting rounds vs recorded {old.model.rounds_used}")
     if d["model"] == "linear":
         for k, v in (d.get("params") or {}).items():
+            if k not in new.domains:
+                msgs.append(f"{name}: coefficient {k} is not in the refit (domains of {src}: {', '.join(new.domains)})")
+                continue
             nv = float(new.model.coef[new.domains.index(k)])
             if abs(nv - v) > 1e-6 * max(1.0, abs(v)):
                 msgs.append(f"{name}: coefficient {k} refit {nv:.8g} vs recorded {v:.8g}")
