@@ -229,18 +229,20 @@ def coverage_table(recs, kind, booted, methods=(("boot", "bootstrap"), ("delta_m
     rs = [r for r in recs if r["noise"] == kind]
     cols = [(obj, m, f"{obj.replace('huber-log ', 'H')} {lab}") for obj in booted for m, lab in methods]
     lines = [f"\ncoverage of 95% intervals, noise={kind}, {len(rs)} datasets (% ± MC s.e.; * outside 90-98)"]
-    lines.append(f"{'quantity':<18}" + "".join(f"{c[2]:>17}" for c in cols))
+    w = max([17] + [len(c[2]) + 2 for c in cols])  # labels such as 'lsq-log sandwich-t' ran into each other
+    lines.append(f"{'quantity':<18}" + "".join(f"{c[2]:>{w}}" for c in cols))
     for it in ITEMS:
         row = f"{LABEL.get(it, it):<18}"
         for obj, m, _ in cols:
-            row += f"{fmt_cov([r[obj][m]['cov_' + it] for r in rs]):>17}"
+            row += f"{fmt_cov([r[obj][m]['cov_' + it] for r in rs]):>{w}}"
         lines.append(row)
-    return "\n".join(lines), rs
+    return "\n".join(lines)
 
 
-def width_ratio(rs, obj, m1, m2, it):
-    a = np.array([r[obj][m1]["w_" + it] for r in rs])
-    b = np.array([r[obj][m2]["w_" + it] for r in rs])
+def width_ratio(rs, it, obj, ref="lsq-log"):
+    """Median ratio of the bootstrap interval widths of ``it``: objective ``obj`` over ``ref``."""
+    a = np.array([r[obj]["boot"]["w_" + it] for r in rs])
+    b = np.array([r[ref]["boot"]["w_" + it] for r in rs])
     return float(np.median(a / b))
 
 
@@ -271,24 +273,29 @@ def main():
     ap.add_argument("--noise", default=",".join(DEFAULT_NOISES),
                     help=f"comma-separated, from {', '.join(NOISES)}")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated objectives to fit")
-    ap.add_argument("--booted", default=",".join(BOOTED),
-                    help="comma-separated objectives that also get a bootstrap and coverage tables")
+    ap.add_argument("--booted", default=None,
+                    help="comma-separated objectives (among --objectives) that also get a bootstrap and coverage "
+                         f"tables [those of {', '.join(BOOTED)} that are fitted]")
     ap.add_argument("--json", default=None, help="write the per-dataset records here")
     args = ap.parse_args()
     n = args.datasets or (60 if args.quick else 200)
     K = args.boot if args.boot is not None else (150 if args.quick else 300)
-    kinds = args.noise.split(",")
+    kinds = [k for k in args.noise.split(",") if k]
+    objectives = [o for o in args.objectives.split(",") if o]
+    booted = ([o for o in args.booted.split(",") if o] if args.booted is not None
+              else [o for o in BOOTED if o in objectives])
+    for opt, names, known in (("--noise", kinds, NOISES), ("--objectives", objectives, OBJECTIVES),
+                              ("--booted", booted, objectives)):
+        unknown = [x for x in names if x not in known]
+        if unknown:
+            ap.error(f"{opt}: {', '.join(unknown)} not among {', '.join(known)}"
+                     + (" (--booted names must be in --objectives)" if opt == "--booted" else ""))
     set_design(args.design)
     desc = (f"N {SIZES[0]:.0e}..{SIZES[-1]:.0e} x {RATIOS} tokens/param" if args.design == "ladder" else
             f"IsoFLOP: budgets {ISO_BUDGETS[0]:.0e}..{ISO_BUDGETS[-1]:.0e}, 7 sizes 1/4..4x N_opt each")
     print(f"design {args.design}: {len(N_RUNS)} runs ({desc}); "
           f"target C {C_TARGET:.2e} = 20x largest run -> N {N_T:.3e}, D {D_T:.3e}, L {L_T:.4f}")
     print(f"{n} datasets x {kinds}; bootstrap K={K}; starts: {len(SUB)}-point subgrid; {args.jobs} processes")
-    objectives = [o for o in args.objectives.split(",") if o]
-    booted = [o for o in args.booted.split(",") if o in objectives]
-    unknown = [o for o in objectives if o not in OBJECTIVES]
-    if unknown:
-        ap.error(f"unknown objective(s) {unknown}; choose from {list(OBJECTIVES)}")
     tasks = [(k, i, K, i < 3 and "huber-log 1e-3" in objectives, objectives, booted, args.design)
              for k in kinds for i in range(n)]
     recs, t0 = [], time.perf_counter()
@@ -306,27 +313,19 @@ def main():
     for kind in kinds:
         rs = [r for r in recs if r["noise"] == kind]
         if K:
-            text, rs = coverage_table(recs, kind, booted)
-            print(text)
-            text, _ = coverage_table(recs, kind, booted, methods=(("boot_cal", "boot-infl"), ("delta_cal", "sandwich-t")))
-            print(text)
+            print(coverage_table(recs, kind, booted))
+            print(coverage_table(recs, kind, booted, methods=(("boot_cal", "boot-infl"), ("delta_cal", "sandwich-t"))))
             if "lsq-log" in booted:
                 for obj in booted:
                     if obj != "lsq-log":
                         print(f"  median bootstrap width ratio {obj} / lsq-log: "
-                              + ", ".join(f"{it} {width_ratio_obj(rs, it, obj):.2f}" for it in ("alpha", "beta", "L", "Nopt")))
+                              + ", ".join(f"{it} {width_ratio(rs, it, obj):.2f}" for it in ("alpha", "beta", "L", "Nopt")))
         print(objective_table(recs, kind, objectives))
         if "huber-log auto" in objectives:
             ds = [r["huber-log auto"]["delta"] for r in rs]
             print(f"  auto delta: median {np.median(ds):.2e} (10-90%: {np.quantile(ds, 0.1):.2e}..{np.quantile(ds, 0.9):.2e})")
     if args.json:
         Path(args.json).write_text(json.dumps(recs))
-
-
-def width_ratio_obj(rs, it, obj="huber-log 1e-3"):
-    a = np.array([r[obj]["boot"]["w_" + it] for r in rs])
-    b = np.array([r["lsq-log"]["boot"]["w_" + it] for r in rs])
-    return float(np.median(a / b))
 
 
 if __name__ == "__main__":

@@ -716,3 +716,31 @@ def test_gbdt_refit_drops_the_old_table_predictor():
     m.predict(X)
     m.fit(b[cols].to_numpy(), b["loss_x"].to_numpy())
     np.testing.assert_allclose(m.predict(X), m.booster.predict(X, num_threads=1), rtol=1e-12, atol=1e-12)
+
+
+# ---- benchmark scripts --------------------------------------------------------------------
+def _bench(script, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("script, args, words", [
+    ("bench_mixture.py", ["--models", "linear,bogus"], ["--models", "bogus", "linear, gbdt, mixlaw"]),
+    ("bench_coverage.py", ["--noise", "gauss,bogus"], ["--noise", "bogus", "gauss"]),
+    ("bench_coverage.py", ["--objectives", "lsq-log", "--booted", "huber-log 1e-3"], ["--booted", "huber-log 1e-3"]),
+])
+def test_benchmarks_reject_unknown_names_before_running(script, args, words):
+    """Unknown names ended in a traceback (bench_mixture: missing fit file; bench_coverage: ValueError in a
+    worker process) or, for --booted, were silently dropped."""
+    r = _bench(script, *args, "--samples" if script == "bench_mixture.py" else "--datasets", "1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and all(w in r.stderr for w in words), r.stderr
+
+
+def test_bench_mixture_small_run():
+    r = _bench("bench_mixture.py", "--samples", "3000", "--top-k", "8", "--models", "linear")
+    assert r.returncode == 0, r.stderr
+    row = [ln for ln in r.stdout.splitlines() if ln.startswith("linear")]
+    assert len(row) == 1 and "yes" in row[0]
