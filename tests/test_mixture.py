@@ -529,6 +529,25 @@ def test_regmix_linear_reference(data_root):
     assert mx.check_reference(REPO / "fits" / "regmix-linear-pilecc.json") == []
 
 
+def test_regmix_linear_figures_are_ols_with_intercept(data_root):
+    """docs/mixture.md: RegMix's linear figures are OLS *with* an intercept on its rounded weights (rows sum to
+    0.996..1.003), which the no-intercept fit matches only for rows summing to exactly 1."""
+    import statsmodels.api as sm
+    from scipy.stats import spearmanr
+
+    tr = mx.load_mixture_table("regmix-1m-train")
+    cols = [c for c in tr.columns if c.startswith("mix_")]
+    X = tr[cols].to_numpy()
+    assert 0.99 < X.sum(axis=1).min() < 0.999 and 1.001 < X.sum(axis=1).max() < 1.01
+    b = sm.OLS(tr["loss_pile_cc"].to_numpy(), sm.add_constant(X)).fit().params
+    fit = mx.fit_mixture(tr, "loss_pile_cc")
+    for name, want in mx.PUBLISHED_SPEARMAN["linear"].items():
+        te = mx.load_mixture_table(name)
+        Xt, yt = te[cols].to_numpy(), te["loss_pile_cc"].to_numpy()
+        assert round(spearmanr(b[0] + Xt @ b[1:], yt)[0], 4) == want
+        assert round(mx.evaluate(fit, te, boot=0)["spearman"], 4) != want
+
+
 def test_regmix_gbdt_reference_real_settings(data_root):
     """RegMix's notebook protocol: 1000 rounds at lr 0.01, early stopping (3) on the 1M test set, one model
     scored on all three sets; the reference check refits it that way and re-evaluates."""

@@ -6,7 +6,8 @@ columns (non-negative, summing to 1 within :data:`SUM_TOL`) and one or more targ
 
 - ``linear``: ordinary least squares (statsmodels) on the weights without a separate intercept
   (the weights sum to 1, so each coefficient is the predicted loss of a pure-domain mixture and the
-  intercept is implicit); same predictions as RegMix's linear regression with an intercept.
+  intercept is implicit); the same predictions as RegMix's regression with an intercept when rows sum
+  to exactly 1 (RegMix's rounded rows do not, so its figures differ slightly).
 - ``gbdt``: LightGBM gradient-boosted trees with RegMix's own settings (1000 rounds, learning
   rate 0.01, otherwise LightGBM defaults, seed 42).
 - ``mixlaw``: the exponential data-mixing law L = c + k exp(sum_j t_j r_j) (Ye et al. 2024),
