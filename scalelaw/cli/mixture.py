@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import click
 
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import LEVEL, boot_option, emit_json, force_option, json_option, level_option, seed_option, warn
+from .common import LEVEL, boot_option, emit_json, force_option, json_option, level_option, seed_option
 
 
 def _pairs(items, option: str) -> dict:
@@ -79,14 +78,10 @@ def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, val
 
     if output:
         check_writable(output, force)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = fit_mixture(table, target, model=model, prior=_pairs(prior, "--prior") or None, tests=tests,
-                          rounds=rounds, learning_rate=learning_rate, seed=seed, valid=valid,
-                          early_stopping=early_stopping)
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            warn(str(w.message))
+    # warnings (e.g. a validation table on another loss scale) reach the user through the app's handler
+    fit = fit_mixture(table, target, model=model, prior=_pairs(prior, "--prior") or None, tests=tests,
+                      rounds=rounds, learning_rate=learning_rate, seed=seed, valid=valid,
+                      early_stopping=early_stopping)
     if output:
         fit.save(output, force=force)
     if as_json:
