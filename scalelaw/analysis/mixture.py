@@ -821,6 +821,10 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
     if early_stopping is not None and valid is None:
         raise ScalelawError("--early-stopping needs a validation table: add --valid TABLE (runs not in the "
                             "training table, at the same model size).")
+    if prior is None:  # before the (possibly long) fit, so a bad --prior fails at once
+        pr, psrc = default_prior(domains, X)
+    else:
+        pr, psrc = _parse_prior(prior, domains), "given"
     opts, vinfo, vdata = {}, None, None
     if model == "gbdt":
         opts = {"rounds": rounds if rounds is not None else GBDT_DEFAULTS["rounds"],
@@ -845,10 +849,6 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
         _warn_early_stop(m, vinfo["source"], y, vdata[1])
     else:
         m.fit(X, y)
-    if prior is None:
-        pr, psrc = default_prior(domains, X)
-    else:
-        pr, psrc = _parse_prior(prior, domains), "given"
     settings = {"model": model, **m.settings()}
     if vinfo:
         settings["valid"] = vinfo
