@@ -1,5 +1,6 @@
 """CSV / TSV / Parquet / JSON / JSONL tables, per-run reduction and the streaming reducer."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 
 from scalelaw.errors import ScalelawError
 from scalelaw.io import detect_format, load_table, reduce_runs
+from scalelaw.io import tabular
 from scalelaw.io.tabular import try_stream_reduce
 
 RUNS = pd.DataFrame({"name": ["r1", "r2"], "n_params": [1e8, 4e8], "tokens": [2e9, 8e9], "loss": [3.1, 2.7],
@@ -194,3 +196,87 @@ def test_detect_format(tmp_path, fixtures):
     q = tmp_path / "t.json"
     q.write_text(json.dumps([{"N": 1}]))
     assert detect_format(q) == "json"
+
+
+# ---- the streaming reducer refuses what reduce_runs refuses ------------------------------------------
+def _error(fn):
+    with pytest.raises(ScalelawError) as e:
+        fn()
+    return str(e.value)
+
+
+def _stream_and_memory_errors(monkeypatch, p, how="final", **kw):
+    """The message of load_table(p, reduce=how) on the in-memory path and on the streaming path
+    (its size threshold lowered, small batches), after checking the streaming reducer raised it
+    itself rather than handing the file back to the in-memory path."""
+    from scalelaw.io import tabular
+
+    slow = _error(lambda: load_table(p, reduce=how, **kw))
+    stream_kw = {k: v for k, v in kw.items() if k in ("warmup", "ema", "window")}
+    _error(lambda: try_stream_reduce(p, how, min_bytes=0, block_size=4096, **stream_kw))
+    monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(tabular, "STREAM_BLOCK_SIZE", 4096)
+    fast = _error(lambda: load_table(p, reduce=how, **kw))
+    monkeypatch.undo()
+    return slow, fast
+
+
+def test_stream_reduce_never_drops_a_run_silently(tmp_path, monkeypatch):
+    # a large CSV went through the streaming reducer, which left these runs out without a word
+    t = steps_table(n_runs=8, n_steps=300)
+    p = tmp_path / "hist.csv"
+    cases = {
+        # run1 logs train_loss where the others log val_loss (the chosen loss)
+        "no loss": (t.rename(columns={"loss": "val_loss"}).assign(
+            train_loss=lambda x: x["val_loss"].where(x["run"] == "run1"),
+            val_loss=lambda x: x["val_loss"].where(x["run"] != "run1")), "final", {},
+            r"run 'run1' has no value in the loss column \(val_loss\).*it logs loss_train"),
+        "several without a loss": (t.assign(loss=t["loss"].where(t["run"] == "run0")), "smooth", {},
+                                   r"runs 'run1', 'run2', 'run3', 'run4', 'run5' and 2 more have no value"),
+        "stopped before the warm-up cut": (t[(t["run"] != "run2") | (t["_step"] < 100)], "min", {"warmup": 150},
+                                           r"run 'run2' has no loss at or after the warm-up cut \(step 150\); "
+                                           r"its last loss is at step 99"),
+        "everything before the cut": (t, "final", {"warmup": 1000}, r"no step with a loss is left"),
+        "loss only without a step": (t.rename(columns={"_step": "step"}).assign(
+            step=lambda x: x["step"].where(x["run"] != "run3")), "final", {},
+            r"run 'run3' has a loss only in rows without a step"),
+        "rows without a run id": (t.assign(run=t["run"].where(~t.index.isin([700, 1901]))), "final", {},
+                                  r"2 rows have no run id \(the first is row 701 of the table\)"),
+    }
+    for name, (table, how, kw, msg) in cases.items():
+        table.to_csv(p, index=False)
+        slow, fast = _stream_and_memory_errors(monkeypatch, p, how, **kw)
+        assert re.search(msg, slow), (name, slow)
+        assert fast == slow, name
+    # and a good file still goes through the streaming reducer, with the in-memory path's result
+    t.to_csv(p, index=False)
+    monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 0)
+    fast = load_table(p, reduce="final", warmup=150)
+    assert fast.attrs["format"] == "csv-stream" and len(fast) == 8
+
+
+def test_stream_reduce_run_id_text_like_pandas(tmp_path):
+    # pyarrow reads an empty cell of a text column as "", which made a run named '' of those rows
+    p = tmp_path / "hist.csv"
+    t = steps_table(n_runs=2, n_steps=300)
+    t.loc[5, "run"] = None
+    t.to_csv(p, index=False)
+    with pytest.raises(ScalelawError, match=r"1 row has no run id \(row 6 of the table\)"):
+        try_stream_reduce(p, "final", min_bytes=0, block_size=4096)
+
+
+def test_stream_reduce_leaves_wandb_checks_to_read_history(tmp_path):
+    # a W&B history with a repeated or missing _step, or with run settings beside it, is read by
+    # read_history, which refuses the former and adds the latter; the streaming reducer did neither
+    p = tmp_path / "hist.csv"
+    t = steps_table(n_runs=2, n_steps=300)
+    pd.concat([t.iloc[:451], t.iloc[450:]]).to_csv(p, index=False)  # run1's step 150 twice
+    assert try_stream_reduce(p, "final", min_bytes=0, block_size=4096) is None
+    assert "_step 150 appears more than once" in _error(lambda: load_table(p, reduce="final"))
+    t.assign(_step=t["_step"].where(t.index != 400)).to_csv(p, index=False)
+    assert try_stream_reduce(p, "final", min_bytes=0, block_size=4096) is None
+    assert "line 402: _step is empty" in _error(lambda: load_table(p, reduce="final"))
+    t.to_csv(p, index=False)
+    (tmp_path / "config.json").write_text(json.dumps({"seq_len": 2048}))
+    assert try_stream_reduce(p, "final", min_bytes=0, block_size=4096) is None
+    assert (load_table(p, reduce="final")["seq_len"] == 2048).all()

@@ -60,8 +60,10 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     d = df.copy()
     if "run" not in d.columns:
         d["run"] = Path(str(source)).stem or "run"
-    _check_every_run_has_a_loss(d, source)
-    runs = d["run"].unique()
+    no_id = np.flatnonzero(d["run"].isna().to_numpy())
+    if len(no_id):
+        refuse_dropped_runs(None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
+    full = d
     peak = d.groupby("run")["lr"].max() if "lr" in d.columns else None
     stepped = d[d["step"].notna()]
     d = stepped[stepped["step"] >= float(warmup)] if warmup else stepped
@@ -70,21 +72,8 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     if others:
         d[others] = d.groupby("run", sort=False)[others].ffill()
     d = d[d["loss"].notna()]
-    gone = sorted(set(runs) - set(d["run"]))
-    last = stepped[stepped["loss"].notna()].groupby("run")["step"].max()
-    unstepped = [r for r in gone if r not in last.index]
-    if unstepped:
-        raise ScalelawError(f"{source}: {_runs(unstepped)} {_has(unstepped)} a loss only in rows without a step, "
-                            f"so the reduced table would leave {_it(unstepped)} out; fill in the step column "
-                            "(or name it with --map step=<col>)")
-    if len(d) == 0:
-        raise ScalelawError(f"{source}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
-    if gone:
-        raise ScalelawError(f"{source}: {_runs(gone)} {_has(gone)} no loss at or after the warm-up cut (step {warmup:g}); "
-                            f"{'its last loss is at' if len(gone) == 1 else 'their last losses are at or before'} step "
-                            f"{last[gone].max():g}, "
-                            f"so the reduced table would leave {_it(gone)} out: lower --warmup, or leave "
-                            f"{_it(gone)} out of the input")
+    refuse_dropped_runs(_what_runs_logged(full, set(d["run"])), source=source, warmup=warmup,
+                        loss_from=attrs.get("loss_column"))
     g = d.groupby("run", sort=True)
     if how == "min":
         out = d.loc[g["loss"].idxmin()]
@@ -121,32 +110,65 @@ def _it(names) -> str:
     return "it" if len(names) == 1 else "them"
 
 
-def _check_every_run_has_a_loss(d: pd.DataFrame, source: str) -> None:
-    """Reducing groups by run and keeps rows with a loss: a row without a run id, or a run without
-    a loss (e.g. a panel where one run logs ``train/loss`` and another ``val_loss``, the latter
-    chosen as the loss), would silently be left out of the reduced table. Refuse both."""
-    no_id = np.flatnonzero(d["run"].isna().to_numpy())
-    if len(no_id):
-        n = len(no_id)
-        where = f"row {no_id[0] + 1} of the table" if n == 1 else f"the first is row {no_id[0] + 1} of the table"
+def _what_runs_logged(d: pd.DataFrame, kept: set) -> pd.DataFrame:
+    """The per-run summary :func:`refuse_dropped_runs` takes, from a per-step table (before the
+    warm-up cut; every row with a run id) and the runs the reduced table keeps."""
+    other = [c for c in d.columns if str(c).startswith("loss_") and c != "loss_raw"]
+    runs = d[["loss"] + other].notna().groupby(d["run"], sort=True).any()
+    runs["last"] = d["step"].where(d["loss"].notna()).groupby(d["run"], sort=True).max()
+    runs["kept"] = runs.index.isin(list(kept))
+    return runs
+
+
+def refuse_dropped_runs(runs: pd.DataFrame | None, *, source: str, warmup: float = 0, loss_from: str | None = None,
+                        no_id: tuple[int, int] | None = None) -> None:
+    """Reducing groups by run and keeps the rows with a step and a loss at or after the warm-up
+    cut: a row without a run id, a run without a loss (e.g. a panel where one run logs
+    ``train/loss`` and another ``val_loss``, the latter chosen as the loss), a run whose losses
+    all lack a step or all come before the cut would silently be left out. Refuse each, in that
+    order, naming the runs and the fix. Shared by :func:`reduce_runs` and the streaming reducer
+    (:func:`scalelaw.io.tabular.try_stream_reduce`), so both give the same messages.
+
+    runs: one row per run id (index, sorted) with ``loss`` (a value in the loss column in any
+    row), ``last`` (the last step of a row with a loss; NaN when no such row has a step),
+    ``kept`` (a loss at or after the cut, with a step) and one true/false column per other loss
+    column, named as the user's table names it (a value in it). no_id: (rows without a run id,
+    the first of them counted from 0). loss_from: where the loss column came from
+    (``attrs["loss_column"]``)."""
+    if no_id and no_id[0]:
+        n, first = no_id
+        where = f"row {first + 1} of the table" if n == 1 else f"the first is row {first + 1} of the table"
         raise ScalelawError(f"{source}: {n} row{'s' if n > 1 else ''} {'has' if n == 1 else 'have'} no run id ({where}), "
                             f"so reducing per run would drop {'it' if n == 1 else 'them'}; fill in the run column "
                             "or remove those rows")
-    has = d["loss"].notna().groupby(d["run"], sort=True).any()
-    lost = [r for r, ok in has.items() if not ok]
-    if not lost:
+    if runs is None:
         return
-    src = d.attrs.get("loss_column")
-    of = f" ({src})" if src and src != "loss" else ""
-    rows = d[d["run"].isin(lost)]
-    logs = [c for c in d.columns if str(c).startswith("loss_") and c != "loss_raw" and rows[c].notna().any()]
-    if logs:
-        fix = (f"{'it logs' if len(lost) == 1 else 'they log'} {', '.join(logs)}: use one loss column for every run "
-               "(--map loss=<column>)")
-    else:
-        fix = f"name {'its' if len(lost) == 1 else 'their'} loss column with --map loss=<column>"
-    raise ScalelawError(f"{source}: {_runs(lost)} {_has(lost)} no value in the loss column{of}, so the reduced table "
-                        f"would leave {_it(lost)} out; {fix}, or leave {_it(lost)} out of the input")
+    lost = [r for r, ok in runs["loss"].items() if not ok]
+    if lost:
+        of = f" ({loss_from})" if loss_from and loss_from != "loss" else ""
+        other = [c for c in runs.columns if c not in ("loss", "last", "kept")]
+        logs = [c for c in other if runs.loc[lost, c].any()]
+        if logs:
+            fix = (f"{'it logs' if len(lost) == 1 else 'they log'} {', '.join(map(str, logs))}: use one loss column "
+                   "for every run (--map loss=<column>)")
+        else:
+            fix = f"name {'its' if len(lost) == 1 else 'their'} loss column with --map loss=<column>"
+        raise ScalelawError(f"{source}: {_runs(lost)} {_has(lost)} no value in the loss column{of}, so the reduced "
+                            f"table would leave {_it(lost)} out; {fix}, or leave {_it(lost)} out of the input")
+    gone = [r for r, ok in runs["kept"].items() if not ok]
+    unstepped = [r for r in gone if np.isnan(runs.at[r, "last"])]
+    if unstepped:
+        raise ScalelawError(f"{source}: {_runs(unstepped)} {_has(unstepped)} a loss only in rows without a step, "
+                            f"so the reduced table would leave {_it(unstepped)} out; fill in the step column "
+                            "(or name it with --map step=<col>)")
+    if len(gone) == len(runs):
+        raise ScalelawError(f"{source}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
+    if gone:
+        raise ScalelawError(f"{source}: {_runs(gone)} {_has(gone)} no loss at or after the warm-up cut (step {warmup:g}); "
+                            f"{'its last loss is at' if len(gone) == 1 else 'their last losses are at or before'} step "
+                            f"{runs.loc[gone, 'last'].max():g}, "
+                            f"so the reduced table would leave {_it(gone)} out: lower --warmup, or leave "
+                            f"{_it(gone)} out of the input")
 
 
 def _ema_final(d: pd.DataFrame, w: float) -> pd.Series:

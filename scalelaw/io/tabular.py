@@ -187,22 +187,39 @@ def read_steplaw(p: Path) -> pd.DataFrame:
 
 
 # ---- streaming per-run reduction -------------------------------------------------------------------
+#: CSV files from this size on are reduced per run while streaming (see :func:`try_stream_reduce`)
+STREAM_MIN_BYTES = 32 << 20
+#: bytes pyarrow parses per batch when streaming
+STREAM_BLOCK_SIZE = 4 << 20
+
+
 def try_stream_reduce(p: Path, how: str, *, mapping=None, units=None, warmup: float = 0, ema: float = 0.9,
-                      window: int | None = None, min_bytes: int = 32 << 20,
-                      block_size: int = 4 << 20) -> pd.DataFrame | None:
+                      window: int | None = None, min_bytes: int | None = None,
+                      block_size: int | None = None) -> pd.DataFrame | None:
     """Reduce a large long-format CSV (``run``, ``step``, ``loss``, ...) to one row per run in
-    batches with pyarrow; None when the file is small, not such a CSV, or a run's steps are out of
-    order (then the in-memory path handles it). Same results as ``reduce_runs`` except that gaps
-    in other columns are not filled forward. Memory stays near ``40 x block_size`` (pyarrow's
-    parse buffers), whatever the file size."""
+    batches with pyarrow; None when the file is smaller than ``min_bytes`` (default
+    ``STREAM_MIN_BYTES``), not such a CSV, or when the in-memory path must read it: a run's steps
+    are out of order, or a W&B history has run settings beside it, a row without a ``_step`` or a
+    step logged twice (:func:`scalelaw.io.wandb.read_history` adds the one and refuses the others).
+    Same results as ``reduce_runs``, and the same errors for runs the reduced table would leave
+    out (:func:`scalelaw.io.refuse_dropped_runs`), except that gaps in other columns are not
+    filled forward. Memory stays near ``40 x block_size`` (pyarrow's parse buffers), whatever
+    the file size."""
     from . import REDUCERS
+    from .wandb import _sidecar
 
     p = Path(p)
+    min_bytes = STREAM_MIN_BYTES if min_bytes is None else min_bytes
+    block_size = STREAM_BLOCK_SIZE if block_size is None else block_size
     if how not in REDUCERS or not p.is_file() or p.suffix.lower() not in (".csv", ".tsv"):
         return None
     if p.stat().st_size < min_bytes:
         return None
-    if sniff_csv(p) not in ("csv", "tsv", "wandb-history"):
+    fmt = sniff_csv(p)
+    if fmt not in ("csv", "tsv", "wandb-history"):
+        return None
+    wandb = fmt == "wandb-history"
+    if wandb and (_sidecar(p, "config") or _sidecar(p, "summary")):
         return None
     header = csv_header(p)
     if len(set(header)) != len(header):
@@ -216,19 +233,21 @@ def try_stream_reduce(p: Path, how: str, *, mapping=None, units=None, warmup: fl
     try:
         with contextlib.ExitStack() as stack:
             return _stream_reduce(p, how, inv["run"], inv["step"], inv["loss"], header, warmup, ema, window,
-                                  block_size, mapping, units, names, stack)
+                                  block_size, mapping, units, names, stack, wandb, probe.attrs.get("loss_column"))
     except _Unsorted:
         return None
 
 
 class _Unsorted(Exception):
-    pass
+    """The in-memory path must read the file (see :func:`try_stream_reduce`)."""
 
 
 def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, window, block_size, mapping, units,
-                   names_of, stack):
+                   names_of, stack, wandb, loss_from):
     import pyarrow as pa
     import pyarrow.csv as pacsv
+
+    from . import refuse_dropped_runs
 
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     # pyarrow's threaded streaming reader was slower than one thread on 2 vCPUs (measured: 2.6 vs
@@ -237,20 +256,25 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
 
     ropts = pacsv.ReadOptions(block_size=block_size, use_threads=(os.cpu_count() or 1) > 2)
     popts = pacsv.ParseOptions(delimiter=sep)
+    # empty cells and pandas' other missing-value words are missing in the run column too (pyarrow
+    # reads them as text there by default: a run named '' instead of rows without a run id)
+    nulls = list(pacsv.ConvertOptions().null_values) + ["<NA>", "None"]
 
     def open_(include, types):
         # a Python file object keeps pyarrow from reading the whole file ahead into memory
         # (measured on 10M rows: 56 MB peak pool instead of 630 MB, and no slower)
         fh = stack.enter_context(open(p, "rb"))
         return pacsv.open_csv(fh, read_options=ropts, parse_options=popts,
-                              convert_options=pacsv.ConvertOptions(include_columns=include, column_types=types))
+                              convert_options=pacsv.ConvertOptions(include_columns=include, column_types=types,
+                                                                   null_values=nulls, strings_can_be_null=True))
 
     # probe types on the first rows: numeric columns are kept, text columns other than run dropped
     try:
         first = pd.read_csv(p, sep=sep, nrows=2000)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise ScalelawError(f"{p}: cannot parse as CSV ({str(exc).strip().splitlines()[-1][:200]}); fix the file") from None
-    num_cols = [c for c in header if c != run_col and c in first.columns
+    band = ("__MIN", "__MAX") if wandb else ()  # the min/max columns read_history drops
+    num_cols = [c for c in header if c != run_col and c in first.columns and not (band and c.endswith(band))
                 and (pd.api.types.is_numeric_dtype(first[c]) and not pd.api.types.is_bool_dtype(first[c]))]
     if step_col not in num_cols or loss_col not in num_cols:
         return None
@@ -260,6 +284,9 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     i_step, i_loss = num_cols.index(step_col), num_cols.index(loss_col)
     lr_col = next((c for c in num_cols if names_of.get(c) == "lr"), None)
     i_lr = num_cols.index(lr_col) if lr_col else None
+    # the other loss columns (named as in the table): which of them a run left out logs
+    i_other = [j for j, c in enumerate(num_cols) if str(names_of.get(c)).startswith("loss_")
+               and names_of.get(c) != "loss_raw"]
     lr_max: list[float] = []
     best_loss: list[float] = []
     ids: dict[str, int] = {}
@@ -269,6 +296,12 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     ema_s: list[float] = []
     cnt: list[int] = []
     tail: list = []
+    # what a run with no row kept logged (for refuse_dropped_runs); such a run's rows are all in
+    # batches where some row is dropped, so only those batches need to be looked at
+    any_loss = np.zeros(0, bool)
+    loss_step = np.zeros(0)
+    other_any = np.zeros((len(i_other), 0), bool)
+    no_id, first_no_id = 0, 0
     w = float(ema)
     rows_seen = 0
     from ..progress import Progress
@@ -288,23 +321,48 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         if n == 0:
             continue
         rc = batch.column(0)
-        if rc.null_count:
-            raise ScalelawError(f"{p}: empty run id in column {run_col!r} near row {rows_seen - n + 1}; fill it in")
-        gmap = np.fromiter((ids.setdefault(v, len(ids)) for v in rc.dictionary.to_pylist()), dtype=np.int64)
-        gid = gmap[rc.indices.to_numpy(zero_copy_only=False)]
         C = [batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(len(num_cols))]
+        if rc.null_count:  # rows without a run id: counted for the error, left out meanwhile
+            valid = rc.is_valid().to_numpy(zero_copy_only=False)
+            if not no_id:
+                first_no_id = rows_seen - n + int(np.argmin(valid))
+            no_id += rc.null_count
+            if not valid.any():
+                continue
+            idx = rc.indices.fill_null(0).to_numpy(zero_copy_only=False)[valid]
+            C = [c[valid] for c in C]
+        else:
+            idx = rc.indices.to_numpy(zero_copy_only=False)
+        gmap = np.fromiter((ids.setdefault(v, len(ids)) for v in rc.dictionary.to_pylist()), dtype=np.int64)
+        gid = gmap[idx]
         step, loss = C[i_step], C[i_loss]
         while len(final) < len(ids):
             last_step.append(-np.inf); final.append(None); best.append(None); ema_s.append(0.0); cnt.append(0)
             lr_max.append(np.nan); tail.append(np.empty(0)); best_loss.append(np.inf)
+        if len(any_loss) < len(ids):
+            grow = len(ids) - len(any_loss)
+            any_loss = np.r_[any_loss, np.zeros(grow, bool)]
+            loss_step = np.r_[loss_step, np.full(grow, np.nan)]
+            other_any = np.hstack([other_any, np.zeros((len(i_other), grow), bool)])
+        st0 = np.r_[0, np.flatnonzero(gid[1:] != gid[:-1]) + 1] if i_lr is not None else None
         if i_lr is not None:  # peak lr over every logged step (before the loss / warm-up filter)
-            st0 = np.r_[0, np.flatnonzero(gid[1:] != gid[:-1]) + 1]
             for g, m in zip(gid[st0].tolist(), np.fmax.reduceat(C[i_lr], st0).tolist()):
                 lr_max[g] = np.fmax(lr_max[g], m)
-        keep = ~np.isnan(loss) & ~np.isnan(step)
+        has_step = ~np.isnan(step)
+        if wandb and not has_step.all():
+            raise _Unsorted  # read_history names the row without a _step
+        has_loss = ~np.isnan(loss)
+        keep = has_loss & has_step
         if warmup:
             keep &= step >= warmup
         if not keep.all():
+            if st0 is None:
+                st0 = np.r_[0, np.flatnonzero(gid[1:] != gid[:-1]) + 1]
+            gs = gid[st0]
+            np.logical_or.at(any_loss, gs, np.logical_or.reduceat(has_loss, st0))
+            np.fmax.at(loss_step, gs, np.fmax.reduceat(np.where(has_loss, step, np.nan), st0))
+            for k, j in enumerate(i_other):
+                np.logical_or.at(other_any[k], gs, np.logical_or.reduceat(~np.isnan(C[j]), st0))
             gid, C = gid[keep], [c[keep] for c in C]
             step, loss = C[i_step], C[i_loss]
         if len(gid) == 0:
@@ -312,14 +370,15 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         brk = np.flatnonzero(gid[1:] != gid[:-1]) + 1
         same = np.ones(len(gid) - 1, bool)
         same[brk - 1] = False
-        if (np.diff(step)[same] < 0).any():
+        back = np.diff(step)[same]
+        if (back < 0).any() or (wandb and (back == 0).any()):  # a W&B history logs a step once per run
             raise _Unsorted
         starts = np.r_[0, brk]
         ends = np.r_[brk, len(gid)]
         picks: list[tuple[list, int, int]] = []  # (state list, run id, row in this batch)
         for a, b in zip(starts.tolist(), ends.tolist()):
             g = int(gid[a])
-            if step[a] < last_step[g]:
+            if step[a] < last_step[g] or (wandb and step[a] == last_step[g]):
                 raise _Unsorted
             last_step[g] = step[b - 1]
             picks.append((final, g, b - 1))
@@ -344,9 +403,12 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
             for (state, g, _), v in zip(picks, vals):
                 state[g] = v
     names = list(ids)
-    rows = [i for i in range(len(names)) if i < len(final) and final[i] is not None]
-    if not rows:
-        raise ScalelawError(f"{p}: no step with a loss is left after the warm-up cut ({warmup}); lower --warmup")
+    kept = np.array([f is not None for f in final[: len(names)]], bool)
+    logged = pd.DataFrame({"loss": kept | any_loss[: len(names)],
+                           **{names_of[num_cols[j]]: other_any[k][: len(names)] for k, j in enumerate(i_other)},
+                           "last": loss_step[: len(names)], "kept": kept}, index=names).sort_index()
+    refuse_dropped_runs(logged, source=str(p), warmup=warmup, loss_from=loss_from, no_id=(no_id, first_no_id))
+    rows = np.flatnonzero(kept).tolist()
     pick = best if how == "min" else final
     M = np.vstack([pick[i] for i in rows])
     out = pd.DataFrame(M, columns=num_cols)
@@ -369,4 +431,3 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
                            **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
     out.attrs["format"] = "csv-stream"
     return out
-
