@@ -294,6 +294,42 @@ def test_hf_run_folder_reads_only_its_latest_trainer_state(tmp_path):
     assert sm["a"] == pytest.approx(5.0 - 0.85)  # mean of steps 70..100, each once
 
 
+def _hf_output_folder(run):
+    """What Trainer.save_model / save_state / save_metrics leave in an output folder, and a checkpoint."""
+    _hf_state(run / "checkpoint-20", 20)
+    _hf_state(run, 30)
+    side = {"all_results.json": {"epoch": 3.0, "eval_loss": 4.6, "train_loss": 4.8, "train_runtime": 12.5},
+            "train_results.json": {"epoch": 3.0, "train_loss": 4.8}, "eval_results.json": {"eval_loss": 4.6},
+            "config.json": {"model_type": "gpt2", "n_layer": 2, "architectures": ["GPT2LMHeadModel"]},
+            "generation_config.json": {"bos_token_id": 0, "eos_token_id": 0},
+            "tokenizer.json": {"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": []},
+            "tokenizer_config.json": {"model_max_length": 1024, "added_tokens_decoder": {}},
+            "special_tokens_map.json": {"eos_token": "<|endoftext|>"}}
+    for folder in (run, run / "checkpoint-20"):
+        for name, obj in side.items():
+            (folder / name).write_text(json.dumps(obj))
+        (folder / "model.safetensors").write_bytes(b"\0" * 64)
+        (folder / "training_args.bin").write_bytes(b"\0" * 16)
+
+
+def test_hf_output_folder_given_directly(tmp_path):
+    # the folder a Trainer wrote, given itself, failed with 'JSON is not a table' (all_results.json
+    # and the other side files beside trainer_state.json were read as tables)
+    run = tmp_path / "my-run"
+    _hf_output_folder(run)
+    parent = load_table(tmp_path)
+    direct = load_table(run)
+    assert direct["run"].unique().tolist() == ["my-run"] and direct["step"].tolist() == [10, 20, 30]
+    pd.testing.assert_frame_equal(direct, parent, check_like=True)
+    assert load_table(run, reduce="final")["loss"].tolist() == [5.0 - 0.3]
+    # a folder with checkpoints only (training still running, no save_state yet) is one too
+    (run / "trainer_state.json").unlink()
+    assert load_table(run)["step"].tolist() == [10, 20]
+    # elsewhere a top-level JSON file is still a table
+    (tmp_path / "runs.json").write_text(json.dumps([{"run": "x", "step": 1, "loss": 3.0}]))
+    assert set(load_table(tmp_path)["run"]) == {"my-run", "x"}
+
+
 # ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
 def test_megatron_log(fixtures):
     df = load_table(fixtures / "megatron_gpt_125m.log")

@@ -294,6 +294,20 @@ def _older_trainer_states(files: list) -> set:
     return older
 
 
+def _hf_run_folders(files: list) -> set:
+    """Folders holding a ``trainer_state.json`` or a ``checkpoint-*/trainer_state.json``."""
+    return {f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
+            for f in files if f.name.lower() == "trainer_state.json"}
+
+
+def _is_hf_side_file(f: Path, hf_runs: set) -> bool:
+    """A JSON file other than trainer_state.json in a Hugging Face run folder or its checkpoints
+    (metrics summaries, model and tokenizer settings): not a log of its own."""
+    if f.suffix.lower() != ".json" or f.name.lower() == "trainer_state.json":
+        return False
+    return f.parent in hf_runs or (f.parent.name.startswith("checkpoint-") and f.parent.parent in hf_runs)
+
+
 def _last_step(f: Path) -> float:
     """A top-level trainer_state.json's step: ``global_step``, else the last logged step; a file
     without either counts as the latest, so that reading it reports what is wrong with it."""
@@ -320,17 +334,25 @@ def read_folder(path: Path) -> pd.DataFrame:
     ``<stem>_config.json`` / ``<stem>.config.json`` / ``<stem>_summary.json`` /
     ``<stem>.summary.json`` beside a file ``<stem>.*``), plain JSON below the top level and
     RegMix CSVs. A Hugging Face run folder gives one ``trainer_state.json``, its latest (see
-    :func:`_older_trainer_states`), not one per checkpoint (each repeats the steps before it)."""
+    :func:`_older_trainer_states`), not one per checkpoint (each repeats the steps before it).
+
+    A Hugging Face run folder is one holding a ``trainer_state.json`` or a
+    ``checkpoint-*/trainer_state.json``; in it and its ``checkpoint-*`` folders, every other JSON
+    file is the Trainer's side output (``all_results.json``, ``train_results.json``,
+    ``eval_results.json``, the model's ``config.json`` and ``generation_config.json``,
+    ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``, ...), not a log,
+    and is skipped. So the run folder itself gives the same run as its parent folder."""
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
     stems = {(f.parent, f.stem) for f in files}
     older = _older_trainer_states(files)
+    hf_runs = _hf_run_folders(files)
     parts = []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
-        if f in older:
+        if f in older or _is_hf_side_file(f, hf_runs):
             continue
         try:
             fmt = detect_format(f)
