@@ -153,7 +153,9 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
     mapping: {canonical: your_column}, overrides aliases. units: see :func:`parse_units`.
     Loss columns: ``loss`` is kept; otherwise the first of val_loss, validation_loss,
     eval_loss, test_loss, train_loss becomes ``loss`` (recorded in ``attrs["loss_column"]``)
-    and the others become ``loss_val``, ``loss_eval``, ``loss_train``, ...
+    and the others become ``loss_val``, ``loss_eval``, ``loss_train``, ...; ``mapping={"loss": col}``
+    beside a column already named ``loss`` moves that one into the family (named after
+    ``attrs["loss_column"]``, e.g. ``loss_eval``, else ``loss_other``).
     When ``C`` is absent and N, D are present, ``C = 6*N*D`` (``attrs["C_convention"]="6ND"``).
     """
     if not isinstance(df, pd.DataFrame):
@@ -167,6 +169,7 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
     mapping = dict(mapping or {})
     rename: dict[str, str] = {}
     taken: set[str] = set()
+    loss_from = attrs.get("loss_column")
     # 1. the user's mapping wins
     for canon, col in mapping.items():
         if col not in df.columns:
@@ -175,6 +178,18 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
                 f"{', '.join(map(str, df.columns[:30]))}")
         rename[col] = canon
         taken.add(canon)
+    # a column already named as one the user maps elsewhere: the table's loss joins the loss_
+    # family (e.g. an HF run's eval loss -> loss_eval); any other would be a second column of that name
+    for canon, col in mapping.items():
+        if col == canon or canon not in df.columns or canon in mapping.values():
+            continue
+        aside = _loss_family_name(loss_from or canon) if canon == "loss" else None
+        if aside is None or aside in df.columns or aside in rename.values():
+            raise ScalelawError(f"{source}: --map {canon}={col} would make a second {canon!r} column: the table "
+                                f"already has a column {canon!r}; rename or drop one of the two, or leave out "
+                                f"--map {canon}=...")
+        rename[canon] = aside
+        loss_from = col
     # 2. columns already canonical or in a family
     for col in df.columns:
         if col in rename:
@@ -193,7 +208,8 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
             rename[col] = "run"
             taken.add("run")
     # 4. losses: pick the target, move the rest into the loss_ family
-    loss_from = attrs.get("loss_column")
+    if "loss" in mapping:
+        loss_from = mapping["loss"]
     if "loss" not in taken:
         for pref, _ in _LOSS_PREFERENCE[1:]:
             hit = [c for c in df.columns if c not in rename and _key(c) == _key(pref)]

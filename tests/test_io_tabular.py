@@ -280,3 +280,17 @@ def test_stream_reduce_leaves_wandb_checks_to_read_history(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"seq_len": 2048}))
     assert try_stream_reduce(p, "final", min_bytes=0, block_size=4096) is None
     assert (load_table(p, reduce="final")["seq_len"] == 2048).all()
+
+
+def test_map_loss_onto_another_column_when_the_table_has_a_loss(fixtures):
+    # --map loss=<col> beside a column already named loss gave two 'loss' columns and a TypeError
+    # (exit 3, 'a scalelaw bug'): e.g. an evaluated HF run, whose loss is eval_loss, for the training loss
+    fin = load_table(fixtures / "trainer_state.json", mapping={"loss": "loss_train"}, reduce="final")
+    assert fin["loss"].tolist() == [3.2] and fin["loss_eval"].tolist() == [3.1]
+    assert fin.attrs["loss_column"] == "loss_train"
+    df = pd.DataFrame({"run": ["a", "b"], "loss": [3.0, 2.0], "val": [3.5, 2.5], "N": [1e8, 2e8], "size": [1, 2]})
+    out = load_table(df, mapping={"loss": "val"})
+    assert out["loss"].tolist() == [3.5, 2.5] and out["loss_other"].tolist() == [3.0, 2.0]
+    # other columns have no family to move the table's own to: one line naming both
+    with pytest.raises(ScalelawError, match=r"--map N=size.*already has a column 'N'"):
+        load_table(df, mapping={"N": "size"})
