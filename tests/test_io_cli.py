@@ -79,3 +79,16 @@ def test_bad_tables_one_line(tmp_path, content):
 
 def test_inspect_missing_file():
     assert_one_line_error(run("inspect", "no/such/file.csv"))
+
+
+def test_ingest_hf_folder_of_evaluated_and_unevaluated_runs(tmp_path):
+    logs = tmp_path / "logs"
+    for name, key in (("a", "eval_loss"), ("b", "loss")):
+        (logs / name).mkdir(parents=True)
+        (logs / name / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, key: 3.0}]}))
+    r = run("ingest", logs, "-o", tmp_path / "o.csv", "--reduce", "final")
+    assert_one_line_error(r)
+    assert "run 'a' logged eval_loss and run 'b' only a training loss" in r.output and "--map loss=" in r.output
+    r = run("ingest", logs, "-o", tmp_path / "o.csv", "--reduce", "final", "--map", "loss=loss_eval")
+    assert_one_line_error(r)
+    assert "run 'b' has no value in the loss column (loss_eval)" in r.output

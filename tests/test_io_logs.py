@@ -330,6 +330,34 @@ def test_hf_output_folder_given_directly(tmp_path):
     assert set(load_table(tmp_path)["run"]) == {"my-run", "x"}
 
 
+def test_hf_runs_with_and_without_eval_loss_are_not_mixed(tmp_path):
+    # the reader takes eval_loss as the loss of a run that evaluated and the training loss otherwise:
+    # a folder of both put two different losses under one 'loss' column without a word
+    for run, ev in (("a", True), ("b", False), ("c", False)):
+        hist = [{"step": s, "loss": 5.0 - s / 100} for s in (10, 20)]
+        hist += [{"step": s, "eval_loss": 6.0 - s / 100} for s in (10, 20)] if ev else []
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "trainer_state.json").write_text(json.dumps({"log_history": hist}))
+    msg = (r"Hugging Face run 'a' logged eval_loss and runs 'b', 'c' only a training loss, so one loss column "
+           r"would mix evaluation and training losses; choose one for every run: --map loss=loss_eval or "
+           r"--map loss=loss_train")
+    for kw in ({}, {"reduce": "final"}):
+        with pytest.raises(ScalelawError, match=msg):
+            load_table(tmp_path, **kw)
+    train = load_table(tmp_path, mapping={"loss": "loss_train"}, reduce="final")
+    assert train["loss"].tolist() == [4.8, 4.8, 4.8]
+    with pytest.raises(ScalelawError, match=r"runs 'b', 'c' have no value in the loss column \(loss_eval\)"):
+        load_table(tmp_path, mapping={"loss": "loss_eval"}, reduce="final")
+    # the raw table holds both under their own names, not one mixed 'loss'
+    from scalelaw.io import read_raw
+
+    raw = read_raw(tmp_path)
+    assert "loss" not in raw.columns and {"loss_eval", "loss_train"} <= set(raw.columns)
+    # runs of one kind keep the reader's choice
+    shutil.rmtree(tmp_path / "a")
+    assert load_table(tmp_path, reduce="final")["loss"].tolist() == [4.8, 4.8]
+
+
 # ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
 def test_megatron_log(fixtures):
     df = load_table(fixtures / "megatron_gpt_125m.log")
@@ -381,3 +409,12 @@ def test_unknown_text_log(tmp_path):
     p.write_text("hello\nworld\n")
     with pytest.raises(ScalelawError, match="not a recognised text log"):
         load_table(p)
+
+
+def test_hf_mixed_losses_chosen_once(tmp_path):
+    for run, key in (("a", "eval_loss"), ("b", "loss")):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, key: 3.0}]}))
+    df = load_table(tmp_path, mapping={"loss": "loss_eval"})
+    assert "mixed_losses" not in df.attrs
+    assert load_table(df)["loss"].tolist()[0] == 3.0  # the chosen table loads again without --map

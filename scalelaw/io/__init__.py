@@ -341,7 +341,12 @@ def read_folder(path: Path) -> pd.DataFrame:
     file is the Trainer's side output (``all_results.json``, ``train_results.json``,
     ``eval_results.json``, the model's ``config.json`` and ``generation_config.json``,
     ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``, ...), not a log,
-    and is skipped. So the run folder itself gives the same run as its parent folder."""
+    and is skipped. So the run folder itself gives the same run as its parent folder.
+
+    The HF reader takes a run's ``eval_loss`` as its loss when it evaluated, its training loss
+    otherwise; in a folder of runs of both kinds, every HF run's loss is kept as ``loss_eval`` or
+    ``loss_train`` instead (no ``loss`` column mixing the two), and :func:`load_table` asks for
+    ``--map loss=loss_eval`` or ``--map loss=loss_train``, naming the runs of each kind."""
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
     stems = {(f.parent, f.stem) for f in files}
@@ -370,9 +375,47 @@ def read_folder(path: Path) -> pd.DataFrame:
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
+    mixed = _unmix_hf_losses(parts)
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs["source"] = str(p)
+    if mixed:
+        df.attrs["mixed_losses"] = mixed
     return df
+
+
+#: the loss a Hugging Face trainer_state.json gave (:func:`scalelaw.io.hf.read_trainer_state`), by
+#: ``attrs["loss_column"]``: the column it is kept as when a folder holds runs of both kinds
+_HF_LOSSES = {"eval_loss": "loss_eval", "loss (training)": "loss_train"}
+
+
+def _unmix_hf_losses(parts: list) -> dict | None:
+    """The HF reader takes a run's eval_loss as its loss when it evaluated, its training loss
+    otherwise. When a folder holds runs of both kinds, one ``loss`` column would mix the two: each
+    run's loss is then kept as ``loss_eval`` or ``loss_train`` instead (in place in ``parts``),
+    and {kind: [runs]} returned for :func:`_refuse_mixed_losses`; None when not mixed."""
+    kinds: dict = {}
+    for i, df in enumerate(parts):
+        if df.attrs.get("format") == "hf-trainer" and df.attrs.get("loss_column") in _HF_LOSSES:
+            kinds.setdefault(df.attrs["loss_column"], []).append(i)
+    if len(kinds) < 2:
+        return None
+    for kind, idx in kinds.items():
+        for i in idx:
+            parts[i] = parts[i].rename(columns={"loss": _HF_LOSSES[kind]})
+            parts[i].attrs.pop("loss_column", None)
+    return {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()}) for kind, idx in kinds.items()}
+
+
+def _refuse_mixed_losses(df: pd.DataFrame, mapping, source: str) -> None:
+    """A folder of HF runs, some evaluated and some not (see :func:`_unmix_hf_losses`), needs the
+    user to choose the loss: refuse it without ``--map loss=...``, naming the runs of each kind."""
+    mixed = df.attrs.get("mixed_losses")
+    if not mixed or "loss" in (mapping or {}):
+        return
+    ev, tr = mixed["eval_loss"], mixed["loss (training)"]
+    raise ScalelawError(f"{source}: Hugging Face {_runs(ev)} logged eval_loss and {_runs(tr)} only a training loss, "
+                        "so one loss column would mix evaluation and training losses; choose one for every run: "
+                        "--map loss=loss_eval or --map loss=loss_train")
 
 
 def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, reduce: str | None = None,
@@ -410,7 +453,9 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
             if fast is not None:
                 return validate(fast, required=required, source=name, per_run=True)
             df = read_raw(s, fmt, **opts)
+    _refuse_mixed_losses(df, mapping, name)
     df = normalize(df, mapping=mapping, units=units, source=name)
+    df.attrs.pop("mixed_losses", None)  # the loss is chosen now
     if reduce:
         df = reduce_runs(df, reduce, warmup=warmup, ema=ema, window=window, source=name)
     validate(df, required=required, source=name, per_run=True if reduce else None)

@@ -14,7 +14,9 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     """``log_history`` as one row per step: ``step``; ``loss`` is ``eval_loss`` when evaluated
     (training loss then kept as ``loss_train``), else the training loss; ``learning_rate`` -> ``lr``;
     other eval metrics keep their ``eval_*`` names. The run id is the file's folder name
-    (the checkpoint folder's parent when it is ``checkpoint-*``)."""
+    (the checkpoint folder's parent when it is ``checkpoint-*``). ``attrs["loss_column"]`` says
+    which loss was taken; a folder of runs of both kinds is not given one mixed ``loss`` column
+    (see :func:`scalelaw.io.read_folder`)."""
     p = Path(p)
     state = read_json(p)
     hist = state.get("log_history") if isinstance(state, dict) else None
