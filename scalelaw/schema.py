@@ -157,6 +157,8 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
     beside a column already named ``loss`` moves that one into the family (named after
     ``attrs["loss_column"]``, e.g. ``loss_eval``, else ``loss_other``).
     When ``C`` is absent and N, D are present, ``C = 6*N*D`` (``attrs["C_convention"]="6ND"``).
+    ``attrs["columns_from"]`` maps each renamed column to its name in the input ({"loss_train":
+    "train/loss"}), so messages can name the column the user sees and ``--map`` takes.
     """
     if not isinstance(df, pd.DataFrame):
         raise ScalelawError(f"{source}: expected a table (pandas DataFrame); got {type(df).__name__}")
@@ -229,6 +231,10 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
                 rename[col] = new
     if rename:
         df = df.rename(columns=rename)
+    # the user's names of renamed columns, for messages (--map takes those), through earlier passes
+    before = attrs.get("columns_from") or {}
+    named = {k: v for k, v in before.items() if k in df.columns and k not in rename.values()}
+    named.update({new: before.get(old, old) for old, new in rename.items()})
     # 5. numbers
     for col in NUMERIC:
         if col in df.columns:
@@ -258,6 +264,7 @@ def normalize(df: pd.DataFrame, *, mapping: Mapping[str, str] | None = None, uni
     df.attrs.update(attrs)
     df.attrs["source"] = attrs.get("source", source)
     df.attrs["units"] = declared
+    df.attrs["columns_from"] = named
     if convention:
         df.attrs["C_convention"] = convention
     if loss_from:

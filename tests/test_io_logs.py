@@ -132,8 +132,9 @@ def test_reduce_refuses_a_run_without_the_chosen_loss(tmp_path):
     # run a logs train/loss, run b val_loss: val_loss became the loss and run a silently vanished
     p = tmp_path / "panel.csv"
     p.write_text("Step,a - train/loss,b - val_loss\n1,3.0,3.5\n2,2.5,3.0\n")
+    # ... naming the column as the file does (train/loss, which --map takes), not as the table (loss_train)
     with pytest.raises(ScalelawError, match=r"panel.csv: run 'a' has no value in the loss column \(val_loss\).*"
-                                            r"it logs loss_train.*--map loss=") as e:
+                                            r"it logs train/loss: .*--map loss=") as e:
         load_table(p, reduce="final")
     assert "\n" not in str(e.value)
     p.write_text("Step,a - train/loss,b - train/loss\n1,3.0,3.5\n2,2.5,3.0\n")  # one loss column: fine

@@ -230,7 +230,7 @@ def test_stream_reduce_never_drops_a_run_silently(tmp_path, monkeypatch):
         "no loss": (t.rename(columns={"loss": "val_loss"}).assign(
             train_loss=lambda x: x["val_loss"].where(x["run"] == "run1"),
             val_loss=lambda x: x["val_loss"].where(x["run"] != "run1")), "final", {},
-            r"run 'run1' has no value in the loss column \(val_loss\).*it logs loss_train"),
+            r"run 'run1' has no value in the loss column \(val_loss\).*it logs train_loss:"),
         "several without a loss": (t.assign(loss=t["loss"].where(t["run"] == "run0")), "smooth", {},
                                    r"runs 'run1', 'run2', 'run3', 'run4', 'run5' and 2 more have no value"),
         "stopped before the warm-up cut": (t[(t["run"] != "run2") | (t["_step"] < 100)], "min", {"warmup": 150},
@@ -294,3 +294,13 @@ def test_map_loss_onto_another_column_when_the_table_has_a_loss(fixtures):
     # other columns have no family to move the table's own to: one line naming both
     with pytest.raises(ScalelawError, match=r"--map N=size.*already has a column 'N'"):
         load_table(df, mapping={"N": "size"})
+
+
+def test_normalize_records_the_columns_it_renames():
+    df = pd.DataFrame({"Run Name": ["a"], "_step": [1], "train/loss": [3.0], "val_loss": [3.2], "size": [1e8]})
+    out = load_table(df, mapping={"N": "size"})
+    assert out.attrs["columns_from"] == {"run": "Run Name", "step": "_step", "loss_train": "train/loss",
+                                         "loss": "val_loss", "N": "size"}
+    # a second pass keeps the names of the first, also for a column it moves again
+    again = load_table(out, mapping={"loss": "loss_train"})
+    assert again.attrs["columns_from"]["loss"] == "train/loss" and again.attrs["columns_from"]["loss_val"] == "val_loss"

@@ -62,7 +62,7 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
         d["run"] = Path(str(source)).stem or "run"
     no_id = np.flatnonzero(d["run"].isna().to_numpy())
     if len(no_id):
-        refuse_dropped_runs(None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
+        refuse_dropped_runs(None, None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
     full = d
     peak = d.groupby("run")["lr"].max() if "lr" in d.columns else None
     stepped = d[d["step"].notna()]
@@ -72,8 +72,8 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     if others:
         d[others] = d.groupby("run", sort=False)[others].ffill()
     d = d[d["loss"].notna()]
-    refuse_dropped_runs(_what_runs_logged(full, set(d["run"])), source=source, warmup=warmup,
-                        loss_from=attrs.get("loss_column"))
+    runs, others = _what_runs_logged(full, set(d["run"]))
+    refuse_dropped_runs(runs, others, source=source, warmup=warmup, loss_from=attrs.get("loss_column"))
     g = d.groupby("run", sort=True)
     if how == "min":
         out = d.loc[g["loss"].idxmin()]
@@ -110,18 +110,24 @@ def _it(names) -> str:
     return "it" if len(names) == 1 else "them"
 
 
-def _what_runs_logged(d: pd.DataFrame, kept: set) -> pd.DataFrame:
-    """The per-run summary :func:`refuse_dropped_runs` takes, from a per-step table (before the
-    warm-up cut; every row with a run id) and the runs the reduced table keeps."""
+def _what_runs_logged(d: pd.DataFrame, kept: set) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-run summaries :func:`refuse_dropped_runs` takes, from a per-step table (before the
+    warm-up cut; every row with a run id) and the runs the reduced table keeps. Other loss columns
+    are named as in the user's input (``attrs["columns_from"]``, see :func:`scalelaw.schema.normalize`),
+    which is what ``--map`` takes."""
+    named = d.attrs.get("columns_from") or {}
     other = [c for c in d.columns if str(c).startswith("loss_") and c != "loss_raw"]
-    runs = d[["loss"] + other].notna().groupby(d["run"], sort=True).any()
-    runs["last"] = d["step"].where(d["loss"].notna()).groupby(d["run"], sort=True).max()
+    logged = d[["loss"] + other].notna().groupby(d["run"], sort=True).any()
+    runs = pd.DataFrame({"loss": logged["loss"],
+                         "last": d["step"].where(d["loss"].notna()).groupby(d["run"], sort=True).max()})
     runs["kept"] = runs.index.isin(list(kept))
-    return runs
+    others = logged[other]
+    others.columns = [named.get(c, c) for c in other]
+    return runs, others
 
 
-def refuse_dropped_runs(runs: pd.DataFrame | None, *, source: str, warmup: float = 0, loss_from: str | None = None,
-                        no_id: tuple[int, int] | None = None) -> None:
+def refuse_dropped_runs(runs: pd.DataFrame | None, others: pd.DataFrame | None, *, source: str, warmup: float = 0,
+                        loss_from: str | None = None, no_id: tuple[int, int] | None = None) -> None:
     """Reducing groups by run and keeps the rows with a step and a loss at or after the warm-up
     cut: a row without a run id, a run without a loss (e.g. a panel where one run logs
     ``train/loss`` and another ``val_loss``, the latter chosen as the loss), a run whose losses
@@ -130,9 +136,10 @@ def refuse_dropped_runs(runs: pd.DataFrame | None, *, source: str, warmup: float
     (:func:`scalelaw.io.tabular.try_stream_reduce`), so both give the same messages.
 
     runs: one row per run id (index, sorted) with ``loss`` (a value in the loss column in any
-    row), ``last`` (the last step of a row with a loss; NaN when no such row has a step),
-    ``kept`` (a loss at or after the cut, with a step) and one true/false column per other loss
-    column, named as the user's table names it (a value in it). no_id: (rows without a run id,
+    row), ``last`` (the last step of a row with a loss; NaN when no such row has a step) and
+    ``kept`` (a loss at or after the cut, with a step). others: the same runs, one true/false
+    column per other loss column, named as the user's input names it (a value in it; None or no
+    columns when there are none). no_id: (rows without a run id,
     the first of them counted from 0). loss_from: where the loss column came from
     (``attrs["loss_column"]``)."""
     if no_id and no_id[0]:
@@ -146,8 +153,7 @@ def refuse_dropped_runs(runs: pd.DataFrame | None, *, source: str, warmup: float
     lost = [r for r, ok in runs["loss"].items() if not ok]
     if lost:
         of = f" ({loss_from})" if loss_from and loss_from != "loss" else ""
-        other = [c for c in runs.columns if c not in ("loss", "last", "kept")]
-        logs = [c for c in other if runs.loc[lost, c].any()]
+        logs = [] if others is None else [c for c, has in others.loc[lost].any().items() if has]
         if logs:
             fix = (f"{'it logs' if len(lost) == 1 else 'they log'} {', '.join(map(str, logs))}: use one loss column "
                    "for every run (--map loss=<column>)")

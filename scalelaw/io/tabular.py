@@ -284,7 +284,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     i_step, i_loss = num_cols.index(step_col), num_cols.index(loss_col)
     lr_col = next((c for c in num_cols if names_of.get(c) == "lr"), None)
     i_lr = num_cols.index(lr_col) if lr_col else None
-    # the other loss columns (named as in the table): which of them a run left out logs
+    # the other loss columns (named as in the file, as --map takes them): which of them a run left out logs
     i_other = [j for j, c in enumerate(num_cols) if str(names_of.get(c)).startswith("loss_")
                and names_of.get(c) != "loss_raw"]
     lr_max: list[float] = []
@@ -404,10 +404,12 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
                 state[g] = v
     names = list(ids)
     kept = np.array([f is not None for f in final[: len(names)]], bool)
-    logged = pd.DataFrame({"loss": kept | any_loss[: len(names)],
-                           **{names_of[num_cols[j]]: other_any[k][: len(names)] for k, j in enumerate(i_other)},
-                           "last": loss_step[: len(names)], "kept": kept}, index=names).sort_index()
-    refuse_dropped_runs(logged, source=str(p), warmup=warmup, loss_from=loss_from, no_id=(no_id, first_no_id))
+    logged = pd.DataFrame({"loss": kept | any_loss[: len(names)], "last": loss_step[: len(names)], "kept": kept},
+                          index=names)
+    others = pd.DataFrame(other_any[:, : len(names)].T, index=names, columns=[num_cols[j] for j in i_other])
+    order = logged.index.argsort(kind="stable")
+    refuse_dropped_runs(logged.iloc[order], others.iloc[order], source=str(p), warmup=warmup, loss_from=loss_from,
+                        no_id=(no_id, first_no_id))
     rows = np.flatnonzero(kept).tolist()
     pick = best if how == "min" else final
     M = np.vstack([pick[i] for i in rows])
