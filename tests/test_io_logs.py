@@ -86,6 +86,27 @@ def test_wandb_history_repeated_step(tmp_path):
         load_table(p)
 
 
+def test_wandb_history_rows_without_a_run_id_at_one_step(tmp_path):
+    # rows without a run id sharing a _step were reported as "_step 1 appears more than once for
+    # run nan"; the missing run id is what is wrong, and it is named as elsewhere (reduce_runs)
+    p = tmp_path / "history.csv"
+    msg = (r"history.csv: 2 rows have no run id \(the first is row 2 of the table\), so reducing per run "
+           r"would drop them; fill in the run column or remove those rows")
+    cases = {"run,_step,loss\na,0,3.0\n,1,2.0\n,1,2.5\n": ({}, {"reduce": "final"}),  # at one step
+             "run,_step,loss\na,0,3.0\n,1,2.0\na,0,2.5\n,1,2.5\n": ({},),  # beside a repeated step of a run
+             "run,_step,loss\na,0,3.0\n,1,2.0\n,2,2.5\n": ({"reduce": "final"},)}  # at two steps: as before
+    for text, kws in cases.items():
+        p.write_text(text)
+        for kw in kws:
+            with pytest.raises(ScalelawError, match=msg) as e:
+                load_table(p, **kw)
+            assert "nan" not in str(e.value)
+    j = tmp_path / "h.jsonl"
+    j.write_text('{"run": "a", "_step": 0, "loss": 3.0}\n{"_step": 1, "loss": 2.0}\n{"_step": 1, "loss": 2.5}\n')
+    with pytest.raises(ScalelawError, match=r"h.jsonl: 2 rows have no run id \(the first is row 2 of the table\)"):
+        load_table(j)
+
+
 def test_wandb_history_sidecars_are_only_config_and_summary_files(tmp_path):
     p = tmp_path / "history.csv"
     p.write_text("_step,loss\n0,3.0\n1,2.0\n")

@@ -92,7 +92,10 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
 
 def _check_steps(df: pd.DataFrame, p: Path, unit: str) -> None:
     """A W&B history has one row per ``_step``: refuse a missing column, rows without a step
-    (reduce would drop them) and a step logged twice for a run (reduce would pick one of them)."""
+    (reduce would drop them) and a step logged twice for a run (reduce would pick one of them).
+    A history refused for a repeated step that also has rows without a run id is refused for those
+    first, as :func:`scalelaw.io.reduce_runs` would (rows without a run id at one step are not a
+    run's repeated step: there is no run to name)."""
     if "_step" not in df.columns:
         raise ScalelawError(f"{p}: a W&B history export needs a '_step' column; columns are: "
                             f"{', '.join(map(str, df.columns[:25]))}; export it with run.history() (which keeps "
@@ -108,6 +111,12 @@ def _check_steps(df: pd.DataFrame, p: Path, unit: str) -> None:
                 and not pd.api.types.is_numeric_dtype(df[c])), None)
     keys = pd.DataFrame({"run": df[run] if run else "", "step": step})
     dup = keys.duplicated()
+    if dup.any() and run:
+        from . import refuse_dropped_runs
+
+        no_id = np.flatnonzero(df[run].isna().to_numpy())
+        if len(no_id):
+            refuse_dropped_runs(None, None, source=str(p), no_id=(len(no_id), int(no_id[0])))
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
         of = f" for run {df[run].iloc[i]!r}" if run else ""
