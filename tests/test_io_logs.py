@@ -352,6 +352,55 @@ def test_hf_output_folder_given_directly(tmp_path):
     assert set(load_table(tmp_path)["run"]) == {"my-run", "x"}
 
 
+def _hf_tensorboard(logdir, steps, eval_steps=()):
+    """What the Trainer's TensorBoardCallback writes to its logging_dir (by default
+    <output_dir>/runs/<date>_<host>/): the arguments and model config as text, then each log()
+    call's numbers as scalars at the global step, eval_<key> as eval/<key> and the rest as train/<key>."""
+    from tensorboardX import SummaryWriter
+
+    w = SummaryWriter(str(logdir))
+    w.add_text("args", json.dumps({"output_dir": "my-run", "learning_rate": 1e-4, "logging_steps": 10}))
+    w.add_text("model_config", json.dumps({"model_type": "gpt2", "n_layer": 2}))
+    for s in steps:
+        for k, v in {"loss": 5.0 - s / 100, "grad_norm": 1.5, "learning_rate": 1e-4, "epoch": s / 10}.items():
+            w.add_scalar(f"train/{k}", v, s)
+        if s in eval_steps:
+            for k, v in {"loss": 5.1 - s / 100, "runtime": 0.5, "samples_per_second": 200.0,
+                         "steps_per_second": 25.0, "epoch": s / 10}.items():
+                w.add_scalar(f"eval/{k}", v, s)
+    for k, v in {"train_runtime": 12.5, "train_samples_per_second": 80.0, "train_steps_per_second": 2.4,
+                 "total_flos": 1.2e12, "train_loss": 4.8, "epoch": steps[-1] / 10}.items():
+        w.add_scalar(f"train/{k}", v, steps[-1])
+    w.close()
+
+
+def test_hf_run_folder_tensorboard_logs_are_not_a_second_run(tmp_path):
+    # the Trainer also logs to TensorBoard, under <output_dir>/runs/<date>_<host>/; those event files
+    # were read as a second run 'my-run/runs/May04_...' (or 'runs/May04_...' given the run folder)
+    # repeating the history of trainer_state.json
+    run = tmp_path / "my-run"
+    _hf_output_folder(run)
+    parent, direct = load_table(tmp_path), load_table(run)
+    _hf_tensorboard(run / "runs" / "May04_10-11-12_gpu-node-3", [10, 20], eval_steps=[20])
+    _hf_tensorboard(run / "runs" / "May04_11-30-00_gpu-node-3", [20, 30], eval_steps=[30])  # resumed
+    assert len(list(run.glob("runs/*/events.out.tfevents.*"))) == 2
+    pd.testing.assert_frame_equal(load_table(tmp_path), parent, check_like=True)
+    pd.testing.assert_frame_equal(load_table(run), direct, check_like=True)
+    assert load_table(tmp_path, reduce="final")["run"].tolist() == ["my-run"]
+    # a run still training has only its checkpoints' trainer_state.json: the same
+    (run / "trainer_state.json").unlink()
+    for folder in (tmp_path, run):
+        df = load_table(folder)
+        assert df["run"].unique().tolist() == ["my-run"] and df["step"].tolist() == [10, 20]
+    # without any trainer_state.json the event files are the run's only log, and are read as any
+    # event file (a run named after its folder: a folder is not known to be a Trainer's without it)
+    shutil.rmtree(run / "checkpoint-20")
+    shutil.rmtree(run / "runs" / "May04_11-30-00_gpu-node-3")
+    fin = load_table(tmp_path, reduce="final")
+    assert fin["run"].tolist() == ["May04_10-11-12_gpu-node-3"] and fin["step"].tolist() == [20]
+    assert fin["loss"].tolist() == pytest.approx([5.1 - 0.2])  # eval/loss
+
+
 def test_hf_runs_with_and_without_eval_loss_are_not_mixed(tmp_path):
     # the reader takes eval_loss as the loss of a run that evaluated and the training loss otherwise:
     # a folder of both put two different losses under one 'loss' column without a word

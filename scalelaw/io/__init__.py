@@ -314,6 +314,11 @@ def _is_hf_side_file(f: Path, hf_runs: set) -> bool:
     return f.parent in hf_runs or (f.parent.name.startswith("checkpoint-") and f.parent.parent in hf_runs)
 
 
+def _in_hf_run(f: Path, hf_runs: set) -> bool:
+    """A file anywhere below a Hugging Face run folder (e.g. ``runs/<date>_<host>/`` in it)."""
+    return any(d in hf_runs for d in f.parents)
+
+
 def _last_step(f: Path) -> float:
     """A top-level trainer_state.json's step: ``global_step``, else the last logged step; a file
     without either counts as the latest, so that reading it reports what is wrong with it."""
@@ -349,6 +354,15 @@ def read_folder(path: Path) -> pd.DataFrame:
     ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``, ...), not a log,
     and is skipped. So the run folder itself gives the same run as its parent folder.
 
+    The Trainer also logs to TensorBoard, by default under ``runs/<date>_<host>/`` in the run
+    folder (one such folder per launch, so a resumed run has several). Those event files repeat the
+    history ``trainer_state.json`` holds, and read beside it they were a second run
+    (``<date>_<host>``): TensorBoard event files anywhere in an HF run folder are skipped, so a
+    training run is one run, its ``trainer_state.json`` (the latest, as above). Without any
+    ``trainer_state.json`` (e.g. ``save_strategy="no"``), a folder is not known to be a Trainer's
+    (PyTorch's ``SummaryWriter`` writes the same ``runs/<date>_<host>`` layout for unrelated runs),
+    and its event files are read as everywhere else, a run named after each event file's folder.
+
     The HF reader takes a run's ``eval_loss`` as its loss when it evaluated, its training loss
     otherwise; in a folder of runs of both kinds, every HF run's loss is kept as ``loss_eval`` or
     ``loss_train`` instead (no ``loss`` column mixing the two), and :func:`load_table` asks for
@@ -364,6 +378,8 @@ def read_folder(path: Path) -> pd.DataFrame:
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
         if f in older or _is_hf_side_file(f, hf_runs):
+            continue
+        if "tfevents" in name and _in_hf_run(f, hf_runs):  # the Trainer's TensorBoard copy of trainer_state
             continue
         try:
             fmt = detect_format(f)
