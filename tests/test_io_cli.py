@@ -92,3 +92,20 @@ def test_ingest_hf_folder_of_evaluated_and_unevaluated_runs(tmp_path):
     r = run("ingest", logs, "-o", tmp_path / "o.csv", "--reduce", "final", "--map", "loss=loss_eval")
     assert_one_line_error(r)
     assert "run 'b' has no value in the loss column (loss_eval)" in r.output
+
+
+def test_ingest_several_inputs_whose_losses_differ(tmp_path):
+    # each input was loaded on its own: an evaluated run's eval_loss and another's training loss
+    # were written into one 'loss' column
+    for name, hist in (("a", [{"step": 10, "loss": 3.5}, {"step": 10, "eval_loss": 3.0}]),
+                       ("b", [{"step": 10, "loss": 3.2}])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.json").write_text(json.dumps({"log_history": hist}))
+    a, b = tmp_path / "a" / "trainer_state.json", tmp_path / "b" / "trainer_state.json"
+    r = run("ingest", a, b, "-o", tmp_path / "o.csv", "--reduce", "final")
+    assert_one_line_error(r)
+    assert f"eval_loss in {a}; the training loss in {b}" in r.output and "--map loss=loss_train" in r.output
+    assert not (tmp_path / "o.csv").exists()
+    r = run("ingest", a, b, "-o", tmp_path / "o.csv", "--reduce", "final", "--map", "loss=loss_train")
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(tmp_path / "o.csv").set_index("run")["loss"].to_dict() == {"a": 3.5, "b": 3.2}

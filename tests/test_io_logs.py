@@ -429,6 +429,61 @@ def test_hf_runs_with_and_without_eval_loss_are_not_mixed(tmp_path):
     assert load_table(tmp_path, reduce="final")["loss"].tolist() == [4.8, 4.8]
 
 
+def test_several_inputs_whose_losses_differ_are_not_mixed(tmp_path, monkeypatch):
+    # several inputs were each loaded on their own and concatenated: an evaluated HF run's loss
+    # (eval_loss) and an unevaluated one's (training loss) ended up in one 'loss' column, which the
+    # same runs in one folder refuse
+    from scalelaw.io import load_tables, tabular
+
+    for run, ev in (("a", True), ("b", False), ("c", False)):
+        hist = [{"step": s, "loss": 5.0 - s / 100} for s in (10, 20)]
+        hist += [{"step": s, "eval_loss": 6.0 - s / 100} for s in (10, 20)] if ev else []
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "trainer_state.json").write_text(json.dumps({"log_history": hist}))
+    a, b, c = (str(tmp_path / r / "trainer_state.json") for r in "abc")
+    msg = (r"^the inputs' losses differ: eval_loss in \S*a/trainer_state.json; the training loss in "
+           r"\S*b/trainer_state.json, \S*c/trainer_state.json; one loss column would mix them: choose one for "
+           r"every input: --map loss=loss_eval or --map loss=loss_train$")
+    for kw in ({}, {"reduce": "final"}):
+        with pytest.raises(ScalelawError, match=msg):
+            load_tables([a, b, c], **kw)
+    # the fixes work as for the folder: each run's training loss, or the runs without eval_loss named
+    train = load_tables([a, b, c], mapping={"loss": "loss_train"}, reduce="final")
+    assert train["run"].tolist() == ["a", "b", "c"] and train["loss"].tolist() == [4.8, 4.8, 4.8]
+    assert train.attrs["loss_column"] == "loss_train"
+    with pytest.raises(ScalelawError, match=r"b/trainer_state.json: run 'b' has no value in the loss column "
+                                            r"\(loss_eval\).*; it logs loss_train"):
+        load_tables([a, b], mapping={"loss": "loss_eval"}, reduce="final")
+    # a folder of evaluated runs beside an unevaluated run's file
+    with pytest.raises(ScalelawError, match=r"eval_loss in \S*/a; the training loss in \S*b/trainer_state.json"):
+        load_tables([tmp_path / "a", b], reduce="final")
+    assert len(load_tables([tmp_path / "b", c], reduce="final")) == 2  # one kind: as before
+    # tables: the loss came from val_loss in one, train_loss in the other
+    x, y, z = tmp_path / "x.csv", tmp_path / "y.csv", tmp_path / "z.csv"
+    x.write_text("run,step,val_loss,train_loss\nx,1,3.0,2.9\nx,2,2.8,2.7\n")
+    y.write_text("run,step,train_loss\ny,1,3.1\ny,2,2.6\n")
+    z.write_text("run,step,loss\nz,1,3.2\nz,2,2.5\n")
+    for min_bytes in (None, 0):  # also when the streaming reducer reads them
+        if min_bytes is not None:
+            monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", min_bytes)
+        with pytest.raises(ScalelawError, match=r"^the inputs' losses differ: val_loss in \S*x.csv; train_loss in "
+                                                r"\S*y.csv; .*: --map loss=train_loss$"):
+            load_tables([x, y], reduce="final")
+        fin = load_tables([x, y], mapping={"loss": "train_loss"}, reduce="final")
+        assert fin["loss"].tolist() == [2.7, 2.6] and fin.attrs["columns_from"]["loss"] == "train_loss"
+        assert fin.attrs["format"] == ("csv" if min_bytes is None else "csv-stream")
+        # no loss column in common: --map cannot choose one
+        with pytest.raises(ScalelawError, match=r"loss in \S*z.csv; train_loss in \S*y.csv; .*they have no loss "
+                                                r"column in common: rename it in the files"):
+            load_tables([z, y], reduce="final")
+    # the same loss everywhere: one table, recording where its loss came from
+    w = tmp_path / "w.csv"
+    w.write_text("run,step,val_loss\nw,1,3.3\nw,2,2.4\n")
+    both = load_tables([x, w], reduce="final")
+    assert both["loss"].tolist() == [2.8, 2.4] and both.attrs["columns_from"]["loss"] == "val_loss"
+    assert both.attrs["loss_column"] == "val_loss" and both.attrs["source"] == f"{x} + {w}"
+
+
 # ---- Megatron / nanoGPT ---------------------------------------------------------------------------------
 def test_megatron_log(fixtures):
     df = load_table(fixtures / "megatron_gpt_125m.log")

@@ -116,19 +116,23 @@ def _jsonable_attrs(attrs: dict) -> dict:
 @force_option()
 @json_option()
 def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, as_json):
-    """Read LOGS (files, folders or dataset names) into one validated run table."""
-    from ..schema import summarize, validate
+    """Read LOGS (files, folders or dataset names) into one validated run table.
+
+    Several LOGS are read with the same options and concatenated; their losses must be of one
+    kind (e.g. not eval_loss in one and a training loss in another), else --map loss=<column>
+    chooses one."""
+    from ..io import load_tables
+    from ..schema import summarize
+    from .common import parse_pairs
 
     check_writable(output, force)
     if not output.lower().endswith(OUT_FORMATS):
         raise ScalelawError(f"-o {output}: unknown output type; end the name with one of {', '.join(OUT_FORMATS)}")
-    parts = [load_data(src, maps, units, reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
-             for src in logs]
-    df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
-    if len(parts) > 1:
-        df.attrs = dict(parts[0].attrs)
-        df.attrs["source"] = " + ".join(str(p.attrs.get("source")) for p in parts)
-        validate(df, required=(), source=df.attrs["source"], per_run=bool(reduce))
+    if len(logs) == 1:
+        df = load_data(logs[0], maps, units, reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
+    else:
+        df = load_tables(logs, mapping=parse_pairs(maps, "--map") or None, units=parse_pairs(units, "--units") or None,
+                         reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
     atomic_write_bytes(output, table_bytes(df, output), force=force)
     s = summarize(df)
     s["output"] = output

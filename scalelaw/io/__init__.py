@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..schema import normalize, validate, warn_heuristics
 
-__all__ = ["load_table", "read_raw", "reduce_runs", "detect_format", "FORMATS", "REDUCERS"]
+__all__ = ["load_table", "load_tables", "read_raw", "reduce_runs", "detect_format", "FORMATS", "REDUCERS"]
 
 REDUCERS = ("final", "smooth", "min")
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "wandb-history", "wandb-panel", "tensorboard",
@@ -398,10 +398,14 @@ def read_folder(path: Path) -> pd.DataFrame:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
     mixed = _unmix_hf_losses(parts)
+    origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs["source"] = str(p)
     if mixed:
-        df.attrs["mixed_losses"] = mixed
+        df.attrs["mixed_losses"] = {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()})
+                                    for kind, idx in mixed.items()}
+    elif len(origins) == 1 and None not in origins:  # every loss came from one reader's choice (e.g. eval_loss)
+        df.attrs["loss_column"] = origins.pop()
     return df
 
 
@@ -412,12 +416,14 @@ _HF_LOSSES = {"eval_loss": "loss_eval", "loss (training)": "loss_train"}
 
 def _unmix_hf_losses(parts: list) -> dict | None:
     """The HF reader takes a run's eval_loss as its loss when it evaluated, its training loss
-    otherwise. When a folder holds runs of both kinds, one ``loss`` column would mix the two: each
-    run's loss is then kept as ``loss_eval`` or ``loss_train`` instead (in place in ``parts``),
-    and {kind: [runs]} returned for :func:`_refuse_mixed_losses`; None when not mixed."""
+    otherwise. When a folder (or the inputs of :func:`load_tables`) holds runs of both kinds, one
+    ``loss`` column would mix the two: each such table's loss is then kept as ``loss_eval`` or
+    ``loss_train`` instead (in place in ``parts``), and {kind: [indices into parts]} returned;
+    None when not mixed. A table is of a kind when its whole loss column is (``attrs["loss_column"]``:
+    a trainer_state.json, or a folder of runs of one kind, see :func:`read_folder`)."""
     kinds: dict = {}
     for i, df in enumerate(parts):
-        if df.attrs.get("format") == "hf-trainer" and df.attrs.get("loss_column") in _HF_LOSSES:
+        if df.attrs.get("loss_column") in _HF_LOSSES and "loss" in df.columns:
             kinds.setdefault(df.attrs["loss_column"], []).append(i)
     if len(kinds) < 2:
         return None
@@ -425,7 +431,7 @@ def _unmix_hf_losses(parts: list) -> dict | None:
         for i in idx:
             parts[i] = parts[i].rename(columns={"loss": _HF_LOSSES[kind]})
             parts[i].attrs.pop("loss_column", None)
-    return {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()}) for kind, idx in kinds.items()}
+    return kinds
 
 
 def _refuse_mixed_losses(df: pd.DataFrame, mapping, source: str) -> None:
@@ -449,38 +455,160 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
     reduce: None (keep every row), "final", "smooth" or "min" (one row per run, see
     :func:`reduce_runs`; ``warmup``, ``ema``, ``window`` tune it); fmt: force a format (see
     ``FORMATS``); required: columns that must be present without NaN. Extra keyword options go
-    to the format's reader (e.g. ``seq_len=`` for Megatron logs).
+    to the format's reader (e.g. ``seq_len=`` for Megatron logs). Several inputs: :func:`load_tables`.
     """
+    df, name, done = _read_source(source, mapping=mapping, units=units, reduce=reduce, fmt=fmt, warmup=warmup,
+                                  ema=ema, window=window, opts=opts)
+    if done:
+        return validate(df, required=required, source=name, per_run=True)
+    df = _normalized(df, name, mapping=mapping, units=units)
+    return _finished(df, name, reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
+
+
+def _read_source(source, *, mapping, units, reduce, fmt, warmup, ema, window, opts) -> tuple[pd.DataFrame, str, bool]:
+    """(table, name, done) for :func:`load_table`: the table as read (not yet normalized), or, done,
+    the reduced table the streaming reducer gave (normalized; validate is left)."""
     if isinstance(source, pd.DataFrame):
-        df, name = source, str(source.attrs.get("source") or "<DataFrame>")
-    else:
-        s = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
-        name = s
-        if not Path(s).exists():
-            from .. import datasets
+        return source, str(source.attrs.get("source") or "<DataFrame>"), False
+    s = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    if not Path(s).exists():
+        from .. import datasets
 
-            if s in datasets.names():
-                df = datasets.load(s)
-            else:
-                raise ScalelawError(
-                    f"{s} is neither an existing file or folder nor a registered dataset; check the path, "
-                    "or see `scalelaw data list` for dataset names")
-        else:
-            fast = None
-            if reduce and fmt in (None, "csv", "wandb-history"):
-                from .tabular import try_stream_reduce
+        if s in datasets.names():
+            return datasets.load(s), s, False
+        raise ScalelawError(f"{s} is neither an existing file or folder nor a registered dataset; check the path, "
+                            "or see `scalelaw data list` for dataset names")
+    if reduce and fmt in (None, "csv", "wandb-history"):
+        from .tabular import try_stream_reduce
 
-                fast = try_stream_reduce(Path(s), reduce, mapping=mapping, units=units, warmup=warmup,
-                                         ema=ema, window=window)
-            if fast is not None:
-                return validate(fast, required=required, source=name, per_run=True)
-            df = read_raw(s, fmt, **opts)
+        fast = try_stream_reduce(Path(s), reduce, mapping=mapping, units=units, warmup=warmup, ema=ema, window=window)
+        if fast is not None:
+            return fast, s, True
+    return read_raw(s, fmt, **opts), s, False
+
+
+def _normalized(df: pd.DataFrame, name: str, *, mapping, units) -> pd.DataFrame:
     _refuse_mixed_losses(df, mapping, name)
     df = normalize(df, mapping=mapping, units=units, source=name)
     df.attrs.pop("mixed_losses", None)  # the loss is chosen now
+    return df
+
+
+def _finished(df: pd.DataFrame, name: str, *, reduce, warmup, ema, window, required) -> pd.DataFrame:
     if reduce:
         df = reduce_runs(df, reduce, warmup=warmup, ema=ema, window=window, source=name)
     validate(df, required=required, source=name, per_run=True if reduce else None)
     if reduce or "step" not in df.columns:
         warn_heuristics(df)
     return df
+
+
+def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None, reduce: str | None = None,
+                fmt: str | None = None, warmup: float = 0, ema: float = 0.9, window: int | None = None,
+                required=(), **opts) -> pd.DataFrame:
+    """One validated run table from several inputs (as :func:`load_table` takes them, with the same
+    options for each), each read and reduced on its own, then concatenated.
+
+    The inputs' losses must be of one kind, as in one folder (see :func:`read_folder`): when
+    their ``loss`` columns came from different columns (``attrs["loss_column"]``: e.g.
+    ``val_loss`` in one, ``train_loss`` in another; an evaluated HF run's eval_loss, an
+    unevaluated one's training loss), the table would mix them, and without ``--map loss=...``
+    (``mapping={"loss": ...}``) that is refused, naming the inputs of each kind and the columns
+    ``--map`` could choose. Columns named alike (val_loss, valid_loss, val/loss) are one kind.
+    Hugging Face inputs of both kinds keep their loss as ``loss_eval`` or ``loss_train``, as in a
+    folder, so ``--map loss=loss_eval`` or ``--map loss=loss_train`` chooses for every one.
+    ``attrs`` are the first input's, with ``source`` naming all (``a + b``), and ``columns_from``
+    and ``loss_column`` kept where the inputs agree."""
+    sources = list(sources)
+    kw = dict(mapping=mapping, units=units, reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
+    if not sources:
+        raise ScalelawError("no input given; give one or more files, folders or dataset names")
+    if len(sources) == 1:
+        return load_table(sources[0], required=required, **kw, **opts)
+    read = [_read_source(s, **kw, opts=opts) for s in sources]
+    tables, names, done = (list(t) for t in zip(*read))
+    choose = "loss" in (mapping or {})
+    if choose:  # HF inputs of both kinds: loss_eval / loss_train, as in one folder
+        raw = [i for i in range(len(tables)) if not done[i]]
+        sub = [tables[i] for i in raw]
+        mixed = _unmix_hf_losses(sub)
+        for j, i in enumerate(raw):
+            tables[i] = sub[j]
+            if mixed and any(j in idx for idx in mixed.values()) and mapping["loss"] in _HF_LOSSES.values() \
+                    and mapping["loss"] not in tables[i].columns:
+                tables[i] = tables[i].assign(**{mapping["loss"]: np.nan})  # its runs are named as lacking it
+    parts = [t if done[i] else _normalized(t, names[i], mapping=mapping, units=units) for i, t in enumerate(tables)]
+    if not choose:
+        _refuse_mixed_inputs(parts, names)
+    parts = [validate(t, required=required, source=names[i], per_run=True) if done[i] else
+             _finished(t, names[i], reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
+             for i, t in enumerate(parts)]
+    df = pd.concat(parts, ignore_index=True, sort=False)
+    df.attrs = _joined_attrs(parts)
+    df.attrs["source"] = " + ".join(names)
+    validate(df, required=required, source=df.attrs["source"], per_run=bool(reduce))
+    return df
+
+
+def _loss_kind(origin: str) -> str:
+    """The kind of loss a ``loss`` column taken from column ``origin`` holds: its loss_ family name
+    (val_loss, valid_loss and val/loss are all loss_val; plain loss is loss_other)."""
+    from ..schema import _loss_family_name
+
+    return _HF_LOSSES.get(origin) or _loss_family_name(str(origin))
+
+
+def _refuse_mixed_inputs(parts: list, names: list) -> None:
+    """Inputs (normalized, loss not mapped) whose ``loss`` came from columns of different kinds:
+    refuse, naming the inputs of each kind and the columns every input has that ``--map loss=``
+    could take (an HF input: loss_eval or loss_train, see :func:`load_tables`)."""
+    kinds: dict = {}
+    choices = None
+    for df, name in zip(parts, names):
+        origin = df.attrs.get("loss_column") if "loss" in df.columns else None
+        if origin is None:
+            continue
+        kinds.setdefault(_loss_kind(origin), {}).setdefault(origin, []).append(name)
+        if origin in _HF_LOSSES:
+            can = set(_HF_LOSSES.values())
+        else:
+            named = df.attrs.get("columns_from") or {}
+            can = {named.get(c, c) for c in df.columns if str(c).startswith("loss_") and c != "loss_raw"}
+            can |= {origin} - {"loss"}
+        choices = can if choices is None else choices & can
+    if len(kinds) < 2:
+        return
+    shown = "; ".join(f"{'the training loss' if origin == 'loss (training)' else origin} in {_names(srcs)}"
+                      for by in kinds.values() for origin, srcs in by.items())
+    if choices:
+        fix = "choose one for every input: " + " or ".join(f"--map loss={c}" for c in sorted(choices))
+    else:
+        fix = ("choose one for every input with --map loss=<column>; they have no loss column in common: rename "
+               "it in the files, or ingest them into separate tables")
+    raise ScalelawError(f"the inputs' losses differ: {shown}; one loss column would mix them: {fix}")
+
+
+def _names(names: list) -> str:
+    shown = ", ".join(map(str, names[:5]))
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _joined_attrs(parts: list) -> dict:
+    """The first table's attrs, with ``columns_from`` and ``loss_column`` only where every table
+    that has the column agrees on where it came from."""
+    attrs = dict(parts[0].attrs)
+    named: dict = {}
+    clash = set()
+    for t in parts:
+        for col, orig in (t.attrs.get("columns_from") or {}).items():
+            if named.setdefault(col, orig) != orig:
+                clash.add(col)
+    for t in parts:  # a table with the column under its own name
+        clash |= {c for c in named if c in t.columns and c not in (t.attrs.get("columns_from") or {})}
+    attrs["columns_from"] = {c: o for c, o in named.items() if c not in clash}
+    origins = {t.attrs.get("loss_column") for t in parts if "loss" in t.columns}
+    if len(origins) == 1 and None not in origins:
+        attrs["loss_column"] = origins.pop()
+    else:
+        attrs.pop("loss_column", None)
+    return attrs
