@@ -338,3 +338,15 @@ def test_cli_backtest_json(exp_dir):
     d = json.loads(r.output)
     assert {s["quantity"] for s in d["summary"]} == {"loss", "error (chained)"}
     assert len(d["splits"]) == 2
+
+
+def test_cli_plot_is_self_contained(exp_dir, tmp_path):
+    """The figure page works offline: plotly is inlined, not fetched from a CDN."""
+    out = tmp_path / "fig.html"
+    r = _cli(["gadre", "plot", "loss", "--data", str(exp_dir), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert 'src="https://cdn.plot.ly' not in html and "<script src=" not in html
+    assert len(html) > 1_000_000  # the plotly.js bundle itself
+    r = _cli(["gadre", "plot", "loss", "--data", str(exp_dir), "-o", str(out)])
+    assert r.exit_code == 2 and "--force" in r.output

@@ -131,7 +131,7 @@ def plot_cmd(kind, data, dataset, cutoff, output, force):
         train, held = g.split_cutoff(df, dataset, cutoff)
         f = g.fit_loss(train) if kind == "loss" else g.fit_error(train)
     fig = g.figure_loss(f, train, held) if kind == "loss" else g.figure_error(f, train, held)
-    atomic_write_text(output, fig.to_html(include_plotlyjs="cdn", full_html=True), force=force)
+    atomic_write_text(output, fig.to_html(include_plotlyjs=True, full_html=True), force=force)
     if len(held) == 0:
         warn("no held-out runs to show")
     click.echo(f"wrote {output}")
