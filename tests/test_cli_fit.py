@@ -191,3 +191,18 @@ def test_library_warnings_are_one_line_without_file_and_line(tmp_path):
     assert "UserWarning" not in r.stderr and ".py:" not in r.stderr
     r = CliRunner().invoke(main, ["-q"] + args)
     assert r.exit_code == 0 and "warning" not in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["mixture", "fit", "x.csv", "--target", "y", "--model", "xgboost"], ["'--model'", "xgboost", "scalelaw mixture fit --help"]),
+    (["fitt"], ["No such command 'fitt'", "Did you mean 'fit'"]),
+    (["fit"], ["Missing argument 'LAW'", "scalelaw fit --help"]),
+    (["predict", "x.json", "--level", "2"], ["--level", "scalelaw predict --help"]),
+])
+def test_usage_errors_are_one_line(args, words):
+    r = CliRunner().invoke(main, args, prog_name="scalelaw")
+    assert r.exit_code == 2
+    out = r.stderr.strip()
+    assert len(out.splitlines()) == 1 and out.startswith("error: ") and "Usage:" not in r.output
+    for w in words:
+        assert w in out

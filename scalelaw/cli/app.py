@@ -40,6 +40,10 @@ class ScalelawGroup(click.Group):
         except ScalelawError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option or argument: one line too, with where to look
+            where = exc.ctx.command_path if exc.ctx is not None else "scalelaw"
+            click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except KeyboardInterrupt:
