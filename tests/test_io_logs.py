@@ -544,3 +544,85 @@ def test_hf_mixed_losses_chosen_once(tmp_path):
     df = load_table(tmp_path, mapping={"loss": "loss_eval"})
     assert "mixed_losses" not in df.attrs
     assert load_table(df)["loss"].tolist()[0] == 3.0  # the chosen table loads again without --map
+
+
+# ---- run ids of a folder ------------------------------------------------------------------------------
+def test_runs_of_same_named_folders_get_unique_ids(tmp_path):
+    # TensorBoard, HF and W&B files named their run after their own folder only: exp1/train and
+    # exp2/train were both run 'train', and --reduce final silently kept one of them
+    tb, hf = tmp_path / "tb", tmp_path / "hf"
+    write_events(tb / "exp1" / "train", [(1, 4.0), (2, 3.0), (3, 2.0)])
+    write_events(tb / "exp2" / "train", [(1, 4.5), (2, 3.5)])
+    write_events(tb / "exp2" / "solo", [(1, 4.2)])  # unique: keeps its folder's name
+    fin = load_table(tb, reduce="final").set_index("run")
+    assert fin["loss"].to_dict() == pytest.approx({"exp1/train": 2.0, "exp2/train": 3.5, "solo": 4.2})
+    assert fin["step"].to_dict() == {"exp1/train": 3, "exp2/train": 2, "solo": 1}
+    wb = tmp_path / "wb"
+    for sweep, loss in (("sweep1", 3.1), ("sweep2", 3.3)):
+        _trainer_state_at(hf / sweep / "my-run", loss)
+        _trainer_state_at(hf / sweep / "other", loss + 0.5)
+        (wb / sweep / "x" / "run-x").mkdir(parents=True)
+        (wb / sweep / "x" / "run-x" / "history.csv").write_text(f"_step,loss\n0,5.0\n1,{loss + 1}\n")
+    fin = load_table(hf, reduce="final").set_index("run")
+    assert fin["loss"].to_dict() == pytest.approx({"sweep1/my-run": 3.1, "sweep2/my-run": 3.3,
+                                                   "sweep1/other": 3.6, "sweep2/other": 3.8})
+    fin = load_table(wb, reduce="final").set_index("run")
+    assert fin["loss"].to_dict() == pytest.approx({"sweep1/x/run-x": 4.1, "sweep2/x/run-x": 4.3})
+    # the shortest suffix that tells them apart, relative to the loaded folder
+    assert set(load_table(hf / "sweep1")["run"]) == {"my-run", "other"}
+    assert set(load_table(wb / "sweep2")["run"]) == {"run-x"}
+    assert set(load_table(tb / "exp2")["run"]) == {"train", "solo"}
+    # a run named after the loaded folder itself and one deeper down
+    write_events(tb / "exp1" / "train" / "x" / "train", [(1, 9.0)])
+    assert set(load_table(tb / "exp1" / "train")["run"]) == {"train", "x/train"}
+
+
+def _trainer_state_at(folder, loss):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, "loss": loss + 1},
+                                                                           {"step": 20, "loss": loss}]}))
+
+
+def test_run_ids_named_after_files_are_unique_too(tmp_path):
+    # text logs and W&B exports named after their file (its stem) collided the same way
+    for exp, loss in (("exp1", 4.0), ("exp2", 3.0)):
+        (tmp_path / "text" / exp).mkdir(parents=True)
+        (tmp_path / "text" / exp / "train.log").write_text(f"step 0: train loss {loss:.4f}, val loss {loss + 0.1:.4f}\n")
+        (tmp_path / "wb" / exp).mkdir(parents=True)
+        (tmp_path / "wb" / exp / "run-a.csv").write_text(f"_step,loss\n0,{loss + 0.5}\n")
+    fin = load_table(tmp_path / "text", reduce="final").set_index("run")["loss"]
+    assert fin.to_dict() == pytest.approx({"exp1/train": 4.1, "exp2/train": 3.1})
+    fin = load_table(tmp_path / "wb", reduce="final").set_index("run")["loss"]
+    assert fin.to_dict() == pytest.approx({"exp1/run-a": 4.5, "exp2/run-a": 3.5})
+    # two top-level files of one stem: told apart by their whole name
+    (tmp_path / "wb" / "exp1" / "run-a.jsonl").write_text('{"_step": 0, "loss": 2.0}\n')
+    assert set(load_table(tmp_path / "wb" / "exp1")["run"]) == {"run-a.csv", "run-a.jsonl"}
+
+
+def test_same_run_id_in_two_files_of_a_folder_is_refused(tmp_path):
+    # run ids written in the files cannot be renamed: two files with run 'r1' were merged into one run
+    (tmp_path / "a.csv").write_text("run,step,loss\nr1,1,3.0\nr1,2,2.5\nr2,1,3.3\n")
+    (tmp_path / "b.csv").write_text("run,step,loss\nr1,1,4.0\nr1,3,3.5\n")
+    with pytest.raises(ScalelawError, match=r"^\S+: run 'r1' is in both \S*a.csv and \S*b.csv; .*rename") as e:
+        load_table(tmp_path, reduce="final")
+    assert "\n" not in str(e.value)
+    # a run named after its folder that meets such an id is the one renamed
+    (tmp_path / "b.csv").unlink()
+    write_events(tmp_path / "exp" / "r1", [(1, 4.0)])
+    (tmp_path / "a.csv").write_text("run,step,train/loss\nr1,1,3.0\nr1,2,2.5\nr2,1,3.3\n")
+    assert set(load_table(tmp_path, reduce="final")["run"]) == {"r1", "r2", "exp/r1"}
+
+
+def test_event_files_of_one_folder_are_one_run(tmp_path):
+    # TensorBoard's convention: a log folder is a run; a restarted writer adds an event file to it
+    from tensorboardX import SummaryWriter
+
+    for suffix, pts in ((".1", [(1, 4.0), (2, 3.0)]), (".2", [(3, 2.5)])):
+        w = SummaryWriter(str(tmp_path / "exp1" / "train"), filename_suffix=suffix)
+        for s, v in pts:
+            w.add_scalar("train/loss", v, s)
+        w.close()
+    write_events(tmp_path / "exp2" / "train", [(1, 4.5)])
+    assert len(list((tmp_path / "exp1" / "train").glob("*tfevents*"))) == 2
+    fin = load_table(tmp_path, reduce="final").set_index("run")
+    assert fin["step"].to_dict() == {"exp1/train": 3, "exp2/train": 1}

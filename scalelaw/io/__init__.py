@@ -340,6 +340,13 @@ def _last_step(f: Path) -> float:
 def read_folder(path: Path) -> pd.DataFrame:
     """Every log file under a folder, concatenated; run ids from each file's folder or name.
 
+    Run ids are unique per file: a run named after its folder or file (TensorBoard, HF, W&B
+    history, Megatron/nanoGPT logs; tables without a run column) whose id another file's run has
+    too gets the shortest path suffix below ``path`` that tells them apart (``exp1/train`` and
+    ``exp2/train`` instead of two ``train``); unique ids are kept. The event files of one
+    TensorBoard log folder are one run, as TensorBoard reads them. An id written in the tables of
+    two files is refused (see :func:`_unique_run_ids`), so ``--reduce`` never merges two files' runs.
+
     Skipped: hidden files, files of no known log type, run settings (``config.json``,
     ``summary.json``, ``wandb-summary.json``, ``config.yaml`` and the W&B sidecars
     ``<stem>_config.json`` / ``<stem>.config.json`` / ``<stem>_summary.json`` /
@@ -372,7 +379,7 @@ def read_folder(path: Path) -> pd.DataFrame:
     stems = {(f.parent, f.stem) for f in files}
     older = _older_trainer_states(files)
     hf_runs = _hf_run_folders(files)
-    parts = []
+    parts, read = [], []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
@@ -392,21 +399,56 @@ def read_folder(path: Path) -> pd.DataFrame:
         df = read_raw(f, fmt)
         if "run" not in df.columns:
             rel = f.parent.relative_to(p)
-            df["run"] = str(rel) if str(rel) != "." else f.stem
+            df["run"] = run = str(rel) if str(rel) != "." else f.stem
+            df.attrs["run_paths"] = {run: str(f)}
         parts.append(df)
+        read.append((f, fmt))
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
+    parts = _unique_run_ids(parts, read, p)
     mixed = _unmix_hf_losses(parts)
     origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs["source"] = str(p)
+    df.attrs["run_paths"] = {r: path for part in parts for r, path in (part.attrs.get("run_paths") or {}).items()}
     if mixed:
         df.attrs["mixed_losses"] = {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()})
                                     for kind, idx in mixed.items()}
     elif len(origins) == 1 and None not in origins:  # every loss came from one reader's choice (e.g. eval_loss)
         df.attrs["loss_column"] = origins.pop()
     return df
+
+
+def _unique_run_ids(parts: list, read: list, p: Path) -> list:
+    """The tables of a folder's files (``read``: (file, format) of each) with unique run ids:
+    runs named after their folder or file (``attrs["run_paths"]``) that would share an id with a
+    run of another file get the shortest path suffix below ``p`` that tells them apart (see
+    :mod:`scalelaw.io.runids`); the event files of one TensorBoard log folder stay one run (a run
+    resumed or restarted writes a new one beside the old). An id written in two files' tables, or
+    one no path tells apart, is refused: --reduce would merge two files' runs into one."""
+    from .runids import Origin, path_names, renamed, unique_ids
+
+    origins, where = [], []
+    for i, (df, (f, fmt)) in enumerate(zip(parts, read)):
+        paths = df.attrs.get("run_paths") or {}
+        for run in df["run"].dropna().unique():
+            if run in paths:
+                key = ("folder", paths[run]) if fmt == "tensorboard" else ("file", str(f))
+                origins.append(Origin(key, path_names(paths[run], p, start=run), str(f)))
+            else:
+                origins.append(Origin(("file", str(f)), (str(run),), str(f)))
+            where.append((i, run))
+
+    def clash(run, a, b):
+        return ScalelawError(f"{p}: run {run!r} is in both {a} and {b}; one id for two files' runs would merge "
+                             "them into one run (--reduce keeps one): rename the run in one of them (its run column, or "
+                             "the file or folder it is named after), or load them separately")
+
+    new: dict = {}
+    for (i, run), rid in zip(where, unique_ids(origins, clash)):
+        new.setdefault(i, {})[run] = rid
+    return [renamed(df, new.get(i, {})) for i, df in enumerate(parts)]
 
 
 #: the loss a Hugging Face trainer_state.json gave (:func:`scalelaw.io.hf.read_trainer_state`), by

@@ -14,7 +14,8 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
     """``log_history`` as one row per step: ``step``; ``loss`` is ``eval_loss`` when evaluated
     (training loss then kept as ``loss_train``), else the training loss; ``learning_rate`` -> ``lr``;
     other eval metrics keep their ``eval_*`` names. The run id is the file's folder name
-    (the checkpoint folder's parent when it is ``checkpoint-*``). ``attrs["loss_column"]`` says
+    (the checkpoint folder's parent when it is ``checkpoint-*``; ``attrs["run_paths"]``, see
+    :mod:`scalelaw.io.runids`). ``attrs["loss_column"]`` says
     which loss was taken; a folder of runs of both kinds is not given one mixed ``loss`` column
     (see :func:`scalelaw.io.read_folder`)."""
     p = Path(p)
@@ -51,8 +52,10 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
         if k in df.columns:
             ren[k] = "loss_train_avg"
     df = df.rename(columns=ren)
-    run = p.parent.parent.name if p.parent.name.startswith("checkpoint-") else p.parent.name
-    df.insert(0, "run", run or p.stem)
+    folder = p.parent.parent if p.parent.name.startswith("checkpoint-") else p.parent
+    run = folder.name or p.stem
+    df.insert(0, "run", run)
+    df.attrs["run_paths"] = {run: str(folder if folder.name else p)}
     if isinstance(state.get("train_batch_size"), int):
         df["hp_train_batch_size"] = state["train_batch_size"]
     df.attrs["source"] = str(p)

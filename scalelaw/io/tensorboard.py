@@ -86,13 +86,14 @@ def read_event_file(p: Path) -> list[tuple[int, str, float]]:
 
 def read_events(path: Path) -> pd.DataFrame:
     """One event file, or every ``*tfevents*`` file under a folder: columns ``run``, ``step`` and
-    one per scalar tag. The run id is the event file's folder (relative to ``path`` for folders)."""
+    one per scalar tag. The run id is the event file's folder (relative to ``path`` for folders),
+    recorded in ``attrs["run_paths"]`` (see :mod:`scalelaw.io.runids`)."""
     p = Path(path)
     files = sorted(p.rglob("*tfevents*")) if p.is_dir() else [p]
     files = [f for f in files if f.is_file()]
     if not files:
         raise ScalelawError(f"{p}: no TensorBoard event files (*tfevents*) found")
-    parts = []
+    parts, paths = [], {}
     for f in files:
         pts = read_event_file(f)
         if not pts:
@@ -105,9 +106,11 @@ def read_events(path: Path) -> pd.DataFrame:
         wide.columns.name = None
         wide.insert(0, "run", run)
         parts.append(wide)
+        paths[run] = str(f.parent)
     if not parts:
         raise ScalelawError(f"{p}: the event file(s) hold no scalar values; log scalars with add_scalar")
     df = pd.concat(parts, ignore_index=True, sort=False)
     df = df.groupby(["run", "step"], as_index=False, sort=True).last()
     df.attrs["source"] = str(p)
+    df.attrs["run_paths"] = paths
     return df

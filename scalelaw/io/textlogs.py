@@ -121,6 +121,7 @@ def read_megatron(p: Path, seq_len: int | None = None) -> pd.DataFrame:
         df["batch_tokens"] = df["global_batch_size"] * float(seq)
     df.insert(0, "run", p.stem)
     df.attrs["source"] = str(p)
+    df.attrs["run_paths"] = {p.stem: str(p)}  # see scalelaw.io.runids
     df.attrs["units"] = {c: 1.0 for c in ("D", "batch_tokens") if c in df.columns}  # derived counts
     return df.reset_index(drop=True)
 
@@ -171,5 +172,6 @@ def read_nanogpt(p: Path, tokens_per_iter: int | None = None) -> pd.DataFrame:
         df["seq_len"] = float(cfg["block_size"])
     df.insert(0, "run", p.stem)
     df.attrs["source"] = str(p)
+    df.attrs["run_paths"] = {p.stem: str(p)}  # see scalelaw.io.runids
     df.attrs["units"] = {c: 1.0 for c in ("D", "batch_tokens") if c in df.columns}  # derived counts
     return df.reset_index(drop=True)

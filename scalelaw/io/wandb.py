@@ -85,7 +85,9 @@ def read_history(p: Path, rows: list | None = None) -> pd.DataFrame:
         if k not in df.columns:
             df[k] = v
     if "run" not in df.columns and not any(ALIASES.get(_key(c)) == "run" for c in df.columns):
-        df["run"] = p.parent.name if p.stem.lower() in ("history", "wandb_history", "run_history") else p.stem
+        by_folder = p.stem.lower() in ("history", "wandb_history", "run_history")
+        df["run"] = run = p.parent.name if by_folder else p.stem
+        df.attrs["run_paths"] = {run: str(p.parent if by_folder else p)}  # see scalelaw.io.runids
     df.attrs["source"] = str(p)
     return df
 
