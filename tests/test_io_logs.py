@@ -626,3 +626,16 @@ def test_event_files_of_one_folder_are_one_run(tmp_path):
     assert len(list((tmp_path / "exp1" / "train").glob("*tfevents*"))) == 2
     fin = load_table(tmp_path, reduce="final").set_index("run")
     assert fin["step"].to_dict() == {"exp1/train": 3, "exp2/train": 1}
+
+
+def test_folder_table_with_a_run_column_of_another_name(tmp_path):
+    # a table naming its runs in a 'name' (or run_id, ...) column was given a run column of its file's
+    # name, so its runs were all one run 't' and --reduce final kept one row of them
+    (tmp_path / "t.csv").write_text("name,step,train/loss\na,1,3.0\na,2,2.5\nb,1,2.9\n")
+    (tmp_path / "u.jsonl").write_text('{"run_id": "c", "step": 1, "train/loss": 2.0}\n')
+    write_events(tmp_path / "exp" / "a", [(1, 4.0)])  # named after its folder: gives way to t.csv's 'a'
+    fin = load_table(tmp_path, reduce="final").set_index("run")
+    assert fin["loss"].to_dict() == {"a": 2.5, "b": 2.9, "c": 2.0, "exp/a": 4.0}
+    # a numeric id column is not a run name (as elsewhere): the file's name is
+    (tmp_path / "u.jsonl").write_text('{"id": 7, "step": 1, "train/loss": 2.0}\n')
+    assert "u" in set(load_table(tmp_path, reduce="final")["run"])

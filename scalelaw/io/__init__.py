@@ -397,7 +397,7 @@ def read_folder(path: Path) -> pd.DataFrame:
         if fmt == "regmix":
             continue
         df = read_raw(f, fmt)
-        if "run" not in df.columns:
+        if _run_column(df) is None:
             rel = f.parent.relative_to(p)
             df["run"] = run = str(rel) if str(rel) != "." else f.stem
             df.attrs["run_paths"] = {run: str(f)}
@@ -406,6 +406,8 @@ def read_folder(path: Path) -> pd.DataFrame:
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
+    if len({_run_column(part) for part in parts}) > 1:  # one run column, not one per name (run, name, ...)
+        parts = [part.rename(columns={_run_column(part): "run"}) for part in parts]
     parts = _unique_run_ids(parts, read, p)
     mixed = _unmix_hf_losses(parts)
     origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
@@ -420,6 +422,17 @@ def read_folder(path: Path) -> pd.DataFrame:
     return df
 
 
+def _run_column(df: pd.DataFrame) -> str | None:
+    """The column :func:`scalelaw.schema.normalize` will take the run ids from: ``run``, else the
+    first text column of another name for it (``name``, ``run_id``, ...); None without one."""
+    from ..schema import _canonical_for
+
+    if "run" in df.columns:
+        return "run"
+    return next((c for c in df.columns if _canonical_for(str(c)) == "run"
+                 and not pd.api.types.is_numeric_dtype(df[c])), None)
+
+
 def _unique_run_ids(parts: list, read: list, p: Path) -> list:
     """The tables of a folder's files (``read``: (file, format) of each) with unique run ids:
     runs named after their folder or file (``attrs["run_paths"]``) that would share an id with a
@@ -432,7 +445,7 @@ def _unique_run_ids(parts: list, read: list, p: Path) -> list:
     origins, where = [], []
     for i, (df, (f, fmt)) in enumerate(zip(parts, read)):
         paths = df.attrs.get("run_paths") or {}
-        for run in df["run"].dropna().unique():
+        for run in df[_run_column(df)].dropna().unique():
             if run in paths:
                 key = ("folder", paths[run]) if fmt == "tensorboard" else ("file", str(f))
                 origins.append(Origin(key, path_names(paths[run], p, start=run), str(f)))
