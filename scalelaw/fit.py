@@ -313,13 +313,14 @@ def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
             source: str | None = None, prepare_options: Mapping | None = None):
     """Select rows and extract inputs/target with clear errors. Returns (law, frame, X, y, w)."""
     law = get_law(law)
+    options = law.check_options(prepare_options)
     if not isinstance(data, pd.DataFrame):
         raise ScalelawError("data must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
     src = source or data.attrs.get("source", "the table")
     df = select_rows(data, where, src)
     if law.prepare is not None:
         attrs = dict(data.attrs)
-        df = law.prepare(df, **dict(prepare_options or {}))
+        df = law.prepare(df, **options)
         df.attrs.update({k: v for k, v in attrs.items() if k not in df.attrs})
     need = list(law.inputs) + [law.target]
     missing = [c for c in need if c not in df.columns]

@@ -88,6 +88,9 @@ class Law:
         ``optimum_args`` names the keyword(s) it takes.
     inverse: ``inverse(y, params, **other_inputs) -> value of inverse_of`` solving f = y.
     prepare: ``prepare(df, **options) -> df`` run on the selected rows before fitting.
+    options: the keyword options ``prepare`` takes (``--option KEY=VALUE``, ``prepare_options``);
+        by default the keyword parameters of prepare's signature after the table (declare them
+        when prepare forwards ``**options``). :meth:`check_options` refuses any other key.
     domain: input -> (lo, hi) range used by the contract test (log-uniform when lo > 0).
     example: parameter values the contract test recovers from noiseless synthetic data.
     published: label -> {param: value} of published constants ("ready fits").
@@ -118,6 +121,8 @@ class Law:
     # optional table transform applied before fitting (after --where), e.g. a sweep -> the
     # near-optimal rows of each (N, D) cell; prepare(df, **options) -> DataFrame
     prepare: Callable | None = None
+    # names of prepare's keyword options; None: read from prepare's signature
+    options: tuple | None = None
     # optional validation of prediction inputs: check_inputs(df, where) raises ScalelawError
     check_inputs: Callable | None = None
 
@@ -132,6 +137,10 @@ class Law:
             raise ValueError(f"law {self.name!r}: unknown default objective {self.default_objective!r}")
         if self.inverse is not None and self.inverse_of not in self.inputs + (self.target,):
             raise ValueError(f"law {self.name!r}: inverse_of must name an input")
+        options = _keyword_names(self.prepare) if self.options is None else tuple(self.options)
+        if options and self.prepare is None:
+            raise ValueError(f"law {self.name!r}: options {options} need a prepare step to take them")
+        object.__setattr__(self, "options", options)
 
     # ---- conveniences -------------------------------------------------------------------
     @property
@@ -143,6 +152,27 @@ class Law:
             if p.name == name:
                 return p
         raise unknown_name(f"parameter of law {self.name!r}", name, self.param_names)
+
+    def check_options(self, options: Mapping | None) -> dict:
+        """The options for the prepare step as a dict; one-line error for a key the law does not take.
+
+        The one check of ``--option KEY=VALUE`` (``prepare_options``) for every law: a law
+        without a prepare step takes none, and an unknown key is named with the law's options
+        and the closest one (a typo must not reach prepare as a TypeError, nor be ignored).
+        """
+        opts = dict(options or {})
+        for key in opts:
+            if key in self.options:
+                continue
+            if not self.options:
+                raise ScalelawError(
+                    f"law {self.name!r} takes no --option (it has no data-preparation step); got "
+                    f"--option {key}={opts[key]}: drop it")
+            hint = str(unknown_name("--option", str(key), self.options)).split("; ", 1)[-1]
+            close = f"; {hint} It" if hint.startswith("did you mean") else "; it"
+            raise ScalelawError(f"law {self.name!r} has no --option {str(key)!r}{close} takes: "
+                                f"{', '.join(self.options)} (as --option KEY=VALUE)")
+        return opts
 
     def __call__(self, *args, **kwargs):
         return self.func(*args, **kwargs)
@@ -179,12 +209,25 @@ class Law:
                 for p in self.params
             ],
             "derived": list(self.derived),
+            "options": list(self.options),
             "optimum": list(self.optimum_args) if self.optimum else None,
             "inverse_of": self.inverse_of,
             "default_objective": self.default_objective,
             "published": {k: dict(v) for k, v in self.published.items()},
             "citation": self.citation,
         }
+
+
+def _keyword_names(prepare: Callable | None) -> tuple:
+    """The named keyword parameters of a prepare function after its table argument."""
+    if prepare is None:
+        return ()
+    try:
+        ps = list(inspect.signature(prepare).parameters.values())[1:]
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in ps if p.kind in kinds)
 
 
 _REGISTRY: dict[str, Law] = {}

@@ -126,6 +126,18 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     assert needle in one_line_error(run(*args, ok=False))
 
 
+def test_option_a_law_does_not_take_is_one_line_naming_its_options(mirror):
+    # a typo in a sweep law's option: did-you-mean plus the options the law takes, never a TypeError
+    msg = one_line_error(run("fit", "lr_opt", "steplaw-dense", "--option", "selct=best", ok=False))
+    assert "'lr_opt'" in msg and "'selct'" in msg and "did you mean 'select'" in msg
+    assert all(o in msg for o in ("select", "tol", "loss_col", "bowl_tol"))
+    # a law without a preparation step takes no option at all: refused, not silently ignored
+    msg = one_line_error(run("fit", "chinchilla", EXAMPLE, "--option", "select=best", ok=False))
+    assert "'chinchilla'" in msg and "takes no --option" in msg and "select" in msg
+    msg = one_line_error(run("backtest", "chinchilla", EXAMPLE, "--train", "N < 3e8", "--option", "tol=1", ok=False))
+    assert "takes no --option" in msg
+
+
 def test_non_positive_loss_is_rejected(tmp_path):
     bad = tmp_path / "bad.csv"
     lines = Path(EXAMPLE).read_text().splitlines()

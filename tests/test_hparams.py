@@ -236,6 +236,30 @@ def test_reference_fits_load_and_predict():
     assert d["lr_lower"] < d["lr"] < d["lr_upper"]
 
 
+def test_unknown_prepare_option_is_a_clear_error():
+    df = synthetic_sweep(noise=0.001)
+    for law in ("lr_opt", "bs_opt", "bs_opt_nd", "lr_power"):
+        with pytest.raises(ScalelawError, match=r"has no --option 'selct'.*did you mean 'select'") as e:
+            fit(law, df, prepare_options={"selct": "best"})
+        assert "\n" not in str(e.value)
+    with pytest.raises(ScalelawError, match=r"law 'critical_batch' has no --option 'select'.*takes: loss_col, min_batches"):
+        fit("critical_batch", df, prepare_options={"select": "best"})
+
+
+def test_declared_options_are_the_prepare_functions_keywords():
+    import inspect
+
+    from scalelaw.laws import hparams as H
+
+    def keywords(fn):
+        return tuple(list(inspect.signature(fn).parameters)[1:])
+
+    assert H.SWEEP_OPTIONS == keywords(S.prepare_sweep)
+    assert H.CRITICAL_OPTIONS == keywords(S.critical_batch_table)
+    for name in ("lr_opt", "bs_opt", "bs_opt_nd", "lr_power"):
+        assert get_law(name).options == H.SWEEP_OPTIONS
+
+
 def test_warns_when_n_barely_varies():
     df = synthetic_sweep(cells=((2.150e9, 4e9), (2.151e9, 8e9), (2.152e9, 2e10), (2.153e9, 4e10)))
     with pytest.warns(UserWarning, match="not identifiable"):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalelaw.errors import ScalelawError
 from scalelaw.fit import fit
 from scalelaw.law import all_laws
 
@@ -88,6 +89,24 @@ def test_declaration_is_consistent(law):
             assert p.lower <= v <= p.upper, f"{law.name}: example {k}={v} outside bounds"
     for label, vals in law.published.items():
         assert set(vals) == set(law.param_names), f"{law.name}: published {label!r} must give every parameter"
+
+
+@pytest.mark.parametrize("law", LAWS, ids=IDS)
+def test_options_are_declared_with_the_prepare_step(law):
+    """--option KEY=VALUE goes to the law's prepare step: the law declares the keys it takes, so
+    one check (Law.check_options) refuses the others for every law alike."""
+    if law.prepare is None:
+        assert law.options == (), f"{law.name}: options without a prepare step"
+    assert law.describe()["options"] == list(law.options)
+    if law.options:
+        with pytest.raises(ScalelawError, match="has no --option 'no_such_option'"):
+            law.check_options({"no_such_option": 1})
+        law.check_options({law.options[0]: None})
+    else:
+        with pytest.raises(ScalelawError, match="takes no --option"):
+            law.check_options({"select": "best"})
+    law.check_options(None)
+    law.check_options({})
 
 
 @pytest.mark.parametrize("law", LAWS, ids=IDS)

@@ -79,10 +79,9 @@ def error_column(df: pd.DataFrame, spec: str, where: str = "the table") -> pd.Se
 
 
 def _prepare_error(target: str):
-    def prepare(df: pd.DataFrame, error=None, **options) -> pd.DataFrame:
-        """Checks ranges; option ``error=<column|gadre17|mean>`` picks the column fitted as the target."""
-        if options:
-            raise ScalelawError(f"downstream laws take only --option error=<column|gadre17|mean>; got {', '.join(options)}")
+    def prepare(df: pd.DataFrame, error=None) -> pd.DataFrame:
+        """Checks ranges; option ``error=<column|gadre17|mean>`` picks the column fitted as the target
+        (the law's only option, read from this signature; scalelaw.law.Law.check_options refuses others)."""
         where = df.attrs.get("source", "the table")
         if error is not None:
             attrs = dict(df.attrs)

@@ -16,6 +16,10 @@ import numpy as np
 from ..law import Law, Param, register
 
 _INF = float("inf")
+# the keyword options of scalelaw.analysis.sweep.prepare_sweep (--option KEY=VALUE); the prepare
+# hooks below forward **options, so the laws declare them (tests/test_hparams.py checks they match)
+SWEEP_OPTIONS = ("select", "tol", "loss_col", "n", "bowl_tol")
+CRITICAL_OPTIONS = ("loss_col", "min_batches")   # of scalelaw.analysis.sweep.critical_batch_table
 
 
 def _prep_sweep(df, **options):
@@ -109,6 +113,7 @@ LR_OPT = register(Law(
     default_objective="lsq-log",
     starts=_ols_starts(_nd_design),
     prepare=_prep_sweep_n,
+    options=SWEEP_OPTIONS,
 ))
 
 
@@ -143,6 +148,7 @@ BS_OPT = register(Law(
     default_objective="lsq-log",
     starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["D"]), np.log(X["D"])])),
     prepare=_prep_sweep,
+    options=SWEEP_OPTIONS,
 ))
 
 
@@ -175,6 +181,7 @@ BS_OPT_ND = register(Law(
     default_objective="lsq-log",
     starts=_ols_starts(_nd_design),
     prepare=_prep_sweep_n,
+    options=SWEEP_OPTIONS,
 ))
 
 
@@ -209,6 +216,7 @@ LR_POWER = register(Law(
     starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["D"]), np.log(X["D"])]),
                        transform=lambda y, X: np.log(y) - np.log(X["batch_tokens"])),
     prepare=_prep_sweep,
+    options=SWEEP_OPTIONS,
 ))
 
 
@@ -254,4 +262,5 @@ CRITICAL_BATCH = register(Law(
     default_objective="lsq-log",
     starts=_critical_starts,
     prepare=_prep_critical,
+    options=CRITICAL_OPTIONS,
 ))

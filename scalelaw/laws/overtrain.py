@@ -56,9 +56,8 @@ def check_M(M, where: str = "the input") -> None:
                             "check units: N in parameters (not millions or billions), D in tokens")
 
 
-def _prepare(df: pd.DataFrame, **options) -> pd.DataFrame:
-    if options:
-        raise ScalelawError(f"law 'overtrain' takes no --option; got {', '.join(options)}")
+def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Checks the units of N and D; takes no option (Law.check_options refuses any)."""
     check_inputs(df, df.attrs.get("source", "the table"))
     return df
 
