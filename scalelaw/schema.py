@@ -54,6 +54,12 @@ _UNIT_FLOOR = {"N": (1e5, "N=B (billions) or N=M (millions)"),
                "D": (1e5, "D=B (billions) or D=T (trillions)"),
                "C": (1e12, "C=PF-days or C=1e21"),
                "batch_tokens": (1.0, "batch_tokens=K")}
+#: above these no training run has been: a value past them means a unit applied twice or a wrong
+#: unit (largest public runs, 2025: ~2e12 parameters, ~4e13 tokens, ~5e26 FLOPs)
+_UNIT_CEILING = {"N": 1e14, "N_nonembed": 1e14, "D": 1e17, "C": 1e30}
+#: per-token cross-entropy above this is not a loss in nats (ln of a 256k vocabulary is 12.5; in
+#: bits 18): a perplexity, a summed loss, or a percentage
+LOSS_CEILING = 20.0
 
 
 def _key(name: str) -> str:
@@ -349,9 +355,26 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
             floor, hint = _UNIT_FLOOR[col]
             mx = float(np.nanmax(v))
             if mx < floor:
+                first = hint.split(" ")[0]
                 raise ScalelawError(
                     f"{source}: column {col} has maximum {mx:g}, which looks like a scaled unit "
-                    f"(e.g. billions), not a count; declare it with --units {hint} (units={{'{col}': 1e9}})")
+                    f"(e.g. billions), not a count; declare it with --units {hint} "
+                    f"(from Python: units={{'{col}': '{first.split('=')[1]}'}})")
+        if col in _UNIT_CEILING and (~nan).any():
+            mx = float(np.nanmax(v))
+            if mx > _UNIT_CEILING[col]:
+                how = (f"--units {col}={declared[col]:g} was applied to values already in "
+                       f"{'parameters' if col.startswith('N') else 'tokens' if col == 'D' else 'FLOPs'}? drop it"
+                       if col in declared else "check the column's unit and declare it with --units")
+                raise ScalelawError(f"{source}: column {col} has maximum {mx:.3g}, beyond any training run "
+                                    f"({_UNIT_CEILING[col]:g}); {how}")
+        if col == "loss" and (~nan).any():
+            mx = float(np.nanmax(v))
+            if mx > LOSS_CEILING:
+                raise ScalelawError(
+                    f"{source}: column loss has maximum {mx:.4g}, too large for a per-token cross-entropy in "
+                    f"nats (ln of a 256k vocabulary is 12.5); is it a perplexity (give its log), a summed or "
+                    f"percentage loss, or in bits (declare --units loss=0.6931)?")
     if per_run and "run" in df.columns:
         dup = df["run"].duplicated() & df["run"].notna()
         if dup.any():

@@ -155,3 +155,36 @@ def test_heuristic_warning_never_rescales():
     with pytest.warns(UserWarning, match="tokens per parameter"):
         notes = warn_heuristics(df)
     assert notes and df["D"].tolist() == [1e5, 2e5]
+
+
+@pytest.mark.parametrize("table, units, words", [
+    # --units N=B on a column already in parameters: 4e17 parameters
+    ({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [3.5, 3.0]}, "N=B", ["column N", "4e+17", "--units N=1e+09", "drop it"]),
+    ({"N": [1e8, 4e8], "D": [2e18, 8e18], "loss": [3.5, 3.0]}, None, ["column D", "8e+18", "declare it with --units"]),
+    # perplexity (or a summed loss) given as the loss
+    ({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [33.1, 24.6]}, None, ["column loss", "33.1", "perplexity", "bits"]),
+])
+def test_values_beyond_any_training_run_are_unit_errors(table, units, words):
+    df = normalize(pd.DataFrame(table), units=units)
+    with pytest.raises(ScalelawError) as ei:
+        validate(df, source="runs.csv")
+    msg = str(ei.value)
+    assert msg.startswith("runs.csv:") and "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_loss_in_bits_declared_passes():
+    bits = normalize(pd.DataFrame({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [21.0, 18.0]}), units="loss=0.6931")
+    validate(bits)
+    assert bits["loss"].max() == pytest.approx(21 * 0.6931)
+
+
+def test_scaled_unit_hint_is_cli_and_python():
+    with pytest.raises(ScalelawError) as ei:
+        validate(normalize(pd.DataFrame({"N": [0.1, 0.4], "D": [2e9, 8e9], "loss": [3.5, 3.0]})), source="t")
+    msg = str(ei.value)
+    assert "--units N=B" in msg and "units={'N': 'B'}" in msg and "1e9}" not in msg
+    with pytest.raises(ScalelawError) as ei:
+        validate(normalize(pd.DataFrame({"N": [1e8], "D": [2e9], "C": [5.0], "loss": [3.0]})), source="t")
+    assert "C=PF-days" in str(ei.value) and "units={'C': 'PF-days'}" in str(ei.value)
