@@ -80,7 +80,9 @@ def level_option(default: float | None = 0.95):
     """--level: the interval level in (0, 1). ``None`` means "whatever the fit was saved with",
     and then there is no default to show."""
     extra = {"show_default": True} if default is not None else {}
-    return click.option("--level", type=LEVEL, default=default, **extra)
+    what = ("Level of the intervals, e.g. 0.9 for 90%." if default is not None else
+            "Level of the intervals, e.g. 0.9 for 90% [default: the fit's own, usually 0.95].")
+    return click.option("--level", type=LEVEL, default=default, help=what, **extra)
 
 
 def bootstrap_options(boot: int, boot_help: str | None = None, seed_help: str | None = "Seed of the bootstrap.",
