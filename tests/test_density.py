@@ -156,8 +156,10 @@ def test_trend_frontier_and_all():
     assert all_.n_points == 2 * len(t)
     # a model without a date: clear error, or skipped on request
     dd2 = dd.iloc[1:].copy()
-    with pytest.raises(ScalelawError, match="m0.*no release date.*--skip-undated"):
+    with pytest.raises(ScalelawError, match="^model 'm0' has no release date.*--skip-undated"):
         dn.fit_trend(scored, dd2, boot=0)
+    with pytest.raises(ScalelawError, match=r"^models '\w+' and 2 others have no release date"):
+        dn.fit_trend(scored, dd.iloc[3:].copy(), boot=0)
     assert dn.fit_trend(scored, dd2, skip_undated=True, boot=0).n_models == len(models) - 1
 
 

@@ -708,8 +708,10 @@ def fit_trend(scored, dates, *, fit: str = "frontier", include_flagged: bool = F
     if nod.any():
         names = df.loc[nod, "model"].tolist()
         if not skip_undated:
-            raise ScalelawError(f"model {names[0]!r}" + (f" and {len(names) - 1} other(s)" if len(names) > 1 else "")
-                                + " has no release date in the dates file; add it, or pass --skip-undated to "
+            k = len(names) - 1
+            who = (f"model {names[0]!r} has" if k == 0 else
+                   f"models {names[0]!r} and {k} other{'s' if k > 1 else ''} have")
+            raise ScalelawError(f"{who} no release date in the dates file; add them, or pass --skip-undated to "
                                 "leave undated models out")
         notes.append(f"{len(names)} undated model(s) left out: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
         df = df.loc[~nod]
