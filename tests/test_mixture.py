@@ -557,7 +557,7 @@ def test_regmix_gbdt_reference_real_settings(data_root):
     assert s["rounds"] == 1000 and s["learning_rate"] == 0.01 and s["early_stopping"] == 3
     assert s["valid"]["source"] == "regmix-1m-test" and s["rounds_used"] == 613
     got = {k: round(d["metrics"][k]["spearman"], 4) for k in mx.TEST_SETS}
-    # REFERENCE.md section 5: at least 98.9 / 98.5 / 96.5 (reproduced 98.92 / 98.49 / 96.51)
+    # RegMix (Liu et al. 2024), reproduced by its notebook: at least 98.9 / 98.5 / 96.5 (reproduced 98.92 / 98.49 / 96.51)
     assert got["regmix-1m-test"] >= 0.989 and got["regmix-60m-test"] >= 0.9849 and got["regmix-1b-test"] >= 0.965
     assert got == mx.PUBLISHED_SPEARMAN["gbdt"]
     assert d["metrics"]["regmix-1m-test"]["early_stopping_set"] is True

@@ -74,7 +74,8 @@ TEST_SETS = ("regmix-1m-test", "regmix-60m-test", "regmix-1b-test")
 REGMIX_VALID = "regmix-1m-test"
 
 #: Spearman rho on unseen mixtures (Pile-CC loss), trained on the 512 1M runs: the figures a
-#: reproduction of RegMix reaches (docs/mixture.md; REFERENCE.md section 5).
+#: reproduction of RegMix reaches (Liu et al. 2024; its released notebook, sail-sg/regmix
+#: regression_fitting/regression.ipynb; docs/mixture.md).
 PUBLISHED_SPEARMAN = {
     "linear": {"regmix-1m-test": 0.9021, "regmix-60m-test": 0.8933, "regmix-1b-test": 0.8766},
     "gbdt": {"regmix-1m-test": 0.9892, "regmix-60m-test": 0.9849, "regmix-1b-test": 0.9651},
