@@ -109,3 +109,25 @@ def test_ingest_several_inputs_whose_losses_differ(tmp_path):
     r = run("ingest", a, b, "-o", tmp_path / "o.csv", "--reduce", "final", "--map", "loss=loss_train")
     assert r.exit_code == 0, r.output
     assert pd.read_csv(tmp_path / "o.csv").set_index("run")["loss"].to_dict() == {"a": 3.5, "b": 3.2}
+
+
+def test_ingest_per_run_tables_sharing_a_run_id(tmp_path):
+    # two per-run tables with a run id in common were concatenated; the written table then failed
+    # to load again ('run appears more than once')
+    a, b = tmp_path / "sweep1.csv", tmp_path / "sweep2.csv"
+    a.write_text("run,N,D,loss\nr1,1e8,2e9,3.0\nr2,2e8,4e9,2.8\n")
+    b.write_text("run,N,D,loss\nr2,4e8,8e9,2.6\nr3,8e8,1.6e10,2.4\n")
+    out = tmp_path / "o.parquet"
+    r = run("ingest", a, b, "-o", out)
+    assert_one_line_error(r)
+    assert f"run 'r2' is in both {a} and {b}" in r.output and "rename" in r.output
+    assert not out.exists()
+    # per-step logs with ids of their own: the same, with --reduce too
+    for p, loss in ((a, 3.0), (b, 2.0)):
+        p.write_text(f"run,step,loss\nr1,1,{loss + 1}\nr1,2,{loss}\n")
+    assert_one_line_error(run("ingest", a, b, "-o", out, "--reduce", "final"))
+    # distinct ids: one table that loads again
+    b.write_text("run,N,D,loss\nr3,8e8,1.6e10,2.4\n")
+    a.write_text("run,N,D,loss\nr1,1e8,2e9,3.0\n")
+    assert run("ingest", a, b, "-o", out).exit_code == 0
+    assert run("inspect", out).exit_code == 0

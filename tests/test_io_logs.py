@@ -639,3 +639,30 @@ def test_folder_table_with_a_run_column_of_another_name(tmp_path):
     # a numeric id column is not a run name (as elsewhere): the file's name is
     (tmp_path / "u.jsonl").write_text('{"id": 7, "step": 1, "train/loss": 2.0}\n')
     assert "u" in set(load_table(tmp_path, reduce="final")["run"])
+
+
+def test_several_inputs_named_after_same_named_folders(tmp_path):
+    # as in one folder, runs named after their folder or file get the path suffix that tells them apart
+    from scalelaw.io import load_tables
+
+    write_events(tmp_path / "exp1" / "train", [(1, 4.0), (2, 3.0)])
+    write_events(tmp_path / "exp2" / "train", [(1, 4.5)])
+    ev1, ev2 = (next((tmp_path / e / "train").glob("*tfevents*")) for e in ("exp1", "exp2"))
+    for inputs in ([ev1, ev2], [tmp_path / "exp1", tmp_path / "exp2"]):
+        fin = load_tables(inputs, reduce="final").set_index("run")
+        assert fin["step"].to_dict() == {"exp1/train": 2, "exp2/train": 1}
+    for sweep, loss in (("sweep1", 3.1), ("sweep2", 3.3)):
+        _trainer_state_at(tmp_path / sweep / "my-run", loss)
+    s1, s2 = (tmp_path / s / "my-run" / "trainer_state.json" for s in ("sweep1", "sweep2"))
+    assert load_tables([s1, s2], reduce="final").set_index("run")["loss"].to_dict() == pytest.approx(
+        {"sweep1/my-run": 3.1, "sweep2/my-run": 3.3})
+    # per-step tables without a run column are named after their file when reduced
+    for e, loss in (("exp1", 2.0), ("exp2", 2.5)):
+        (tmp_path / e / "metrics.csv").write_text(f"step,loss\n1,3.0\n2,{loss}\n")
+    fin = load_tables([tmp_path / "exp1" / "metrics.csv", tmp_path / "exp2" / "metrics.csv"], reduce="final")
+    assert fin.set_index("run")["loss"].to_dict() == {"exp1/metrics": 2.0, "exp2/metrics": 2.5}
+    # unique ids are kept; the same log given twice is refused, not two runs
+    assert set(load_tables([ev1, s1], reduce="final")["run"]) == {"train", "my-run"}
+    with pytest.raises(ScalelawError, match=r"^run 'train' is in both \S+ and \S+, so the table would hold two "
+                                            r"runs under one id \(or one run twice\); .*leave out an input given twice"):
+        load_tables([ev1, ev1], reduce="final")

@@ -59,7 +59,9 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     attrs = dict(df.attrs)
     d = df.copy()
     if "run" not in d.columns:
-        d["run"] = Path(str(source)).stem or "run"
+        d["run"] = run = Path(str(source)).stem or "run"
+        if Path(str(source)).is_file():  # named after its file (see scalelaw.io.runids)
+            attrs["run_paths"] = {run: str(source)}
     no_id = np.flatnonzero(d["run"].isna().to_numpy())
     if len(no_id):
         refuse_dropped_runs(None, None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
@@ -573,7 +575,11 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
     Hugging Face inputs of both kinds keep their loss as ``loss_eval`` or ``loss_train``, as in a
     folder, so ``--map loss=loss_eval`` or ``--map loss=loss_train`` chooses for every one.
     ``attrs`` are the first input's, with ``source`` naming all (``a + b``), and ``columns_from``
-    and ``loss_column`` kept where the inputs agree."""
+    and ``loss_column`` kept where the inputs agree.
+
+    Run ids are unique across the inputs, as in one folder (see :func:`_unique_input_run_ids`):
+    runs named after their folder or file get the path suffix that tells them apart
+    (``exp1/train``, ``exp2/train``); an id written in two inputs is refused."""
     sources = list(sources)
     kw = dict(mapping=mapping, units=units, reduce=reduce, fmt=fmt, warmup=warmup, ema=ema, window=window)
     if not sources:
@@ -598,11 +604,47 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
     parts = [validate(t, required=required, source=names[i], per_run=True) if done[i] else
              _finished(t, names[i], reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
              for i, t in enumerate(parts)]
+    parts = _unique_input_run_ids(parts, names)
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs = _joined_attrs(parts)
     df.attrs["source"] = " + ".join(names)
+    df.attrs["run_paths"] = {r: path for t in parts for r, path in (t.attrs.get("run_paths") or {}).items()}
     validate(df, required=required, source=df.attrs["source"], per_run=bool(reduce))
     return df
+
+
+def _unique_input_run_ids(parts: list, names: list) -> list:
+    """The inputs' tables with run ids unique across them. Runs scalelaw named after their folder
+    or file (``attrs["run_paths"]``: TensorBoard, HF, W&B history, text logs, a table without a run
+    column) that share an id with another input's run get the shortest path suffix that tells them
+    apart, as in one folder (see :mod:`scalelaw.io.runids`). Ids written in the inputs are the
+    user's: they are not renamed, and one in two inputs is refused. Such an id names the run in the
+    user's other data, and two inputs holding it may well be one run given twice (overlapping
+    exports, a file passed twice) rather than two runs; renaming would hide that, and a fit would
+    count the run twice. A path given twice is refused the same way."""
+    from .runids import Origin, path_names, renamed, unique_ids
+
+    origins, where = [], []
+    for i, df in enumerate(parts):
+        if "run" not in df.columns:
+            continue
+        paths = df.attrs.get("run_paths") or {}
+        for run in df["run"].dropna().unique():
+            if run in paths:
+                origins.append(Origin((i, paths[run]), path_names(paths[run], start=run), names[i]))
+            else:
+                origins.append(Origin((i, None), (str(run),), names[i]))
+            where.append((i, run))
+
+    def clash(run, a, b):
+        return ScalelawError(f"run {run!r} is in both {a} and {b}, so the table would hold two runs under one id (or "
+                             "one run twice); rename the run in one of them, or leave out an input given twice (the "
+                             "log files of one run: give their folder)")
+
+    new: dict = {}
+    for (i, run), rid in zip(where, unique_ids(origins, clash)):
+        new.setdefault(i, {})[run] = rid
+    return [renamed(df, new.get(i, {})) for i, df in enumerate(parts)]
 
 
 def _loss_kind(origin: str) -> str:

@@ -59,7 +59,7 @@ def path_names(path, base=None, *, start: str | None = None) -> tuple:
 def unique_ids(origins: list, clash: Callable[[str, str, str], ScalelawError]) -> list:
     """One id per origin (same order): each its first name, lengthened (see :func:`path_names`)
     while another origin of a different key has the same id. When no longer name is left,
-    ``clash(id, label, other label)`` is raised."""
+    ``clash(first name, label, other label)`` is raised."""
     level = [0] * len(origins)
     while True:
         ids = [o.names[lv] for o, lv in zip(origins, level)]
@@ -70,10 +70,9 @@ def unique_ids(origins: list, clash: Callable[[str, str, str], ScalelawError]) -
         if not clashing:
             return ids
         grow = [j for j in clashing if level[j] + 1 < len(origins[j].names)]
-        if not grow:
-            i = ids[clashing[0]]
-            first, second = list(keys[i].values())[:2]
-            raise clash(i, first, second)
+        if not grow:  # named by the id it had before (a message names what the user knows)
+            first, second = list(keys[ids[clashing[0]]].values())[:2]
+            raise clash(origins[clashing[0]].names[0], first, second)
         for j in grow:
             level[j] += 1
 
