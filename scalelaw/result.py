@@ -148,8 +148,16 @@ class Fit:
         return float(stats.t.ppf(q, self._dof()) if self._dof() else stats.norm.ppf(q))
 
     def extrapolation(self, X) -> dict:
-        """How far each input lies beyond the fitted range: factor (1 = inside)."""
+        """How far each input lies beyond the fitted range: factor (1 = inside).
+
+        Inputs without a recorded range (published constants have none) are left out: how far
+        beyond the data they lie cannot be judged (see :func:`no_range_warning`)."""
         return self._extrapolation(self._frame(X))
+
+    @property
+    def has_range(self) -> bool:
+        """True when the fit records the range of every input it was fitted on."""
+        return all(c in (self.input_ranges or {}) for c in self.law.inputs)
 
     def _extrapolation(self, df: pd.DataFrame) -> dict:
         out = {}
@@ -190,9 +198,11 @@ class Fit:
             lo = hi = np.full(len(df), np.nan)
         out["lower"], out["upper"] = lo, hi
         # where a new run would land: add the residual scatter (in log space when the fit was on
-        # logs), with Student t quantiles for the fit's residual degrees of freedom
+        # logs), with Student t quantiles for the fit's residual degrees of freedom; unknown (NaN)
+        # without a residual scatter (published constants): not the curve, let alone the mean
         z = self._quantile(level)
-        sd = float(self.diagnostics.get("residual_sd") or 0.0)
+        sd = self.diagnostics.get("residual_sd")
+        sd = float(sd) if isinstance(sd, (int, float)) and math.isfinite(sd) else math.nan
         lo_c = np.where(np.isfinite(lo), lo, mean)
         hi_c = np.where(np.isfinite(hi), hi, mean)
         if self.log_residuals:
@@ -205,7 +215,8 @@ class Fit:
             out["pred_lower"] = mean - np.sqrt((mean - lo_c) ** 2 + (z * sd) ** 2)
             out["pred_upper"] = mean + np.sqrt((hi_c - mean) ** 2 + (z * sd) ** 2)
         ex = self._extrapolation(df)
-        out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex else 1.0
+        # NaN (JSON null) when an input has no recorded range: 1.0 would claim "inside"
+        out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex and self.has_range else np.nan
         return out
 
     def optimum(self, level: float | None = None, **given) -> dict:
@@ -328,6 +339,18 @@ def load_fit(path, law: str | None = None) -> Fit:
     if law is not None and d["law"] != get_law(law).name:
         raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
     return Fit.from_dict(d)
+
+
+def no_range_warning(fit: Fit, role: str | None = None) -> str | None:
+    """The warning for a fit that records no fitted range (published constants), else None.
+
+    The same words wherever a prediction is judged for extrapolation (predict, optimum,
+    hparams, plan); ``role`` names the fit's part, e.g. 'loss' or 'lr'."""
+    if fit.has_range:
+        return None
+    who = f"{role} fit" if role else "fit"
+    return (f"{who} ({fit.law.name}) records no fitted range ({fit.label or 'no data'}); "
+            "extrapolation cannot be judged")
 
 
 def _public_laws():

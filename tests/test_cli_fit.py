@@ -95,6 +95,20 @@ def test_published_fit_by_name_and_ambiguous_names():
     assert rows[0]["mean"] == pytest.approx(9.17e-4, rel=0.01)
 
 
+def test_published_fit_does_not_claim_to_be_in_range():
+    """Constants without data: the extrapolation cannot be judged and a new run's scatter is unknown."""
+    res = run("predict", "gadre-2024-rpj", "--at", "N=1.4e9", "--at", "D=9.2e11", "--json")
+    row = json.loads(res.stdout)[0]
+    assert row["extrapolation"] is None
+    assert row["pred_lower"] is None and row["pred_upper"] is None and row["lower"] is None
+    assert row["mean"] == pytest.approx(2.5248, rel=1e-4)
+    assert ("warning: fit (overtrain) records no fitted range (published: gadre-2024-rpj); extrapolation cannot "
+            "be judged") in res.stderr
+    res = run("optimum", "epoch-2024", "--compute", "5.76e23", "--json")
+    assert json.loads(res.stdout)["extrapolation"] is None
+    assert "records no fitted range (published: epoch-2024)" in res.stderr
+
+
 def test_backtest_reports_errors_per_held_out_run():
     d = json.loads(run("backtest", "chinchilla", EXAMPLE, "--train", "N < 3e8", "--json").stdout)
     assert d["n_train"] + d["n_test"] == 40 and d["n_test"] > 0

@@ -118,6 +118,20 @@ def test_json_round_trip_and_predict_intervals(tmp_path):
         assert key in d
 
 
+def test_published_constants_predict_without_range_or_scatter():
+    f = published_fit("epoch-2024")
+    row = f.predict({"N": [7e10], "D": [1.4e12]}).iloc[0]
+    assert np.isfinite(row["mean"])
+    # no data: how far beyond it cannot be judged (not 1 = "inside") and a new run's scatter is unknown
+    for k in ("lower", "upper", "pred_lower", "pred_upper", "extrapolation"):
+        assert np.isnan(row[k]), k
+    # with parameter samples but still no residual scatter: a curve band, no new-run band
+    g = published_fit("epoch-2024")
+    g.boot = np.array([[g.params[n] * (1 + 0.01 * k) for n in g.law.param_names] for k in range(-5, 6)])
+    row = g.predict({"N": [7e10], "D": [1.4e12]}).iloc[0]
+    assert row["lower"] < row["upper"] and np.isnan(row["pred_lower"]) and np.isnan(row["pred_upper"])
+
+
 def test_delta_method_intervals_without_bootstrap():
     f = fit("chinchilla", ladder(noise=0.01, seed=8), n_jobs=1)
     assert f.interval_method.startswith("delta")

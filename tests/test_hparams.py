@@ -155,6 +155,16 @@ def test_cli_hparams_published_json():
         assert d["lr_lower"] < d["lr"] < d["lr_upper"]
 
 
+def test_cli_hparams_published_fits_have_no_range_to_judge():
+    """steplaw-2025 records no fitted range: 14x beyond its grid must not read as 'inside' (1.0)."""
+    r = run("hparams", "--N", "1e11", "--D", "1e13", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["extrapolation"] is None
+    assert "lr fit (lr_opt) records no fitted range (published: steplaw-2025); extrapolation cannot be judged" in r.stderr
+    assert "bs fit (bs_opt) records no fitted range (published: steplaw-2025)" in r.stderr
+
+
 def test_cli_hparams_with_saved_fits(tmp_path):
     df = synthetic_sweep(noise=0.001)
     with warnings.catch_warnings():
@@ -170,6 +180,7 @@ def test_cli_hparams_with_saved_fits(tmp_path):
     assert d["lr"] == pytest.approx(lr_star(4e8, 2e10), rel=0.05)
     assert d["lr_lower"] < d["lr"] < d["lr_upper"]
     assert d["batch_sequences"] == pytest.approx(d["batch_tokens"] / 4096)
+    assert isinstance(d["extrapolation"], float) and d["extrapolation"] >= 1.0   # fits with data: judged
     r = run("hparams", "--lr", str(tmp_path / "lr.json"), "--bs", str(tmp_path / "bs.json"), "--N", "4e8", "--D", "2e10")
     assert r.exit_code == 0 and "lr*" in r.output and "sequences of 2048" in r.output
     # swapped fits: clear error, exit 2

@@ -99,6 +99,7 @@ def test_published_epoch_optimum_matches_reference():
     assert r["C"] == C_REF and r["mode"] == "compute-optimal"
     assert r["N_lower"] is None and r["loss_upper"] is None     # published constants: no intervals
     assert any("no fitted range" in w for w in r["warnings"])
+    assert r["max_extrapolation"] is None                       # cannot be judged, not 1.0 ("inside")
 
 
 def test_optimum_and_intervals_equal_fit_optimum(loss_fit):

@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ScalelawError
-from ..result import EXTRAPOLATION_WARN, Fit
+from ..result import EXTRAPOLATION_WARN, Fit, no_range_warning
 from ..uncertainty import percentile_interval
 
 FLOPS_PER_TOKEN_PARAM = 6.0
@@ -267,7 +267,8 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     Returns a dict with ``C``, ``N``, ``D``, ``tokens_per_param``, ``loss`` and, where the fits
     were given, ``lr``, ``batch_tokens``, ``error``; each value also as ``<name>_lower`` /
     ``<name>_upper`` (None without parameter uncertainty), plus ``mode``, ``level``,
-    ``extrapolation`` ({role: {input: factor}}), ``max_extrapolation``, ``warnings``, ``fits``.
+    ``extrapolation`` ({role: {input: factor}}), ``max_extrapolation`` (None when a fit records no
+    fitted range: it cannot be judged), ``warnings``, ``fits``.
     """
     from ..progress import Progress
 
@@ -436,22 +437,25 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         out[f"{key}_lower"], out[f"{key}_upper"] = lo, hi
 
     # ---- extrapolation ---------------------------------------------------------------------
+    # a fit without a recorded range (published constants) cannot be judged: max_extrapolation is
+    # then None (JSON null), not 1.0, which would claim the plan lies inside every fit's data
     ex, worst = {}, 1.0
     for key, f in fits.items():
+        note = no_range_warning(f, key)
+        if note:
+            warnings_.append(note)
+            worst = None
         X = {c: [float(np.asarray(feats_p[c], dtype=float).ravel()[0])] for c in f.law.inputs}
         if any(not math.isfinite(v[0]) for v in X.values()):
             continue
         facs = {c: float(np.asarray(v).ravel()[0]) for c, v in f.extrapolation(X).items()}
         ex[key] = facs
         for c, fac in facs.items():
-            worst = max(worst, fac)
+            worst = None if worst is None else max(worst, fac)
             if fac > warn_factor:
                 lo_r, hi_r = f.input_ranges[c]
                 warnings_.append(f"{key} fit ({f.law.name}): {c} = {X[c][0]:.4g} is {fac:.0f}x beyond the "
                                  f"fitted range [{lo_r:.3g}, {hi_r:.3g}]; the interval assumes the law holds that far")
-        if not f.input_ranges:
-            warnings_.append(f"{key} fit ({f.law.name}) records no fitted range ({f.label or 'no data'}); "
-                             "extrapolation cannot be judged")
     kaplan = [f"{k} fit ({f.law.name})" for k, f in fits.items() if "N_nonembed" in f.law.inputs]
     if kaplan:
         warnings_.append(f"{', '.join(kaplan)} counts non-embedding parameters: the plan's N is read as N_nonembed "

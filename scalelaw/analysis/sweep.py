@@ -735,10 +735,14 @@ def hparams_predict(lr_fit, bs_fit, N: float, D: float, seq_len: float = STEPLAW
     for k in ("", "_lower", "_upper"):
         v = out[f"batch_tokens{k}"]
         out[f"batch_sequences{k}"] = None if v is None else v / float(seq_len)
+    # each fit's extrapolation factor; None (JSON null) for a fit that records no fitted range
+    # (published constants), and then for the pair too: 1.0 would claim "inside"
+    lx, bx = num(pl["extrapolation"]), num(pb["extrapolation"])
     out.update({"level": level, "lr_fit": lr_fit.label or lr_fit.data.get("source"), "lr_law": lr_fit.law.name,
                 "bs_fit": bs_fit.label or bs_fit.data.get("source"), "bs_law": bs_fit.law.name,
                 "lr_interval": lr_fit.interval_method, "bs_interval": bs_fit.interval_method,
-                "extrapolation": float(max(pl["extrapolation"], pb["extrapolation"]))})
+                "extrapolation": None if lx is None or bx is None else max(lx, bx),
+                "lr_extrapolation": lx, "bs_extrapolation": bx})
     return out
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
-from ..result import EXTRAPOLATION_WARN
+from ..result import EXTRAPOLATION_WARN, no_range_warning
 from .common import (bootstrap_options, coerce, emit_json, fail, force_option, json_option, level_option,
                      load_data, parse_pairs, table_options, warn, where_option)
 
@@ -143,9 +143,16 @@ def _grid_from_at(at) -> pd.DataFrame:
     return pd.DataFrame(list(itertools.product(*lists)), columns=keys)
 
 
-def _warn_extrapolation(df: pd.DataFrame, fit_name: str):
-    if "extrapolation" in df and np.nanmax(df["extrapolation"]) > EXTRAPOLATION_WARN:
-        warn(f"predicting up to {np.nanmax(df['extrapolation']):.0f}x beyond the range {fit_name} was fitted on; "
+def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
+    """Warn when predicting far beyond the fitted range, or when a fit records none (published constants)."""
+    for f in fits:
+        note = no_range_warning(f)
+        if note:
+            warn(note)
+    ex = pd.to_numeric(df["extrapolation"], errors="coerce").to_numpy(dtype=float) if "extrapolation" in df else []
+    ex = ex[np.isfinite(ex)] if len(ex) else ex
+    if len(ex) and ex.max() > EXTRAPOLATION_WARN:
+        warn(f"predicting up to {ex.max():.0f}x beyond the range {fit_name} was fitted on; "
              "intervals assume the law holds that far")
 
 
@@ -167,21 +174,23 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     from ..result import load_fit
 
     X = pd.read_csv(table) if table else _grid_from_at(at)
+    fits = ()
     if chain:
         parts = [p for p in chain.split(",") if p]
         if len(parts) != 2:
             raise ScalelawError(f"--chain takes LOSSFIT,ERRFIT (two fits); got {chain!r}")
         from ..analysis.gadre import chain_predict
 
-        out = chain_predict(load_fit(parts[0]), load_fit(parts[1]), X, level=level or 0.95)
+        fits = (load_fit(parts[0]), load_fit(parts[1]))
+        out = chain_predict(*fits, X, level=level or 0.95)
         name = parts[0]
     else:
         if not fit:
             raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
         f = load_fit(fit, law=law_name)
         out = f.predict(X, level=level)
-        name = fit
-    _warn_extrapolation(out, name)
+        name, fits = fit, (f,)
+    _warn_extrapolation(out, name, fits)
     if as_json:
         emit_json(out.to_dict(orient="records"))
     else:
@@ -206,10 +215,14 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
         r = {"C": c}
         r.update(f.optimum(level=level, compute=c))
         ex = f.extrapolation({k: [r[f"{k}_opt"]] for k in ("N", "D") if f"{k}_opt" in r})
-        r["extrapolation"] = float(max((v.max() for v in ex.values()), default=1.0))
+        # None (JSON null) without a recorded range: it cannot be judged (1.0 would claim "inside")
+        r["extrapolation"] = float(max(v.max() for v in ex.values())) if ex and f.has_range else None
         rows.append(r)
+    note = no_range_warning(f)
+    if note:
+        warn(note)
     for r in rows:
-        if r["extrapolation"] > EXTRAPOLATION_WARN:
+        if r["extrapolation"] is not None and r["extrapolation"] > EXTRAPOLATION_WARN:
             warn(f"C={r['C']:.3g}: the optimum lies {r['extrapolation']:.0f}x beyond the fitted range")
     if as_json:
         emit_json(rows[0] if len(rows) == 1 else rows)
