@@ -109,6 +109,15 @@ def test_published_fit_does_not_claim_to_be_in_range():
     assert "records no fitted range (published: epoch-2024)" in res.stderr
 
 
+def test_predict_table_and_at_are_exclusive(tmp_path):
+    t = tmp_path / "at.csv"
+    t.write_text("N,D\n1e9,2e10\n")
+    msg = one_line_error(run("predict", "epoch-2024", "--table", t, "--at", "N=1e9", ok=False))
+    assert "--table" in msg and "--at" in msg
+    rows = json.loads(run("predict", "epoch-2024", "--table", t, "--json").stdout)
+    assert len(rows) == 1 and rows[0]["N"] == 1e9
+
+
 def test_backtest_reports_errors_per_held_out_run():
     d = json.loads(run("backtest", "chinchilla", EXAMPLE, "--train", "N < 3e8", "--json").stdout)
     assert d["n_train"] + d["n_test"] == 40 and d["n_test"] > 0

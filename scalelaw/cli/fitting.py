@@ -173,6 +173,9 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     """
     from ..result import load_fit
 
+    if table and at:
+        raise ScalelawError(f"give the inputs either with --table ({table}) or with --at, not both; "
+                            "add the --at values as columns of the table, or drop --table")
     X = pd.read_csv(table) if table else _grid_from_at(at)
     fits = ()
     if chain:
