@@ -666,3 +666,39 @@ def test_several_inputs_named_after_same_named_folders(tmp_path):
     with pytest.raises(ScalelawError, match=r"^run 'train' is in both \S+ and \S+, so the table would hold two "
                                             r"runs under one id \(or one run twice\); .*leave out an input given twice"):
         load_tables([ev1, ev1], reduce="final")
+
+
+def test_hf_output_folder_without_trainer_state(tmp_path):
+    # a Trainer output folder without trainer_state.json (training stopped before its first save, or
+    # save_strategy="no") failed with 'tokenizer.json: JSON is not a table'
+    run = tmp_path / "my-run"
+    _hf_output_folder(run)
+    shutil.rmtree(run / "checkpoint-20")
+    (run / "trainer_state.json").unlink()
+    (run / "vocab.json").write_text('{"a": 0}')  # a GPT-2 tokenizer's other files
+    (run / "merges.txt").write_text("#version: 0.2\na b\n")
+    msg = (r"my-run: no training log found in this Hugging Face Trainer output folder \(training_args.bin\): "
+           r"trainer_state.json is missing .*; point at .*TensorBoard.*instead")
+    for kw in ({}, {"reduce": "final"}):
+        with pytest.raises(ScalelawError, match=msg) as e:
+            load_table(run, **kw)
+        assert "\n" not in str(e.value) and "JSON is not a table" not in str(e.value)
+    # its side files are known without training_args.bin too (save_model + save_metrics only)
+    (run / "training_args.bin").unlink()
+    with pytest.raises(ScalelawError, match=r"no training log found in this Hugging Face Trainer output folder"):
+        load_table(run)
+    # a log the Trainer's folder does hold is read, its side JSON files skipped
+    (run / "training_args.bin").write_bytes(b"\0" * 16)
+    (run / "metrics.jsonl").write_text('{"step": 10, "loss": 4.0}\n{"step": 20, "loss": 3.5}\n')
+    df = load_table(run, reduce="final")
+    assert df["run"].tolist() == ["metrics"] and df["loss"].tolist() == [3.5]
+    # a folder of such runs: the same; beside a run that saved its state, that one is read
+    (run / "metrics.jsonl").unlink()
+    _hf_output_folder(tmp_path / "b")
+    (tmp_path / "b" / "trainer_state.json").unlink()
+    shutil.rmtree(tmp_path / "b" / "checkpoint-20")
+    with pytest.raises(ScalelawError, match=r"no training log found in the Hugging Face Trainer output folders in it "
+                                            r"\(b, my-run\): trainer_state.json is missing"):
+        load_table(tmp_path)
+    _hf_state(tmp_path / "other", 20)
+    assert load_table(tmp_path, reduce="final")["run"].tolist() == ["other"]

@@ -308,7 +308,39 @@ def _hf_run_folders(files: list) -> set:
             for f in files if f.name.lower() == "trainer_state.json"}
 
 
-def _is_hf_side_file(f: Path, hf_runs: set) -> bool:
+#: files only a Hugging Face Trainer writes into its output folder: its arguments
+#: (``training_args.bin``, saved with every model and checkpoint) and ``save_metrics``' summaries
+_TRAINER_SIGNS = ("training_args.bin", "all_results.json", "train_results.json", "eval_results.json")
+
+
+def _trainer_folders(files: list) -> dict:
+    """{folder: the file that shows it}: folders a Hugging Face Trainer wrote, by the files only it
+    writes (:data:`_TRAINER_SIGNS`), with or without a ``trainer_state.json``; a ``checkpoint-*``
+    folder counts as its parent."""
+    out: dict = {}
+    signs = [f for f in files if f.name.lower() in _TRAINER_SIGNS]
+    for f in sorted(signs, key=lambda f: _TRAINER_SIGNS.index(f.name.lower())):  # training_args.bin first
+        d = f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
+        out.setdefault(d, f.name)
+    return out
+
+
+def _no_trainer_log(p: Path, trainer: dict) -> ScalelawError:
+    """Nothing to read in a folder where a Hugging Face Trainer left only its side files."""
+    if p in trainer:
+        where = f"this Hugging Face Trainer output folder ({trainer[p]})"
+    else:
+        rel = sorted(str(d.relative_to(p)) for d in trainer)
+        shown = ", ".join(rel[:5]) + (f" and {len(rel) - 5} more" if len(rel) > 5 else "")
+        where = f"the Hugging Face Trainer output folder{'s' if len(rel) > 1 else ''} in it ({shown})"
+    return ScalelawError(f"{p}: no training log found in {where}: trainer_state.json is missing (the Trainer writes "
+                         "it at each checkpoint save and in trainer.save_state(): training stopped before its first "
+                         "save, or save_strategy='no'), and its other files (config, tokenizer, *_results.json) are "
+                         "not a log; point at the run's TensorBoard logging_dir (report_to='tensorboard') or a W&B "
+                         "history export instead")
+
+
+def _is_hf_side_file(f: Path, hf_runs) -> bool:
     """A JSON file other than trainer_state.json in a Hugging Face run folder or its checkpoints
     (metrics summaries, model and tokenizer settings): not a log of its own."""
     if f.suffix.lower() != ".json" or f.name.lower() == "trainer_state.json":
@@ -361,16 +393,21 @@ def read_folder(path: Path) -> pd.DataFrame:
     file is the Trainer's side output (``all_results.json``, ``train_results.json``,
     ``eval_results.json``, the model's ``config.json`` and ``generation_config.json``,
     ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``, ...), not a log,
-    and is skipped. So the run folder itself gives the same run as its parent folder.
+    and is skipped. So the run folder itself gives the same run as its parent folder. A folder
+    the Trainer wrote without a ``trainer_state.json`` (training stopped before its first save, or
+    ``save_strategy="no"``), known by ``training_args.bin`` or ``save_metrics``' ``*_results.json``,
+    has its JSON files skipped the same way; when nothing else in it is a log, the error says
+    trainer_state.json is missing and what to give instead.
 
     The Trainer also logs to TensorBoard, by default under ``runs/<date>_<host>/`` in the run
     folder (one such folder per launch, so a resumed run has several). Those event files repeat the
     history ``trainer_state.json`` holds, and read beside it they were a second run
     (``<date>_<host>``): TensorBoard event files anywhere in an HF run folder are skipped, so a
     training run is one run, its ``trainer_state.json`` (the latest, as above). Without any
-    ``trainer_state.json`` (e.g. ``save_strategy="no"``), a folder is not known to be a Trainer's
-    (PyTorch's ``SummaryWriter`` writes the same ``runs/<date>_<host>`` layout for unrelated runs),
-    and its event files are read as everywhere else, a run named after each event file's folder.
+    ``trainer_state.json`` (e.g. ``save_strategy="no"``), the event files are the run's only log
+    (and without ``training_args.bin`` the folder is not known to be a Trainer's: PyTorch's
+    ``SummaryWriter`` writes the same ``runs/<date>_<host>`` layout for unrelated runs), and they
+    are read as everywhere else, a run named after each event file's folder.
 
     The HF reader takes a run's ``eval_loss`` as its loss when it evaluated, its training loss
     otherwise; in a folder of runs of both kinds, every HF run's loss is kept as ``loss_eval`` or
@@ -381,12 +418,13 @@ def read_folder(path: Path) -> pd.DataFrame:
     stems = {(f.parent, f.stem) for f in files}
     older = _older_trainer_states(files)
     hf_runs = _hf_run_folders(files)
+    trainer = _trainer_folders(files)
     parts, read = [], []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
-        if f in older or _is_hf_side_file(f, hf_runs):
+        if f in older or _is_hf_side_file(f, hf_runs | set(trainer)):
             continue
         if "tfevents" in name and _in_hf_run(f, hf_runs):  # the Trainer's TensorBoard copy of trainer_state
             continue
@@ -405,6 +443,8 @@ def read_folder(path: Path) -> pd.DataFrame:
             df.attrs["run_paths"] = {run: str(f)}
         parts.append(df)
         read.append((f, fmt))
+    if not parts and trainer:
+        raise _no_trainer_log(p, trainer)
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
