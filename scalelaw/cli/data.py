@@ -120,7 +120,8 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
 
     Several LOGS are read with the same options and concatenated; their losses must be of one
     kind (e.g. not eval_loss in one and a training loss in another), else --map loss=<column>
-    chooses one."""
+    chooses one. Runs named after their folder or file get the path suffix that tells them apart
+    (exp1/train, exp2/train); a run id written in two LOGS is refused."""
     from ..io import load_tables
     from ..schema import summarize
     from .common import parse_pairs
