@@ -91,6 +91,10 @@ class Law:
     options: the keyword options ``prepare`` takes (``--option KEY=VALUE``, ``prepare_options``);
         by default the keyword parameters of prepare's signature after the table (declare them
         when prepare forwards ``**options``). :meth:`check_options` refuses any other key.
+    target_range: (lo, hi) the target can take (an error rate or a probability: (0, 1)), or None.
+        Predictions, their intervals and parameter draws are clipped to it (:meth:`clip_target`)
+        and the output says so: an interval reaching the bound means the law is extrapolated far
+        beyond where it was fitted.
     domain: input -> (lo, hi) range used by the contract test (log-uniform when lo > 0).
     example: parameter values the contract test recovers from noiseless synthetic data.
     published: label -> {param: value} of published constants ("ready fits").
@@ -117,6 +121,7 @@ class Law:
     published: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     default_objective: str = "huber-log"
     positive_target: bool = True
+    target_range: tuple | None = None  # (lo, hi) of a bounded target, e.g. (0, 1) for an error rate
     starts: Callable | None = None  # optional custom start generator: starts(X, y) -> (S, P) internal
     # optional table transform applied before fitting (after --where), e.g. a sweep -> the
     # near-optimal rows of each (N, D) cell; prepare(df, **options) -> DataFrame
@@ -137,6 +142,11 @@ class Law:
             raise ValueError(f"law {self.name!r}: unknown default objective {self.default_objective!r}")
         if self.inverse is not None and self.inverse_of not in self.inputs + (self.target,):
             raise ValueError(f"law {self.name!r}: inverse_of must name an input")
+        if self.target_range is not None:
+            lo, hi = (float(v) for v in self.target_range)
+            if not lo < hi:
+                raise ValueError(f"law {self.name!r}: target_range needs lo < hi, got {self.target_range}")
+            object.__setattr__(self, "target_range", (lo, hi))
         options = _keyword_names(self.prepare) if self.options is None else tuple(self.options)
         if options and self.prepare is None:
             raise ValueError(f"law {self.name!r}: options {options} need a prepare step to take them")
@@ -174,6 +184,16 @@ class Law:
                                 f"{', '.join(self.options)} (as --option KEY=VALUE)")
         return opts
 
+    def clip_target(self, y):
+        """(y clipped to ``target_range``, mask of the values that lay outside it); NaN stays NaN."""
+        y = np.asarray(y, dtype=float)
+        if self.target_range is None:
+            return y, np.zeros(y.shape, dtype=bool)
+        lo, hi = self.target_range
+        with np.errstate(invalid="ignore"):
+            outside = (y < lo) | (y > hi)
+        return np.clip(y, lo, hi), outside
+
     def __call__(self, *args, **kwargs):
         return self.func(*args, **kwargs)
 
@@ -203,6 +223,7 @@ class Law:
             "formula": self.formula,
             "inputs": list(self.inputs),
             "target": self.target,
+            "target_range": None if self.target_range is None else list(self.target_range),
             "params": [
                 {"name": p.name, "lower": p.lower, "upper": p.upper, "log": p.log,
                  "n_grid": len(p.grid), "doc": p.doc}

@@ -189,10 +189,17 @@ class Fit:
         out = df[list(self.law.inputs)].copy()
         out["mean"] = mean
         s = self.param_samples()
+        # a bounded target (an error rate): whether the unclipped value, interval or band left it
+        beyond_lo = beyond_hi = np.zeros(len(df), dtype=bool)
+        bounded = self.law.target_range is not None
         if s is not None:
             P = {n: s[:, i][:, None] for i, n in enumerate(self.law.param_names)}
             draws = np.asarray(self.law.evaluate(Xd, P), dtype=float)
             draws = np.broadcast_to(draws, (s.shape[0], len(df)))
+            if bounded:
+                raw_lo, raw_hi = percentile_interval(draws, level)
+                beyond_lo, beyond_hi = self._beyond(raw_lo), self._beyond(raw_hi)
+                draws = self.law.clip_target(draws)[0]
             lo, hi = percentile_interval(draws, level)
         else:
             lo = hi = np.full(len(df), np.nan)
@@ -214,10 +221,29 @@ class Fit:
         else:
             out["pred_lower"] = mean - np.sqrt((mean - lo_c) ** 2 + (z * sd) ** 2)
             out["pred_upper"] = mean + np.sqrt((hi_c - mean) ** 2 + (z * sd) ** 2)
+        if bounded:
+            for c in ("mean", "pred_lower", "pred_upper"):
+                v = out[c].to_numpy(dtype=float)
+                beyond_lo = beyond_lo | self._beyond(v)
+                beyond_hi = beyond_hi | self._beyond(v, upper=True)
+                out[c] = self.law.clip_target(v)[0]
+            msg = bound_warning(self, beyond_lo, beyond_hi, level, inputs=df[list(self.law.inputs)])
+            if msg:
+                import warnings
+                warnings.warn(msg, stacklevel=2)
         ex = self._extrapolation(df)
         # NaN (JSON null) when an input has no recorded range: 1.0 would claim "inside"
         out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex and self.has_range else np.nan
         return out
+
+    def _beyond(self, v, upper: bool | None = None) -> np.ndarray:
+        """Where v lies past the lower (or, with upper=True, the upper; None: either) end of the target range."""
+        lo, hi = self.law.target_range
+        v = np.asarray(v, dtype=float)
+        with np.errstate(invalid="ignore"):
+            if upper is None:
+                return (v < lo) | (v > hi)
+            return v > hi if upper else v < lo
 
     def optimum(self, level: float | None = None, **given) -> dict:
         """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals."""
@@ -339,6 +365,32 @@ def load_fit(path, law: str | None = None) -> Fit:
     if law is not None and d["law"] != get_law(law).name:
         raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
     return Fit.from_dict(d)
+
+
+def bound_warning(fit: Fit, beyond_lo, beyond_hi, level: float, role: str | None = None,
+                  inputs: pd.DataFrame | None = None) -> str | None:
+    """The warning for predictions of a bounded target (``Law.target_range``) that were clipped.
+
+    beyond_lo / beyond_hi: per point, whether the unclipped value or interval passed the lower /
+    upper end. None when nothing did. An error rate's interval reaching 0 (or 1) means the law is
+    used far beyond the data it was fitted on, so the warning says where that was."""
+    beyond_lo, beyond_hi = np.atleast_1d(beyond_lo), np.atleast_1d(beyond_hi)
+    hit = beyond_lo | beyond_hi
+    if not hit.any():
+        return None
+    law = fit.law
+    lo, hi = law.target_range
+    ends = " and ".join(f"{b:g}" for b, m in ((lo, beyond_lo), (hi, beyond_hi)) if m.any())
+    where = f" at {int(hit.sum())} of {hit.size} points" if hit.size > 1 else ""
+    if inputs is not None and len(inputs) > 1:
+        k = int(np.flatnonzero(hit)[0])
+        where += " (first: " + ", ".join(f"{c}={inputs[c].iloc[k]:.4g}" for c in inputs.columns) + ")"
+    ranges = fit.input_ranges or {}
+    fitted = ", ".join(f"{c} {ranges[c][0]:.4g} to {ranges[c][1]:.4g}" for c in law.inputs if c in ranges)
+    who = f"{role} fit ({law.name})" if role else law.name
+    return (f"{who}: the {int(round(100 * level))}% interval of {law.target} reaches the bound {ends} of "
+            f"[{lo:g}, {hi:g}]{where} and is clipped there ({law.target} cannot leave that range): the law is "
+            f"extrapolated far beyond where it was fitted" + (f" ({fitted})" if fitted else ""))
 
 
 def no_range_warning(fit: Fit, role: str | None = None) -> str | None:

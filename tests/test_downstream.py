@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ from scalelaw.law import get_law
 from scalelaw.result import published_fit
 
 NAMES = ("downstream_exp", "downstream_sigmoid", "downstream_direct", "passuntil")
+ERR_FIT = Path(__file__).resolve().parents[1] / "fits" / "gadre-rpj-err.json"
 
 
 def _sample_inputs(law, n=9, seed=0):
@@ -71,6 +74,38 @@ def test_published_error_law():
 def _err_table(err):
     loss = np.linspace(2.5, 4.0, len(err))
     return pd.DataFrame({"loss": loss, "err_avg": err, "err_piqa": np.linspace(0.2, 0.5, len(err))})
+
+
+def test_error_laws_declare_the_unit_interval():
+    for name in NAMES:
+        assert get_law(name).target_range == (0.0, 1.0), name
+        assert get_law(name).describe()["target_range"] == [0.0, 1.0]
+
+
+def test_error_interval_is_clipped_to_the_unit_interval_with_a_warning():
+    """Gadre's error law at loss 2.0 (fitted on 2.77-5.39): the raw interval starts at -0.30."""
+    from scalelaw.result import load_fit
+
+    f = load_fit(ERR_FIT)
+    with pytest.warns(UserWarning, match=r"interval of err_avg reaches the bound 0 of \[0, 1\].*clipped.*"
+                                         r"extrapolated.*loss 2.769 to 5.387"):
+        row = f.predict({"loss": [2.0, 3.0]}).iloc[0]
+    assert row["lower"] == 0.0 and row["pred_lower"] == 0.0
+    assert 0 < row["mean"] < row["upper"] <= row["pred_upper"] <= 1
+    with warnings.catch_warnings():     # inside the fitted range: nothing clipped, nothing said
+        warnings.simplefilter("error")
+        row = f.predict({"loss": [3.5]}).iloc[0]
+    assert 0 < row["pred_lower"] < row["lower"] < row["mean"] < row["upper"] < row["pred_upper"] < 1
+
+
+def test_cli_predict_says_the_error_interval_hit_its_bound():
+    from scalelaw.cli import main
+
+    r = CliRunner().invoke(main, ["predict", str(ERR_FIT), "--at", "loss=2.0", "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)[0]
+    assert row["lower"] == 0.0 and row["pred_lower"] == 0.0 and row["upper"] <= 1
+    assert "warning: downstream_exp: the 95% interval of err_avg reaches the bound 0" in r.stderr
 
 
 @pytest.mark.parametrize("bad, hint", [(48.0, "percentage"), (-0.1, "[0, 1]"), (1.2, "[0, 1]")])

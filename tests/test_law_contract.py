@@ -120,6 +120,22 @@ def test_finite_on_domain(law):
 
 
 @pytest.mark.parametrize("law", LAWS, ids=IDS)
+def test_target_range_holds_on_the_domain(law):
+    """A declared target range (an error rate: [0, 1]) holds where the law is meant to be used;
+    predictions beyond it are clipped to it (Fit.predict, plan)."""
+    assert law.describe()["target_range"] == (None if law.target_range is None else list(law.target_range))
+    if law.target_range is None:
+        return
+    needs_contract(law)
+    lo, hi = law.target_range
+    y = law.evaluate(sample_inputs(law, n=500, seed=2), law.example)
+    assert np.all((y >= lo) & (y <= hi)), f"{law.name}: values outside its target range on its domain"
+    clipped, outside = law.clip_target(np.array([lo - 1.0, 0.5 * (lo + hi), hi + 1.0, np.nan]))
+    assert clipped[:3].tolist() == [lo, 0.5 * (lo + hi), hi] and np.isnan(clipped[3])
+    assert outside.tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("law", LAWS, ids=IDS)
 def test_vectorised_over_parameter_rows(law):
     needs_contract(law)
     X = sample_inputs(law, n=17, seed=2)

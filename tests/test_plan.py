@@ -180,6 +180,19 @@ def test_lr_bs_error_are_laws_at_the_plan(loss_fit, lr_fit, bs_fit, err_fit):
     assert alone["error"] == pytest.approx(_err(alone["loss"], 0.857, 2.2065, 0.7146))
 
 
+def test_bounded_error_interval_is_clipped_with_a_warning():
+    """Gadre's reference fits far beyond their runs: the error's raw interval falls below 0."""
+    from pathlib import Path
+
+    fits = Path(__file__).resolve().parents[1] / "fits"
+    r = plan(compute=1e26, loss_fit=str(fits / "gadre-rpj-loss.json"), downstream_fit=str(fits / "gadre-rpj-err.json"))
+    assert r["error_lower"] == 0.0 and 0 < r["error"] < r["error_upper"] <= 1
+    assert any(w.startswith("error fit (downstream_exp): the 95% interval of err_avg reaches the bound 0 of [0, 1]")
+               and "extrapolated" in w for w in r["warnings"])
+    near = plan(compute=1e21, loss_fit=str(fits / "gadre-rpj-loss.json"), downstream_fit=str(fits / "gadre-rpj-err.json"))
+    assert near["error_lower"] > 0 and not [w for w in near["warnings"] if "bound" in w]
+
+
 def test_extrapolation_factors_and_warning(loss_fit, lr_fit):
     r = plan(compute=C_REF, loss_fit=loss_fit, lr_fit=lr_fit)
     assert r["extrapolation"]["loss"]["N"] == pytest.approx(r["N"] / 1e9)

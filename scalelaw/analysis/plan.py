@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ScalelawError
-from ..result import EXTRAPOLATION_WARN, Fit, no_range_warning
+from ..result import EXTRAPOLATION_WARN, Fit, bound_warning, no_range_warning
 from ..uncertainty import percentile_interval
 
 FLOPS_PER_TOKEN_PARAM = 6.0
@@ -222,6 +222,25 @@ def _numeric_split(fit: Fit, P: dict, C: np.ndarray, extra=None):
     return N, D, edge
 
 
+def _clip_bounded(fit: Fit, key: str, values: dict, dvals: dict | None, level: float, warnings_: list) -> None:
+    """Clip the value and the draws of ``key`` to the fit's target range (Law.target_range), with a
+    warning when the value or its interval would have left it (the law is then far outside its data)."""
+    law = fit.law
+    v, out_v = law.clip_target(values[key])
+    lo_b, hi_b = law.target_range
+    beyond_lo, beyond_hi = out_v & (values[key] < lo_b), out_v & (values[key] > hi_b)
+    if dvals is not None:
+        arr = np.asarray(dvals[key], dtype=float)
+        if np.isfinite(arr).any():
+            a, b = percentile_interval(arr[np.isfinite(arr)], level)
+            beyond_lo, beyond_hi = beyond_lo | (a < lo_b), beyond_hi | (b > hi_b)
+        dvals[key] = law.clip_target(arr)[0]
+    values[key] = v
+    msg = bound_warning(fit, beyond_lo, beyond_hi, level, role=key)
+    if msg:
+        warnings_.append(msg)
+
+
 def _invert(fit: Fit, P: dict, target: float, mode, ratio, n_fixed, extra, progress=None):
     """Per draw, the compute whose (optimal or constrained) loss equals ``target``, by bisection
     on ln C. Returns C (S,) with NaN where the target is out of reach in the bracket."""
@@ -381,6 +400,8 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         values[key] = _evaluate(fits[key], feats_p, point[key]) * np.ones(1)
         if S:
             dvals[key] = _evaluate(fits[key], feats_d, draws[key]) * np.ones(S)
+        if fits[key].law.target_range is not None:   # a bounded target (an error rate): clip, and say so
+            _clip_bounded(fits[key], key, values, dvals if S else None, level, warnings_)
         if key == "batch_tokens":      # an lr law may take the batch size (e.g. lr_power)
             feats_p["batch_tokens"] = values[key]
             if S:

@@ -20,6 +20,7 @@ from ..law import Law, Param, register
 from .overtrain import _terms, check_inputs
 
 ERROR_TARGET = "err_avg"
+UNIT = (0.0, 1.0)   # errors and pass rates are fractions: predictions are clipped to it (Law.target_range)
 
 
 def _check_unit_interval(df: pd.DataFrame, col: str, where: str, what: str = "error") -> None:
@@ -129,6 +130,7 @@ DOWNSTREAM_EXP = register(Law(
              "(arXiv:2403.08540), eq. 5",
     description="Average top-1 error vs validation loss; input column 'loss', target an error in [0, 1].",
     family="downstream",
+    target_range=UNIT,
     inverse=_exp_inverse,
     inverse_of="loss",
     domain={"loss": (2.0, 5.0)},
@@ -187,6 +189,7 @@ DOWNSTREAM_SIGMOID = register(Law(
              "Xiao et al. 2024, Densing Law of LLMs (arXiv:2412.04315)",
     description="Error (or score) vs validation loss with a floor and a ceiling; target in [0, 1].",
     family="downstream",
+    target_range=UNIT,
     inverse=_sigmoid_inverse,
     inverse_of="loss",
     domain={"loss": (2.0, 5.0)},
@@ -228,6 +231,7 @@ DOWNSTREAM_DIRECT = register(Law(
              "identifiable constants only",
     description="Average top-1 error straight from N and D, skipping the validation loss.",
     family="downstream",
+    target_range=UNIT,
     domain={"N": (1e7, 1e10), "D": (2e9, 5e11)},
     # the chained Gadre constants: K = 2.2065 exp(-0.7146 * 1.8367), A = 0.7146 * 212.24, ...
     example={"eps": 0.857, "K": 0.593, "A": 151.7, "B": 262.0, "eta": 0.1364},
@@ -267,6 +271,7 @@ PASSUNTIL = register(Law(
     citation="Hu et al. 2024, Predicting Emergent Abilities with Infinite Resolution Evaluation (arXiv:2310.03262)",
     description="PassUntil pass rate of a task vs model size; target column 'pass_rate' in (0, 1].",
     family="downstream",
+    target_range=UNIT,
     inverse=_passuntil_inverse,
     inverse_of="N",
     domain={"N": (1e7, 1e11)},
