@@ -149,6 +149,25 @@ def test_inverse_round_trips(loss_fit):
     assert inv20["C"] > inv["C"]
 
 
+def test_given_values_are_not_estimates(loss_fit):
+    """docs/plan.md: <name>_lower/_upper are null without uncertainty. What the user gave (the target
+    loss, the budget, a ratio or a model size) is not estimated: null, with or without draws."""
+    pub = plan(target_loss=2.0, loss_fit=published_fit("epoch-2024"))
+    assert pub["loss"] == 2.0 and pub["loss_lower"] is None and pub["loss_upper"] is None
+    assert all(pub[f"{k}_lower"] is None and pub[f"{k}_upper"] is None for k in ("C", "N", "D", "tokens_per_param"))
+    inv = plan(target_loss=2.05, loss_fit=loss_fit)
+    assert inv["loss"] == 2.05 and inv["loss_lower"] is None and inv["loss_upper"] is None
+    assert inv["C_lower"] < inv["C"] < inv["C_upper"]
+    fwd = plan(compute=C_REF, loss_fit=loss_fit)
+    assert fwd["C"] == C_REF and fwd["C_lower"] is None and fwd["C_upper"] is None
+    r = plan(compute=C_REF, loss_fit=loss_fit, tokens_per_param=20)
+    assert r["tokens_per_param_lower"] is None and r["N_lower"] == pytest.approx(r["N"])   # N follows exactly
+    p = plan(compute=C_REF, loss_fit=loss_fit, params=7e10)
+    assert p["N_lower"] is None and p["D_lower"] == pytest.approx(p["D"]) == p["D_upper"]
+    d = json.loads(_cli(["plan", "--target-loss", "2.0", "--loss", "epoch-2024", "--json"]).stdout)
+    assert d["loss_lower"] is None and d["loss_upper"] is None and "loss_lower" in d
+
+
 def test_inverse_numeric_law(loss_fit):
     num = dataclasses.replace(loss_fit, law=NOOPT)
     a = plan(target_loss=2.1, loss_fit=loss_fit)

@@ -285,7 +285,8 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
 
     Returns a dict with ``C``, ``N``, ``D``, ``tokens_per_param``, ``loss`` and, where the fits
     were given, ``lr``, ``batch_tokens``, ``error``; each value also as ``<name>_lower`` /
-    ``<name>_upper`` (None without parameter uncertainty), plus ``mode``, ``level``,
+    ``<name>_upper`` (None without parameter uncertainty, and for the values given: C with
+    ``compute``, the loss with ``target_loss``, ``tokens_per_param``, ``params``), plus ``mode``, ``level``,
     ``extrapolation`` ({role: {input: factor}}), ``max_extrapolation`` (None when a fit records no
     fitted range: it cannot be judged), ``warnings``, ``fits``.
     """
@@ -439,12 +440,17 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         v = float(values[key][0])
         out[key] = v if math.isfinite(v) else None
         lo = hi = None
-        exact = (target_loss is None and (key == "C" or (key in ("N", "D", "tokens_per_param")
-                                                          and mode != "compute-optimal"))
-                 or (target_loss is not None and key == "loss"))
-        if exact and out[key] is not None:
-            if key == "loss":           # the inverse reaches the target loss by construction
-                v = out[key] = float(target_loss)
+        # what the user gave (the budget, the target loss, a ratio, a model size) is not an
+        # estimate: no interval (null), with or without draws; what follows from it exactly (N and
+        # D of a constrained split, for a budget) has a zero-width one
+        given = key == {"compute-optimal": None, "tokens_per_param": "tokens_per_param",
+                        "params": "N"}[mode] or key == ("loss" if target_loss is not None else "C")
+        exact = target_loss is None and key in ("N", "D", "tokens_per_param") and mode != "compute-optimal"
+        if key == "loss" and target_loss is not None:   # the inverse reaches the target by construction
+            out[key] = float(target_loss)
+        if given:
+            pass
+        elif exact and out[key] is not None:
             lo = hi = v
         elif S and feeds[key] & uncertain:
             arr = np.asarray(dvals[key], dtype=float)
