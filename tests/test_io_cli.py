@@ -126,6 +126,11 @@ def test_ingest_per_run_tables_sharing_a_run_id(tmp_path):
     for p, loss in ((a, 3.0), (b, 2.0)):
         p.write_text(f"run,step,loss\nr1,1,{loss + 1}\nr1,2,{loss}\n")
     assert_one_line_error(run("ingest", a, b, "-o", out, "--reduce", "final"))
+    assert_one_line_error(run("ingest", a, b, "-o", out))
+    # per-step logs of different things of one run (e.g. W&B panels, one metric each) are its rows, as in a folder
+    b.write_text("run,step,lr\nr1,1,1e-3\nr1,2,5e-4\n")
+    assert run("ingest", a, b, "-o", out).exit_code == 0 and set(pd.read_parquet(out)["run"]) == {"r1"}
+    out.unlink()
     # distinct ids: one table that loads again
     b.write_text("run,N,D,loss\nr3,8e8,1.6e10,2.4\n")
     a.write_text("run,N,D,loss\nr1,1e8,2e9,3.0\n")

@@ -606,8 +606,25 @@ def test_same_run_id_in_two_files_of_a_folder_is_refused(tmp_path):
     with pytest.raises(ScalelawError, match=r"^\S+: run 'r1' is in both \S*a.csv and \S*b.csv; .*rename") as e:
         load_table(tmp_path, reduce="final")
     assert "\n" not in str(e.value)
+    # ... unless the files log different things of it, step by step: W&B panel exports, one metric each
+    (tmp_path / "b.csv").write_text("run,step,lr\nr1,1,1e-3\nr1,2,5e-4\n")
+    fin = load_table(tmp_path, reduce="final").set_index("run")
+    assert fin["loss"].to_dict() == {"r1": 2.5, "r2": 3.3} and fin.loc["r1", "lr"] == 1e-3
+    panels = tmp_path / "panels"
+    panels.mkdir()
+    (panels / "loss.csv").write_text("Step,a - train/loss,b - train/loss\n10,3.0,3.5\n20,2.5,3.0\n")
+    (panels / "lr.csv").write_text("Step,a - lr,b - lr\n10,1e-3,2e-3\n20,5e-4,1e-3\n")
+    fin = load_table(panels, reduce="final").set_index("run")
+    assert fin[["loss", "lr"]].to_dict("index") == {"a": {"loss": 2.5, "lr": 1e-3}, "b": {"loss": 3.0, "lr": 2e-3}}
+    (panels / "loss2.csv").write_text("Step,a - train/loss\n10,3.1\n")  # the same metric again: two runs 'a'
+    with pytest.raises(ScalelawError, match=r"run 'a' is in both \S*loss.csv and \S*loss2.csv; "):
+        load_table(panels, reduce="final")
+    (tmp_path / "b.csv").write_text("run,N,D,loss\nr1,1e8,2e9,3.0\n")  # a per-run table: no steps to join
+    with pytest.raises(ScalelawError, match=r"run 'r1' is in both \S*a.csv and \S*b.csv; "):
+        load_table(tmp_path)
     # a run named after its folder that meets such an id is the one renamed
     (tmp_path / "b.csv").unlink()
+    shutil.rmtree(panels)
     write_events(tmp_path / "exp" / "r1", [(1, 4.0)])
     (tmp_path / "a.csv").write_text("run,step,train/loss\nr1,1,3.0\nr1,2,2.5\nr2,1,3.3\n")
     assert set(load_table(tmp_path, reduce="final")["run"]) == {"r1", "r2", "exp/r1"}

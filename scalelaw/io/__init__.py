@@ -379,7 +379,8 @@ def read_folder(path: Path) -> pd.DataFrame:
     too gets the shortest path suffix below ``path`` that tells them apart (``exp1/train`` and
     ``exp2/train`` instead of two ``train``); unique ids are kept. The event files of one
     TensorBoard log folder are one run, as TensorBoard reads them. An id written in the tables of
-    two files is refused (see :func:`_unique_run_ids`), so ``--reduce`` never merges two files' runs.
+    two files is refused (see :func:`_unique_run_ids`), so ``--reduce`` never merges two files' runs,
+    unless the files log different things of it step by step (W&B panel exports, one metric each).
 
     Skipped: hidden files, files of no known log type, run settings (``config.json``,
     ``summary.json``, ``wandb-summary.json``, ``config.yaml`` and the W&B sidecars
@@ -480,30 +481,71 @@ def _unique_run_ids(parts: list, read: list, p: Path) -> list:
     runs named after their folder or file (``attrs["run_paths"]``) that would share an id with a
     run of another file get the shortest path suffix below ``p`` that tells them apart (see
     :mod:`scalelaw.io.runids`); the event files of one TensorBoard log folder stay one run (a run
-    resumed or restarted writes a new one beside the old). An id written in two files' tables, or
-    one no path tells apart, is refused: --reduce would merge two files' runs into one."""
-    from .runids import Origin, path_names, renamed, unique_ids
-
-    origins, where = [], []
-    for i, (df, (f, fmt)) in enumerate(zip(parts, read)):
-        paths = df.attrs.get("run_paths") or {}
-        for run in df[_run_column(df)].dropna().unique():
-            if run in paths:
-                key = ("folder", paths[run]) if fmt == "tensorboard" else ("file", str(f))
-                origins.append(Origin(key, path_names(paths[run], p, start=run), str(f)))
-            else:
-                origins.append(Origin(("file", str(f)), (str(run),), str(f)))
-            where.append((i, run))
-
+    resumed or restarted writes a new one beside the old). An id written in two files is one run
+    only where the files log different things of it, step by step (e.g. W&B panel exports, one
+    metric each; see :func:`_logged`); otherwise it, or an id no path tells apart, is refused:
+    --reduce would merge two files' runs into one."""
     def clash(run, a, b):
         return ScalelawError(f"{p}: run {run!r} is in both {a} and {b}; one id for two files' runs would merge "
-                             "them into one run (--reduce keeps one): rename the run in one of them (its run column, or "
-                             "the file or folder it is named after), or load them separately")
+                             "them into one run: rename the run in one of them (its run column, or the file or folder "
+                             "it is named after), or load them separately")
 
+    return _unique_ids_across(parts, [str(f) for f, _ in read], [_logged(df) for df in parts], clash, base=p,
+                              folder_runs={i for i, (_, fmt) in enumerate(read) if fmt == "tensorboard"})
+
+
+def _logged(df: pd.DataFrame) -> frozenset | None:
+    """What a per-step table logs: its columns by canonical name, but for run and step; None
+    without a step column (a per-run table, whose rows cannot be joined step by step)."""
+    from ..schema import _canonical_for
+
+    cols = {_canonical_for(str(c)) or str(c) for c in df.columns}
+    return frozenset(cols - {"run", "step"}) if "step" in cols else None
+
+
+def _unique_ids_across(parts: list, labels: list, logged: list, clash, *, base: Path | None = None,
+                       folder_runs=frozenset()) -> list:
+    """``parts`` with run ids unique across them (see :mod:`scalelaw.io.runids`): runs named after
+    a path (``attrs["run_paths"]``) that share an id with another part's run are lengthened into
+    the path suffix (below ``base``) that tells them apart; those of the parts in ``folder_runs``
+    are one run per folder (TensorBoard). An id written in several parts is one run when every one
+    of them logs it step by step and no two log the same thing (``logged``: see :func:`_logged`);
+    else ``clash(id, label, other label)`` is raised, as for a path-named id nothing tells apart."""
+    from .runids import Origin, path_names, renamed, unique_ids
+
+    entries = []  # (part, run id, path it is named after or None)
+    for i, df in enumerate(parts):
+        col = _run_column(df)
+        if col is not None:
+            paths = df.attrs.get("run_paths") or {}
+            entries += [(i, run, paths.get(run)) for run in df[col].dropna().unique()]
+    written: dict = {}
+    for i, run, path in entries:
+        if path is None:
+            written.setdefault(str(run), []).append(i)
+    joined = {run for run, idx in written.items() if len(idx) > 1 and _apart([logged[i] for i in idx])}
+    origins = []
+    for i, run, path in entries:
+        if path is not None:
+            key = ("folder", path) if i in folder_runs else ("part", i)
+            origins.append(Origin(key, path_names(path, base, start=run), labels[i]))
+        else:
+            key = ("joined", str(run)) if str(run) in joined else ("part", i)
+            origins.append(Origin(key, (str(run),), labels[i]))
     new: dict = {}
-    for (i, run), rid in zip(where, unique_ids(origins, clash)):
+    for (i, run, _), rid in zip(entries, unique_ids(origins, clash)):
         new.setdefault(i, {})[run] = rid
     return [renamed(df, new.get(i, {})) for i, df in enumerate(parts)]
+
+
+def _apart(logged: list) -> bool:
+    """Whether tables that log these (see :func:`_logged`) log disjoint things, each step by step."""
+    seen: set = set()
+    for cols in logged:
+        if cols is None or cols & seen:
+            return False
+        seen |= cols
+    return True
 
 
 #: the loss a Hugging Face trainer_state.json gave (:func:`scalelaw.io.hf.read_trainer_state`), by
@@ -644,7 +686,7 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
     parts = [validate(t, required=required, source=names[i], per_run=True) if done[i] else
              _finished(t, names[i], reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
              for i, t in enumerate(parts)]
-    parts = _unique_input_run_ids(parts, names)
+    parts = _unique_input_run_ids(parts, names, per_run=bool(reduce))
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs = _joined_attrs(parts)
     df.attrs["source"] = " + ".join(names)
@@ -653,38 +695,24 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
     return df
 
 
-def _unique_input_run_ids(parts: list, names: list) -> list:
+def _unique_input_run_ids(parts: list, names: list, per_run: bool) -> list:
     """The inputs' tables with run ids unique across them. Runs scalelaw named after their folder
     or file (``attrs["run_paths"]``: TensorBoard, HF, W&B history, text logs, a table without a run
     column) that share an id with another input's run get the shortest path suffix that tells them
-    apart, as in one folder (see :mod:`scalelaw.io.runids`). Ids written in the inputs are the
-    user's: they are not renamed, and one in two inputs is refused. Such an id names the run in the
+    apart, as in one folder (see :func:`_unique_ids_across`). Ids written in the inputs are the
+    user's: they are not renamed, and one in two inputs is refused (but for per-step inputs
+    that log different things of it, as in a folder). Such an id names the run in the
     user's other data, and two inputs holding it may well be one run given twice (overlapping
     exports, a file passed twice) rather than two runs; renaming would hide that, and a fit would
-    count the run twice. A path given twice is refused the same way."""
-    from .runids import Origin, path_names, renamed, unique_ids
-
-    origins, where = [], []
-    for i, df in enumerate(parts):
-        if "run" not in df.columns:
-            continue
-        paths = df.attrs.get("run_paths") or {}
-        for run in df["run"].dropna().unique():
-            if run in paths:
-                origins.append(Origin((i, paths[run]), path_names(paths[run], start=run), names[i]))
-            else:
-                origins.append(Origin((i, None), (str(run),), names[i]))
-            where.append((i, run))
-
+    count the run twice. A path given twice is refused the same way. per_run: the inputs are
+    per-run tables (reduced), whose rows for one run cannot be joined."""
     def clash(run, a, b):
         return ScalelawError(f"run {run!r} is in both {a} and {b}, so the table would hold two runs under one id (or "
                              "one run twice); rename the run in one of them, or leave out an input given twice (the "
                              "log files of one run: give their folder)")
 
-    new: dict = {}
-    for (i, run), rid in zip(where, unique_ids(origins, clash)):
-        new.setdefault(i, {})[run] = rid
-    return [renamed(df, new.get(i, {})) for i, df in enumerate(parts)]
+    logged = [None if per_run else _logged(t) for t in parts]
+    return _unique_ids_across(parts, names, logged, clash)
 
 
 def _loss_kind(origin: str) -> str:
