@@ -312,16 +312,28 @@ def select_rows(data: pd.DataFrame, where: str | None, src: str) -> pd.DataFrame
 def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
             source: str | None = None, prepare_options: Mapping | None = None):
     """Select rows and extract inputs/target with clear errors. Returns (law, frame, X, y, w)."""
+    return _prepare(law, data, where=where, weights=weights, source=source, prepare_options=prepare_options)[:5]
+
+
+def _prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
+             source: str | None = None, prepare_options: Mapping | None = None):
+    """:func:`prepare`, plus what happened to the rows: {"table", "selected" (after --where),
+    "fitted" (after the law's prepare step), "prepare" (the step's own account of what it kept,
+    ``attrs["prepare_note"]`` of its output, when it changed the rows)}."""
     law = get_law(law)
     options = law.check_options(prepare_options)
     if not isinstance(data, pd.DataFrame):
         raise ScalelawError("data must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
     src = source or data.attrs.get("source", "the table")
     df = select_rows(data, where, src)
+    n_selected, note = len(df), None
     if law.prepare is not None:
         attrs = dict(data.attrs)
         df = law.prepare(df, **options)
+        if len(df) != n_selected:
+            note = df.attrs.get("prepare_note")
         df.attrs.update({k: v for k, v in attrs.items() if k not in df.attrs})
+    rows = {"table": int(len(data)), "selected": int(n_selected), "fitted": int(len(df)), "prepare": note}
     need = list(law.inputs) + [law.target]
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -354,7 +366,7 @@ def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
             raise ScalelawError(f"weights must have one value per selected row ({len(y)}); got {w.shape}")
     if np.any(~np.isfinite(w)) or np.any(w < 0):
         raise ScalelawError("weights must be finite and non-negative")
-    return law, df, tuple(X), y, w
+    return law, df, tuple(X), y, w, rows
 
 
 def _blas_single(fn):
@@ -404,8 +416,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
                               scheduler=scheduler, polish_top=polish_top, progress=progress, source=source,
                               max_iter=max_iter, ftol=ftol, prepare_options=prepare_options)
     t0 = time.perf_counter()
-    law, df, X, y, w = prepare(law, data, where=where, weights=weights, source=source,
-                               prepare_options=prepare_options)
+    law, df, X, y, w, rows = _prepare(law, data, where=where, weights=weights, source=source,
+                                      prepare_options=prepare_options)
     objective = objective or law.default_objective
     if objective not in OBJECTIVES:
         raise ScalelawError(f"--objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
@@ -514,7 +526,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
                    "value": float(best_f)},
         n_obs=int(len(y)), input_ranges=ranges, diagnostics=diagnostics,
         data={"source": source or df.attrs.get("source") or data.attrs.get("source"),
-              "sha256": data.attrs.get("sha256"), "filter": where,
+              "sha256": data.attrs.get("sha256"), "filter": where, "rows": rows,
               **({"validation": v} if (v := df.attrs.get("validation") or data.attrs.get("validation")) else {})},
         settings=settings, residuals=resid, log_residuals=prob.log_obj,
     )

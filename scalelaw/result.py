@@ -459,6 +459,33 @@ class Summary:
                          "fixed" if p.name not in f.free else ("AT BOUND" if p.name in f.diagnostics.get("params_at_bounds", []) else "")))
         return rows
 
+    def _row_counts(self) -> dict:
+        rows = (self.fit.data or {}).get("rows")
+        return rows if isinstance(rows, Mapping) and rows.get("table") is not None else {}
+
+    def rows_text(self) -> str:
+        """'129' or, when the filter or the law's prepare step left rows out, '129 of 1911'."""
+        rows, n = self._row_counts(), self.fit.n_obs
+        return f"{n} of {rows['table']}" if rows and rows["table"] != n else f"{n}"
+
+    def rows_why(self) -> str:
+        """Why the fit used fewer (or other) rows than the table had: --where, the law's prepare step."""
+        rows = self._row_counts()
+        if not rows:
+            return ""
+        parts = []
+        if rows.get("selected") is not None and rows["selected"] != rows["table"]:
+            parts.append(f"--where kept {rows['selected']} of {rows['table']}")
+            base = rows["selected"]
+        else:
+            base = rows["table"]
+        fitted = rows.get("fitted", self.fit.n_obs)
+        if fitted != base:
+            verb = "kept" if fitted < base else "made"
+            parts.append(f"the law's prepare step ({self.fit.law.name}) {verb} {fitted} of {base}"
+                         + (f": {rows['prepare']}" if rows.get("prepare") else ""))
+        return "; ".join(parts)
+
     def checklist(self) -> list:
         d = self.fit.diagnostics
         if self.fit.label:
@@ -487,8 +514,12 @@ class Summary:
         if f.label:
             lines.append(f"{f.label} (constants as published; no data, no fit)")
         else:
-            lines.append(f"data: {f.data.get('source')}  rows: {f.n_obs}"
+            lines.append(f"data: {f.data.get('source')}  rows: {self.rows_text()}"
                          + (f"  filter: {f.data.get('filter')}" if f.data.get("filter") else ""))
+            why = self.rows_why()
+            if why:
+                import textwrap
+                lines += textwrap.wrap(why, width=96, initial_indent="  ", subsequent_indent="  ")
             obj = f.objective
             lines.append(f"objective: {obj.get('name')}" + (f" (delta {obj.get('delta')})" if obj.get("delta") else "")
                          + (f" = {obj.get('value'):.8g}" if obj.get("value") is not None else ""))
@@ -518,6 +549,8 @@ class Summary:
             f"<td style='color:#b00'>{esc(note)}</td></tr>" for n, v, se, lo, hi, note in self._rows())
         checks = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
         return (f"<div class='scalelaw-summary'><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
-                f"data: {esc(str(f.data.get('source')))}, rows: {f.n_obs}; objective: {esc(str(f.objective.get('name')))}"
+                f"data: {esc(str(f.data.get('source')))}, rows: {esc(self.rows_text())}"
+                + (f" ({esc(self.rows_why())})" if self.rows_why() else "")
+                + f"; objective: {esc(str(f.objective.get('name')))}"
                 f"<table><tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th><th></th></tr>{rows}</table>"
                 f"<table><tr><th colspan=2>health</th></tr>{checks}</table></div>")

@@ -161,6 +161,15 @@ def test_option_a_law_does_not_take_is_one_line_naming_its_options(mirror):
     assert "takes no --option" in msg
 
 
+def test_fit_says_how_many_rows_the_prepare_step_kept(mirror):
+    out = run("fit", "lr_opt", "steplaw-dense").output
+    assert "rows: 129 of 1911" in out
+    assert "the law's prepare step (lr_opt) kept 129 of 1911: the plateau runs" in out
+    d = json.loads(run("fit", "lr_opt", "steplaw-dense", "--json").stdout)
+    assert d["n_obs"] == 129
+    assert d["data"]["rows"]["table"] == 1911 and d["data"]["rows"]["fitted"] == 129
+
+
 def test_non_positive_loss_is_rejected(tmp_path):
     bad = tmp_path / "bad.csv"
     lines = Path(EXAMPLE).read_text().splitlines()

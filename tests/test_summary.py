@@ -70,6 +70,29 @@ def test_text_has_header_params_derived_and_health(boot_fit):
     assert "bootstrap (20 resamples" in s
 
 
+def test_rows_dropped_by_filter_and_prepare_step_are_explained(fixed_fit, boot_fit):
+    from .test_sweep import synthetic_sweep
+
+    assert "rows: 24" in str(boot_fit.summary()) and " of " not in str(boot_fit.summary()).splitlines()[1]
+    assert boot_fit.data["rows"] == {"table": 24, "selected": 24, "fitted": 24, "prepare": None}
+    # --where: rows: 20 of 24, and why
+    s = str(fixed_fit.summary())
+    assert "rows: 20 of 24" in s and "--where kept 20 of 24" in s
+    # a sweep reduced to its plateau runs by the law's prepare step
+    df = synthetic_sweep(noise=0.001)
+    f = fit("lr_opt", df, n_jobs=1)
+    rows = f.data["rows"]
+    assert rows["table"] == len(df) and rows["selected"] == len(df) and rows["fitted"] == f.n_obs < len(df)
+    assert "plateau runs" in rows["prepare"] and "0.25%" in rows["prepare"]
+    s = str(f.summary())
+    assert f"rows: {f.n_obs} of {len(df)}" in s
+    assert f"the law's prepare step (lr_opt) kept {f.n_obs} of {len(df)}: the plateau runs" in s
+    assert max(len(l) for l in s.splitlines()) <= 110
+    g = fit("lr_opt", df, n_jobs=1, prepare_options={"select": "best"})
+    assert "the best run of each" in g.data["rows"]["prepare"]
+    assert f"rows: {g.n_obs} of {len(df)}" in g.summary()._repr_html_()
+
+
 def test_text_fits_a_terminal_and_columns_align(boot_fit):
     lines = str(boot_fit.summary()).splitlines()
     assert max(len(l) for l in lines) <= 100

@@ -287,6 +287,7 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
             out["batch_tokens"] = _batch_tokens(out)
         if n:
             out["N"] = out[resolve_n_col(df, n)]
+        out.attrs.pop("prepare_note", None)   # the rows are used as given
         return out
     t, loss, ncol, keys = validate_sweep(df, loss_col, n)
     t = _mark_plateau(t, loss, keys, tol)
@@ -312,7 +313,12 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
         out["loss"] = out[loss]
     out = out.reset_index(drop=True)
     out.attrs.update({k: v for k, v in df.attrs.items()})
-    out.attrs.update({"select": select, "tol": tol, "loss_col": loss, "n": ncol})
+    cell = "(" + ", ".join(keys) + ") cell"
+    n_cells = int(t.groupby(keys, sort=True).ngroups)
+    note = {"plateau": f"the plateau runs, {loss} within {100 * tol:g}% of the best of their {cell} ({n_cells} cells)",
+            "best": f"the best run of each {cell} ({n_cells} cells)",
+            "bowl": f"the quadratic-bowl optimum of each {cell} ({n_cells} cells)"}[select]
+    out.attrs.update({"select": select, "tol": tol, "loss_col": loss, "n": ncol, "prepare_note": note})
     return out
 
 
@@ -654,6 +660,8 @@ def critical_batch_table(df: pd.DataFrame, loss_col: str = "loss", min_batches: 
                      "n_batches": int(m.sum())})
     out = pd.DataFrame(rows)
     out.attrs.update(df.attrs)
+    out.attrs["prepare_note"] = (f"one B_crit per loss level ({len(out)} levels), from the steps to reach it "
+                                 "across batch sizes")
     return out
 
 
