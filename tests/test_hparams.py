@@ -129,6 +129,24 @@ def test_critical_batch_from_steps_to_reach_a_loss():
     assert float(law.evaluate({"loss": 3.0}, law.published["kaplan-2020-bcrit"])) == pytest.approx(1.123e6, rel=1e-3)
 
 
+def test_cli_fit_critical_batch_from_a_file(tmp_path):
+    """Loading a file canonicalises steps -> step and tokens -> D: the law must read those too."""
+    B_star, alpha_B = 2.1e8, 0.21
+    rows = []
+    for L in (2.6, 2.8, 3.0, 3.3):
+        bc, s_min = B_star / L ** (1 / alpha_B), 2e3 * (L - 2.2) ** -2
+        rows += [{"loss": L, "batch_tokens": B, "steps": s_min * (1 + bc / B)} for B in (3e4, 1e5, 3e5, 1e6)]
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "steps.csv", index=False)
+    df.assign(tokens=df["steps"] * df["batch_tokens"]).drop(columns="steps").to_csv(tmp_path / "tokens.csv", index=False)
+    for name in ("steps.csv", "tokens.csv"):
+        r = run("fit", "critical_batch", str(tmp_path / name), "--json")
+        assert r.exit_code == 0, r.output + r.stderr
+        assert json.loads(r.stdout)["params"]["alpha_B"] == pytest.approx(alpha_B, rel=1e-6), name
+    r = run("fit", "critical_batch", str(tmp_path / "steps.csv"), "--option", "min_batches=many")
+    assert r.exit_code == 2 and "min_batches" in r.stderr and "Traceback" not in r.output
+
+
 def test_critical_batch_errors():
     df = pd.DataFrame({"loss": [3.0, 3.0], "batch_tokens": [1e5, 1e6], "steps": [1e4, 5e3]})
     with pytest.raises(ScalelawError, match="only 2 batch size"):

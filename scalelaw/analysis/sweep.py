@@ -622,25 +622,34 @@ def critical_batch_table(df: pd.DataFrame, loss_col: str = "loss", min_batches: 
     """Per loss level: S_min, E_min and B_crit = E_min / S_min from steps-to-reach across batches.
 
     Input rows: ``loss`` (the target loss level L), ``batch_tokens`` (B) and either ``steps``
-    (S, optimizer steps to first reach L) or ``tokens`` (E, tokens to reach L; S = E / B).
+    (S, optimizer steps to first reach L) or ``tokens`` (E, tokens to reach L; S = E / B). A
+    table loaded from a file has them under their canonical names, ``step`` and ``D``.
     Per level, S(B) = S_min (1 + B_crit / B) is linear in 1/B: OLS gives S_min (intercept) and
     S_min B_crit (slope). Rows already holding ``B_crit`` pass through.
     """
     src = _src(df)
     if "B_crit" in df.columns:
         return df
+    whole = isinstance(min_batches, (int, np.integer, float)) and not isinstance(min_batches, bool) \
+        and float(min_batches).is_integer()
+    if not whole or min_batches < 2:
+        raise ScalelawError(f"min_batches must be a whole number of batch sizes, at least 2; got {min_batches!r} "
+                            "(e.g. --option min_batches=3)")
     if loss_col not in df.columns:
         raise ScalelawError(f"critical-batch data {src} needs a {loss_col!r} column (the loss level reached)")
     b = _batch_tokens(df).to_numpy(dtype=float)
-    if "steps" in df.columns:
-        S = pd.to_numeric(df["steps"], errors="coerce").to_numpy(dtype=float)
-    elif "tokens" in df.columns:
-        S = pd.to_numeric(df["tokens"], errors="coerce").to_numpy(dtype=float) / b
+    steps = next((c for c in ("steps", "step") if c in df.columns), None)
+    tokens = next((c for c in ("tokens", "D") if c in df.columns), None)
+    if steps is not None:
+        S = pd.to_numeric(df[steps], errors="coerce").to_numpy(dtype=float)
+    elif tokens is not None:
+        S = pd.to_numeric(df[tokens], errors="coerce").to_numpy(dtype=float) / b
     else:
         raise ScalelawError(f"critical-batch data {src} needs 'steps' (optimizer steps to reach the loss) or "
                             "'tokens' (tokens to reach it) per (loss, batch_tokens) row")
     L = pd.to_numeric(df[loss_col], errors="coerce").to_numpy(dtype=float)
-    for name, v in (("batch_tokens", b), ("steps", S), (loss_col, L)):
+    min_batches = int(min_batches)
+    for name, v in (("batch_tokens", b), (steps or tokens, S), (loss_col, L)):
         if np.any(~np.isfinite(v)) or np.any(v <= 0):
             k = int(np.flatnonzero(~(np.isfinite(v) & (v > 0)))[0])
             raise ScalelawError(f"column {name!r} of {src} must be positive and finite; row {k} has {v[k]!r}")
