@@ -401,7 +401,8 @@ def warn_heuristics(df: pd.DataFrame) -> list[str]:
 def summarize(df: pd.DataFrame) -> dict:
     """What ``scalelaw inspect`` prints: rows, runs, ranges of N, D, C, loss, units, missing values."""
     out: dict = {"source": df.attrs.get("source"), "rows": int(len(df)),
-                 "runs": int(df["run"].nunique()) if "run" in df.columns else int(len(df)),
+                 "runs": (int(df["run"].nunique()) if "run" in df.columns else
+                          min(1, len(df)) if "step" in df.columns else int(len(df))),  # a per-step log is one run
                  "columns": [str(c) for c in df.columns], "ranges": {},
                  "units": df.attrs.get("units") or {}, "C_convention": df.attrs.get("C_convention"),
                  "missing": {}}

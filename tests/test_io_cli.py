@@ -136,3 +136,27 @@ def test_ingest_per_run_tables_sharing_a_run_id(tmp_path):
     a.write_text("run,N,D,loss\nr1,1e8,2e9,3.0\n")
     assert run("ingest", a, b, "-o", out).exit_code == 0
     assert run("inspect", out).exit_code == 0
+
+
+def test_ingest_several_per_step_logs_without_run_ids(tmp_path):
+    """Each per-step log file is one run (named after its file), as in a folder: ingesting a list of
+    them without --reduce keeps the runs apart, so a later --reduce gives one row per run, not one."""
+    import numpy as np
+
+    for i, n in enumerate([0.1, 0.2, 0.4, 0.8]):
+        st = np.arange(0, 21) * 100
+        pd.DataFrame({"step": st, "N": n, "D": st * 1e6 * n, "loss": 5 - np.log1p(st / 100) / 3 - i * 0.1}).to_csv(
+            tmp_path / f"run{i}.csv", index=False)
+    logs = [str(tmp_path / f"run{i}.csv") for i in range(4)]
+    steps, red = tmp_path / "steps.parquet", tmp_path / "runs.parquet"
+    r = CliRunner().invoke(main, ["ingest", *logs, "--units", "N=B", "-o", str(steps)])
+    assert r.exit_code == 0, r.output
+    assert "84 rows, 4 runs" in r.output
+    assert sorted(pd.read_parquet(steps)["run"].unique()) == ["run0", "run1", "run2", "run3"]
+    r = CliRunner().invoke(main, ["ingest", str(steps), "--reduce", "final", "-o", str(red)])
+    assert r.exit_code == 0, r.output
+    out = pd.read_parquet(red).sort_values("run")
+    assert out["run"].tolist() == ["run0", "run1", "run2", "run3"]
+    assert out["N"].tolist() == pytest.approx([1e8, 2e8, 4e8, 8e8])
+    r = CliRunner().invoke(main, ["inspect", logs[0], "--units", "N=B"])
+    assert r.exit_code == 0 and "21 rows, 1 run\n" in r.output

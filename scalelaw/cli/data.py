@@ -14,6 +14,10 @@ from .common import emit_json, force_option, json_option, load_data, table_optio
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
 
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}{'' if k == 1 else 's'}"
+
+
 @main.group("data")
 def data():
     """Public scaling datasets: list, describe, download (or read from SCALELAW_MIRROR)."""
@@ -140,7 +144,7 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
     if as_json:
         click.echo(dumps(s))
     else:
-        click.echo(f"wrote {output}: {s['rows']} rows, {s['runs']} runs, {len(s['columns'])} columns")
+        click.echo(f"wrote {output}: {_n(s['rows'], 'row')}, {_n(s['runs'], 'run')}, {_n(len(s['columns']), 'column')}")
 
 
 @main.command("inspect")
@@ -155,7 +159,7 @@ def inspect_cmd(table, maps, units, as_json):
     if as_json:
         emit_json(s)
         return
-    click.echo(f"{s['source']}: {s['rows']} rows, {s['runs']} runs")
+    click.echo(f"{s['source']}: {_n(s['rows'], 'row')}, {_n(s['runs'], 'run')}")
     for col, (lo, hi) in s["ranges"].items():
         click.echo(f"  {col:<12} {lo:.4g} .. {hi:.4g}")
     if s["units"]:

@@ -59,9 +59,8 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     attrs = dict(df.attrs)
     d = df.copy()
     if "run" not in d.columns:
-        d["run"] = run = Path(str(source)).stem or "run"
-        if Path(str(source)).is_file():  # named after its file (see scalelaw.io.runids)
-            attrs["run_paths"] = {run: str(source)}
+        d = _run_named_after_file(d, source)
+        attrs["run_paths"] = d.attrs.get("run_paths", attrs.get("run_paths"))
     no_id = np.flatnonzero(d["run"].isna().to_numpy())
     if len(no_id):
         refuse_dropped_runs(None, None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
@@ -604,6 +603,16 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
     return _finished(df, name, reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
 
 
+def _run_named_after_file(df: pd.DataFrame, source) -> pd.DataFrame:
+    """A per-step table without a run column is one run's log: name the run after its file (its
+    stem; recorded in ``attrs["run_paths"]`` so clashes get a longer path, see scalelaw.io.runids)."""
+    out = df.assign(run=Path(str(source)).stem or "run")
+    out.attrs = dict(df.attrs)
+    if Path(str(source)).is_file():
+        out.attrs["run_paths"] = {out["run"].iloc[0] if len(out) else "run": str(source)}
+    return out
+
+
 def _read_source(source, *, mapping, units, reduce, fmt, warmup, ema, window, opts) -> tuple[pd.DataFrame, str, bool]:
     """(table, name, done) for :func:`load_table`: the table as read (not yet normalized), or, done,
     the reduced table the streaming reducer gave (normalized; validate is left)."""
@@ -681,6 +690,9 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
                     and mapping["loss"] not in tables[i].columns:
                 tables[i] = tables[i].assign(**{mapping["loss"]: np.nan})  # its runs are named as lacking it
     parts = [t if done[i] else _normalized(t, names[i], mapping=mapping, units=units) for i, t in enumerate(tables)]
+    # several per-step logs without run ids: each input is one run's log (as in a folder), not rows to pool
+    parts = [_run_named_after_file(t, names[i]) if "step" in t.columns and "run" not in t.columns else t
+             for i, t in enumerate(parts)]
     if not choose:
         _refuse_mixed_inputs(parts, names)
     parts = [validate(t, required=required, source=names[i], per_run=True) if done[i] else
