@@ -27,7 +27,16 @@ def test_data_list_and_info(mirror):
     r = run("data", "info", "chinchilla-epoch", "--json")
     d = json.loads(r.output)
     assert d["commit"] == "92258837425e1b5f2851d624287f0120583a3d0e" and d["n_files"] == 1
-    assert "Besiroglu" in run("data", "info", "chinchilla-epoch").output
+    text = run("data", "info", "chinchilla-epoch").output
+    assert "Besiroglu" in text
+    # one file: the sha256 shown is the file's own (what sha256sum prints), not a combined hash
+    assert "sha256:   " + d["files"]["data/svg_extracted_data.csv"] in text
+    assert "combined over the files" in run("data", "info", "gadre-overtrain").output
+    lines = run("data", "list").output.splitlines()
+    assert len(lines) == len(names)
+    desc_at = {ln.index(ln.split("  ")[-1].strip()) for ln in lines}  # descriptions start in one column
+    assert len(desc_at) == 1 and all(len(ln) < 140 for ln in lines)
+    assert not any(ln.rstrip().endswith(("the", "Pile")) for ln in lines)  # cut at a word, with ' ...'
     r = run("data", "fetch", "regmix-1b-test")
     assert r.exit_code == 0 and "2 file(s) verified" in r.output
 

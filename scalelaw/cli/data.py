@@ -14,6 +14,15 @@ from .common import emit_json, force_option, json_option, load_data, table_optio
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
 
+def _short(text: str, width: int = 72) -> str:
+    """The first sentence of ``text``, cut at a word boundary with an ellipsis when longer than ``width``."""
+    first = text.split(": ")[0] if len(text) > width else text
+    if len(first) <= width:
+        return first
+    cut = first[:width].rsplit(" ", 1)[0].rstrip(",;(")
+    return cut + " ..."
+
+
 def _n(k: int, what: str) -> str:
     return f"{k} {what}{'' if k == 1 else 's'}"
 
@@ -34,8 +43,10 @@ def data_list(as_json):
     if as_json:
         click.echo(dumps(rows))
         return
-    for r in rows:
-        click.echo(f"{r['name']:<22} {str(r['rows'] or '-'):>6}  {r['licence']:<14} {r['description'][:70]}")
+    lic = [r["licence"].split(" (")[0] for r in rows]  # the full text: data info NAME
+    wl = max(map(len, lic)) if rows else 0
+    for r, lc in zip(rows, lic):
+        click.echo(f"{r['name']:<22} {str(r['rows'] or '-'):>6}  {lc:<{wl}}  {_short(r['description'])}")
 
 
 @data.command("info")
@@ -52,8 +63,11 @@ def data_info(name, as_json):
     src = f"github.com/{d['owner']}/{d['repo']} @ {d['commit']}" if d["owner"] else "the public-data mirror (extra/)"
     click.echo(f"{d['name']}: {d['description']}")
     click.echo(f"  source:   {src}")
-    click.echo(f"  paths:    {', '.join(d['paths'])} ({d['n_files']} file(s))")
-    click.echo(f"  sha256:   {d['sha256']}")
+    click.echo(f"  paths:    {', '.join(d['paths'])} ({_n(d['n_files'], 'file')})")
+    if d["n_files"] == 1:
+        click.echo(f"  sha256:   {next(iter(d['files'].values()))}")
+    else:
+        click.echo(f"  sha256:   {d['sha256']} (combined over the files; per file: --json or the manifest)")
     click.echo(f"  licence:  {d['licence']}")
     click.echo(f"  citation: {d['citation']}")
 
