@@ -69,8 +69,10 @@ def test_empty_and_missing_files(tmp_path):
     (tmp_path / "e.csv").write_text("")
     with pytest.raises(ScalelawError, match="empty"):
         load_table(tmp_path / "e.csv")
-    with pytest.raises(ScalelawError, match="neither an existing file"):
+    with pytest.raises(ScalelawError, match="neither an existing file.*scalelaw data list"):
         load_table(tmp_path / "nope.csv")
+    with pytest.raises(ScalelawError, match="did you mean 'chinchilla-epoch'"):
+        load_table("chinchila-epoch")
 
 
 def steps_table(n_runs=3, n_steps=50, seed=0):

@@ -624,8 +624,12 @@ def _read_source(source, *, mapping, units, reduce, fmt, warmup, ema, window, op
 
         if s in datasets.names():
             return datasets.load(s), s, False
-        raise ScalelawError(f"{s} is neither an existing file or folder nor a registered dataset; check the path, "
-                            "or see `scalelaw data list` for dataset names")
+        import difflib
+
+        close = difflib.get_close_matches(s, datasets.names(), n=3, cutoff=0.6)
+        hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close else
+                "check the path, or see `scalelaw data list` for dataset names")
+        raise ScalelawError(f"{s} is neither an existing file or folder nor a registered dataset; {hint}")
     if reduce and fmt in (None, "csv", "wandb-history"):
         from .tabular import try_stream_reduce
 
