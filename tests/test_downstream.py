@@ -241,3 +241,31 @@ def test_chain_warns_when_one_stage_has_no_uncertainty(synthetic_fits):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gadre.chain_predict(lf, ef, {"N": [6.9e9], "D": [6.9e9 * 20]})
+
+
+def test_chain_error_interval_stays_in_0_1_and_says_so():
+    """Far past the data the chained error interval would cross 0: it is clipped, with a warning.
+    (The reference fits of Gadre's RedPajama runs, 1e11 parameters on 1e13 tokens.)"""
+    from pathlib import Path
+
+    fits = Path(__file__).resolve().parents[1] / "fits"
+    lf, ef = str(fits / "gadre-rpj-loss.json"), str(fits / "gadre-rpj-err.json")
+    with pytest.warns(UserWarning, match=r"error fit \(downstream_exp\).*reaches the bound 0 of \[0, 1\]"):
+        out = gadre.chain_predict(lf, ef, {"N": [1e11], "D": [1e13]})
+    for c in ("error_mean", "error_lower", "error_upper", "error_pred_lower", "error_pred_upper"):
+        assert 0.0 <= out[c].iloc[0] <= 1.0, c
+    assert out["error_lower"].iloc[0] == 0.0
+
+
+def test_chain_with_published_error_fit_has_no_new_run_band_or_range(synthetic_fits):
+    from scalelaw.result import load_fit
+
+    lf, _, _ = synthetic_fits
+    published = load_fit("gadre-2024-rpj-err17", law="downstream_exp")
+    with pytest.warns(UserWarning):
+        out = gadre.chain_predict(lf, published, {"N": [6.9e9], "D": [6.9e9 * 20]})
+    # no residual scatter recorded: where a new run lands is unknown, not the curve interval
+    assert np.isnan(out["error_pred_lower"].iloc[0]) and np.isnan(out["error_pred_upper"].iloc[0])
+    assert np.isfinite(out["loss_pred_lower"].iloc[0])
+    # no fitted range for the error fit: how far the chain extrapolates cannot be judged
+    assert np.isnan(out["extrapolation"].iloc[0])

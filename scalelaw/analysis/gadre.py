@@ -243,7 +243,10 @@ def _paired_samples(loss_fit, err_fit, seed: int = 0):
 
 
 def _scatter(draws: np.ndarray, fit, rng) -> np.ndarray:
-    sd = float(fit.diagnostics.get("residual_sd") or 0.0)
+    """Draws plus the fit's residual scatter; NaN when the fit records none (published constants):
+    where a new run would land is then unknown, not the curve itself (as in Fit.predict)."""
+    sd = fit.diagnostics.get("residual_sd")
+    sd = float(sd) if isinstance(sd, (int, float)) and math.isfinite(sd) else math.nan
     z = rng.standard_normal(draws.shape) * sd
     return draws * np.exp(z) if fit.log_residuals else draws + z
 
@@ -285,14 +288,32 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
         Ld = np.broadcast_to(np.asarray(lf.law.evaluate(Xd, Pl), dtype=float), (len(sl), len(df)))
         Ed = np.broadcast_to(np.asarray(ef.law.evaluate({"loss": Ld}, Pe), dtype=float), Ld.shape)
         llo, lhi = percentile_interval(Ld, level)
-        elo, ehi = percentile_interval(Ed, level)
         # where a new run would land: add each stage's residual scatter (log or raw, as fitted),
         # the loss scatter passing through the error law
         rng = np.random.default_rng(seed + 2)
         Ln = _scatter(Ld, lf, rng)
         En = _scatter(np.asarray(ef.law.evaluate({"loss": Ln}, Pe), dtype=float) * np.ones_like(Ln), ef, rng)
         plo, phi = percentile_interval(Ln, level)
+        elo, ehi = percentile_interval(Ed, level)
         qlo, qhi = percentile_interval(En, level)
+    if ef.law.target_range is not None:
+        # an error rate stays in its range (Law.target_range): the unclipped mean, interval and band
+        # say whether the chain left it; the reported ones come from draws clipped to it
+        vals = (err_mean, elo, ehi, qlo, qhi)
+        beyond_lo = np.any([ef._beyond(v, upper=False) for v in vals], axis=0)
+        beyond_hi = np.any([ef._beyond(v, upper=True) for v in vals], axis=0)
+        err_mean = ef.law.clip_target(err_mean)[0]
+        if sl is not None and (beyond_lo | beyond_hi).any():
+            elo, ehi = percentile_interval(ef.law.clip_target(Ed)[0], level)
+            qlo, qhi = percentile_interval(ef.law.clip_target(En)[0], level)
+        from ..result import bound_warning
+
+        msg = bound_warning(ef, beyond_lo, beyond_hi, level, role="error",
+                            inputs=df[[c for c in lf.law.inputs if c in df.columns]].reset_index(drop=True))
+        if msg:
+            import warnings
+
+            warnings.warn(msg, stacklevel=2)
     out["loss_lower"], out["loss_upper"] = llo, lhi
     out["error_mean"] = err_mean
     out["error_lower"], out["error_upper"] = elo, ehi
@@ -300,7 +321,8 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
     out["error_pred_lower"], out["error_pred_upper"] = qlo, qhi
     ex = np.asarray(lp["extrapolation"], dtype=float)
     ee = ef.extrapolation(pd.DataFrame({"loss": loss_mean})).get("loss")
-    out["extrapolation"] = np.maximum(ex, ee) if ee is not None else ex
+    # NaN (null) when either fit records no range: how far beyond its data the chain goes cannot be judged
+    out["extrapolation"] = np.maximum(ex, ee) if ee is not None else np.full(len(df), np.nan)
     out.attrs["loss_fit"] = lf.law.name
     out.attrs["error_fit"] = ef.law.name
     return out
