@@ -54,7 +54,7 @@ def fit_rows(fit, data: pd.DataFrame) -> pd.DataFrame:
     if law.prepare is not None:
         attrs = dict(df.attrs)
         try:
-            df = law.prepare(df, **dict((fit.settings or {}).get("prepare_options") or {}))
+            df = law.prepare(df, **law.check_options((fit.settings or {}).get("prepare_options")))
         except ScalelawError:
             raise
         except Exception as exc:  # a prepare step failing on a foreign table
