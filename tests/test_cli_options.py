@@ -60,3 +60,11 @@ def test_ingest_bad_map_is_one_line_error(tmp_path):
     res = CliRunner().invoke(main, ["ingest", EXAMPLE, "-o", str(tmp_path / "t.csv"), "--map", "N"])
     assert "--map expects KEY=VALUE" in one_line_error(res)
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_help_texts_print_as_written():
+    """click prints help verbatim: a '%%' meant for %-formatting shows doubled."""
+    for path, cmd in _commands():
+        texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+        for t in texts:
+            assert "%%" not in t, (path, t)

@@ -58,7 +58,7 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
 @click.option("--plan-compute", type=float, default=None, metavar="C",
               help="Add the plan for this budget, from the loss fit (and lr/bs/downstream fits) given.")
 @click.option("--train", default=None, metavar="EXPR",
-              help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: the smallest 75%% by compute).')
+              help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: the smallest 75% by compute).')
 @click.option("--no-backtest", is_flag=True, help="Skip the backtests (they refit each law).")
 @click.option("--title", default="scalelaw report", show_default=True)
 @force_option()
