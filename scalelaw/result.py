@@ -544,13 +544,18 @@ class Summary:
         lvl = int(round(f.level * 100))
         esc = html.escape
         fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+        prow = list(self._rows())
+        notes = any(note for *_, note in prow)  # a note column only when a parameter has one
         rows = "".join(
             f"<tr><td>{esc(n)}</td><td>{fmt(v)}</td><td>{fmt(se)}</td><td>{fmt(lo)}</td><td>{fmt(hi)}</td>"
-            f"<td style='color:#b00'>{esc(note)}</td></tr>" for n, v, se, lo, hi, note in self._rows())
+            + (f"<td style='color:#b00'>{esc(note)}</td>" if notes else "") + "</tr>"
+            for n, v, se, lo, hi, note in prow)
         checks = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
-        return (f"<div class='scalelaw-summary'><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
+        head = (f"<tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th>"
+                + ("<th>note</th>" if notes else "") + "</tr>")
+        return (f"<div class='scalelaw-summary'><p><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
                 f"data: {esc(str(f.data.get('source')))}, rows: {esc(self.rows_text())}"
                 + (f" ({esc(self.rows_why())})" if self.rows_why() else "")
-                + f"; objective: {esc(str(f.objective.get('name')))}"
-                f"<table><tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th><th></th></tr>{rows}</table>"
+                + f"; objective: {esc(str(f.objective.get('name')))}</p>"
+                f"<table>{head}{rows}</table>"
                 f"<table><tr><th colspan=2>health</th></tr>{checks}</table></div>")

@@ -175,3 +175,18 @@ def test_jupyter_display_picks_html(boot_fit):
     assert "text/html" in data and "scalelaw-summary" in data["text/html"]
     data, _ = DisplayFormatter().format(boot_fit)
     assert "text/html" in data
+
+
+def test_html_layout_header_line_and_note_column(boot_fit):
+    """The data line is its own paragraph (the tables do not float beside it), and the parameter table
+    has a 'note' column only when some parameter has a note, never an empty unlabelled one."""
+    import dataclasses
+
+    html = boot_fit.summary()._repr_html_()
+    assert "</p><table>" in html and "<th></th>" not in html
+    n_cols = html.split("</tr>")[0].count("<th>")
+    has_note = any(note for *_, note in boot_fit.summary()._rows())
+    assert ("<th>note</th>" in html) == has_note and n_cols == 5 + has_note
+    at_bound = dataclasses.replace(boot_fit, diagnostics={**boot_fit.diagnostics, "params_at_bounds": ["alpha"]})
+    html = at_bound.summary()._repr_html_()
+    assert "<th>note</th>" in html and "AT BOUND" in html and not has_note
