@@ -315,6 +315,25 @@ def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
     return _prepare(law, data, where=where, weights=weights, source=source, prepare_options=prepare_options)[:5]
 
 
+def _refuse_per_step(df: pd.DataFrame, law, src: str) -> None:
+    """A law fitted to one row per run must not get a per-step log (its rows at D = 0 and early
+    steps make no sense to it, and each run would count many times): say so, and how to reduce."""
+    if "step" not in df.columns or len(df) < 2:
+        return
+    if "run" in df.columns:
+        per_step = df["run"].duplicated().any()
+        runs = int(df["run"].nunique())
+    else:  # no run ids: one run's log when the sizes never change while the steps do
+        sizes = [c for c in ("N", "N_nonembed") if c in df.columns]
+        per_step = bool(sizes) and df[sizes].nunique().max() == 1 and df["step"].nunique() > 1
+        runs = 1
+    if per_step:
+        raise ScalelawError(
+            f"{src} is a per-step log (column step; {len(df)} rows for {runs} run{'s' if runs != 1 else ''}), but law "
+            f"{law.name!r} fits one row per run; reduce it first: scalelaw ingest {src} --reduce final -o per_run.parquet "
+            "(or --reduce smooth), then fit per_run.parquet")
+
+
 def _prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
              source: str | None = None, prepare_options: Mapping | None = None):
     """:func:`prepare`, plus what happened to the rows: {"table", "selected" (after --where),
@@ -326,6 +345,8 @@ def _prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
         raise ScalelawError("data must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
     src = source or data.attrs.get("source", "the table")
     df = select_rows(data, where, src)
+    if law.prepare is None and "step" not in law.inputs:
+        _refuse_per_step(df, law, src)
     n_selected, note = len(df), None
     if law.prepare is not None:
         attrs = dict(data.attrs)

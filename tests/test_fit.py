@@ -230,3 +230,23 @@ def test_delta_method_draws_are_cached_but_not_across_replace():
     lo, hi = f.ci["alpha"]
     wlo, whi = wide.ci["alpha"]
     assert whi - wlo > 1.5 * (hi - lo)
+
+
+def test_per_step_log_is_refused_with_how_to_reduce():
+    """A per-step log (D = 0 at step 0, many rows per run) fitted as runs gave 'no starting point gave a
+    finite objective ... check units'; the error now says what the table is and how to reduce it."""
+    steps = np.arange(0, 11) * 100
+    runs = [pd.DataFrame({"run": f"r{i}", "step": steps, "N": n, "D": steps * 1e6 * (i + 1),
+                          "loss": 5 - np.log1p(steps / 100) / 3 - 0.1 * i}) for i, n in enumerate([1e8, 2e8, 4e8])]
+    df = pd.concat(runs, ignore_index=True)
+    df.attrs["source"] = "logs.parquet"
+    with pytest.raises(ScalelawError, match=r"^logs.parquet is a per-step log \(column step; 33 rows for 3 runs\).*"
+                                            r"--reduce final -o per_run.parquet"):
+        fit("chinchilla", df)
+    one = runs[0].drop(columns="run")
+    with pytest.raises(ScalelawError, match="11 rows for 1 run\\)"):
+        fit("chinchilla", one, source="run0.csv")
+    # one row per run that happens to record its final step is a per-run table
+    from scalelaw.fit import _refuse_per_step
+
+    _refuse_per_step(df.groupby("run").tail(1).reset_index(drop=True), get_law("chinchilla"), "t")
