@@ -140,7 +140,7 @@ def test_delta_method_intervals_without_bootstrap():
 
 
 def test_optimum_matches_epoch_check_point():
-    # REFERENCE.md: Epoch's constants at C = 5.76e23 give N_opt 7.225e10, D_opt 1.329e12, L 1.9744.
+    # Besiroglu et al. 2024: Epoch's constants at C = 5.76e23 give N_opt 7.225e10, D_opt 1.329e12, L 1.9744.
     # The law itself evaluates to 1.97414 at that (N, D) with the published constants, so the
     # quoted loss carries a rounding slip of 3e-4; N and D agree to 0.1%.
     f = published_fit("epoch-2024")

@@ -95,7 +95,7 @@ def test_published_epoch_optimum_matches_reference():
     r = plan(compute=C_REF, loss_fit=published_fit("epoch-2024"))
     assert r["N"] == pytest.approx(7.225e10, rel=1e-3)
     assert r["D"] == pytest.approx(1.329e12, rel=1e-3)
-    assert r["loss"] == pytest.approx(1.9744, abs=5e-4)  # REFERENCE.md rounds
+    assert r["loss"] == pytest.approx(1.9744, abs=5e-4)  # the circulating 1.9744 is rounded off (the law gives 1.97414)
     assert r["C"] == C_REF and r["mode"] == "compute-optimal"
     assert r["N_lower"] is None and r["loss_upper"] is None     # published constants: no intervals
     assert any("no fitted range" in w for w in r["warnings"])
