@@ -16,3 +16,25 @@ def ladder(noise=0.005, seed=0, source="synthetic ladder"):
     df = pd.DataFrame({"run": [f"r{i}" for i in range(N.size)], "N": N, "D": D, "C": 6 * N * D, "loss": y})
     df.attrs["source"] = source
     return df
+
+
+def no_public_data(monkeypatch, tmp_path, with_mirror: bool):
+    """Make the public data unreachable: SCALELAW_MIRROR at an empty folder, or no mirror and no
+    network (empty cache). The working directory is the project, next to which ../shared/data
+    exists in development and CI, so any hard-coded search of that layout would find the files."""
+    from pathlib import Path
+
+    from scalelaw import datasets
+
+    if with_mirror:
+        (tmp_path / "mirror").mkdir()
+        monkeypatch.setenv("SCALELAW_MIRROR", str(tmp_path / "mirror"))
+    else:
+        monkeypatch.delenv("SCALELAW_MIRROR", raising=False)
+        monkeypatch.setenv("SCALELAW_CACHE", str(tmp_path / "cache"))
+
+        def offline(*a, **k):
+            raise datasets.urllib.error.URLError("offline (test)")
+
+        monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])

@@ -14,6 +14,7 @@ from scalelaw.errors import ScalelawError
 from scalelaw.fit import fit
 from scalelaw.law import get_law
 from scalelaw.result import load_fit, published_fit
+from .helpers import no_public_data
 
 ROOT = Path(__file__).resolve().parents[1]
 LAW = get_law("overtrain")
@@ -136,23 +137,7 @@ def test_checkout_folder_holding_exp_data(exp_dir, tmp_path):
 
 
 def _no_data(monkeypatch, tmp_path, with_mirror: bool):
-    """Make the public data unreachable: SCALELAW_MIRROR at an empty folder, or no mirror and no
-    network (empty cache). The working directory is the project, next to which ../shared/data
-    exists, so any hard-coded search of the developers' layout would find the files."""
-    from scalelaw import datasets
-
-    if with_mirror:
-        (tmp_path / "mirror").mkdir()
-        monkeypatch.setenv("SCALELAW_MIRROR", str(tmp_path / "mirror"))
-    else:
-        monkeypatch.delenv("SCALELAW_MIRROR", raising=False)
-        monkeypatch.setenv("SCALELAW_CACHE", str(tmp_path / "cache"))
-
-        def offline(*a, **k):
-            raise datasets.urllib.error.URLError("offline (test)")
-
-        monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
-    monkeypatch.chdir(ROOT)
+    no_public_data(monkeypatch, tmp_path, with_mirror)
 
 
 @pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])

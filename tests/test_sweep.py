@@ -10,6 +10,7 @@ import pytest
 
 from scalelaw.analysis import sweep as S
 from scalelaw.errors import ScalelawError
+from .helpers import no_public_data
 
 TRUE_LR = {"c": 2.0, "alpha": -0.7, "beta": 0.3}
 TRUE_BS = {"c": 0.5, "gamma": 0.55}
@@ -214,23 +215,7 @@ def test_steplaw_resolves_through_the_registry(mirror):
 
 
 def _no_data(monkeypatch, tmp_path, with_mirror: bool):
-    """Make the public data unreachable: SCALELAW_MIRROR at an empty folder, or no mirror and no
-    network (empty cache). The working directory sits where ../shared/data does exist, so any
-    hard-coded search of the developers' layout would find the files."""
-    from scalelaw import datasets
-
-    if with_mirror:
-        (tmp_path / "mirror").mkdir()
-        monkeypatch.setenv("SCALELAW_MIRROR", str(tmp_path / "mirror"))
-    else:
-        monkeypatch.delenv("SCALELAW_MIRROR", raising=False)
-        monkeypatch.setenv("SCALELAW_CACHE", str(tmp_path / "cache"))
-
-        def offline(*a, **k):
-            raise datasets.urllib.error.URLError("offline (test)")
-
-        monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    no_public_data(monkeypatch, tmp_path, with_mirror)
 
 
 @pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])
