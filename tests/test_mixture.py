@@ -763,3 +763,21 @@ def test_bench_mixture_small_run():
     assert r.returncode == 0, r.stderr
     row = [ln for ln in r.stdout.splitlines() if ln.startswith("linear")]
     assert len(row) == 1 and "yes" in row[0]
+
+
+def test_damaged_model_text_prints_nothing_of_its_own(tmp_path, capfd):
+    """LightGBM's C++ writes '[LightGBM] [Fatal] ...' straight to fd 2 before raising: that line would sit
+    above scalelaw's one-line error, so it is silenced while the model text is read."""
+    fit = mx.fit_mixture(_table(100), "loss_x", model="gbdt", rounds=20)
+    d = json.loads(fit.to_json())
+    d["model_text"] = "garbage"
+    p = tmp_path / "f.json"
+    p.write_text(json.dumps(d))
+    capfd.readouterr()
+    with pytest.raises(ScalelawError, match="not a LightGBM model"):
+        mx.load_fit(p)
+    out = capfd.readouterr()
+    assert "[LightGBM]" not in out.err and "[LightGBM]" not in out.out
+    import sys
+    print("still here", file=sys.stderr)  # fd 2 is restored
+    assert "still here" in capfd.readouterr().err

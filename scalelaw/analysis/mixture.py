@@ -419,6 +419,29 @@ class _TablePredictor:
         return out
 
 
+class _native_stderr_silenced:
+    """Silence file descriptor 2 (what C/C++ libraries write to directly) for a with-block."""
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        except OSError:  # no real fd 2 (an embedding host): nothing to silence
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+        return False
+
+
 class GBDTMixture(MixtureModel):
     """LightGBM regression trees; RegMix's settings by default.
 
@@ -515,7 +538,8 @@ class GBDTMixture(MixtureModel):
         s = d.get("settings") or {}
         m = cls(**{k: s[k] for k in ("rounds", "learning_rate", "seed", "num_threads", "early_stopping") if k in s})
         try:
-            m.booster = lgb.Booster(model_str=d["model_text"])
+            with _native_stderr_silenced():  # LightGBM's C++ prints "[Fatal] ..." itself; we say it once
+                m.booster = lgb.Booster(model_str=d["model_text"])
         except lgb.basic.LightGBMError as exc:
             why = (str(exc).strip().splitlines() or ["?"])[0]
             msg = f"model_text is not a LightGBM model ({why}); refit with `scalelaw mixture fit`."
