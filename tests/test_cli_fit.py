@@ -250,3 +250,14 @@ def test_usage_errors_are_one_line(args, words):
     assert len(out.splitlines()) == 1 and out.startswith("error: ") and "Usage:" not in r.output
     for w in words:
         assert w in out
+
+
+def test_output_piped_into_head_is_not_an_error():
+    """`scalelaw laws | head -1`: the closed pipe ended in 'internal error: BrokenPipeError', exit 3."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(f"{sys.executable} -m scalelaw laws | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+                       executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 1 and r.stderr == ""
