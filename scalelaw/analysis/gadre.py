@@ -321,8 +321,10 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
     out["error_pred_lower"], out["error_pred_upper"] = qlo, qhi
     ex = np.asarray(lp["extrapolation"], dtype=float)
     ee = ef.extrapolation(pd.DataFrame({"loss": loss_mean})).get("loss")
-    # NaN (null) when either fit records no range: how far beyond its data the chain goes cannot be judged
-    out["extrapolation"] = np.maximum(ex, ee) if ee is not None else np.full(len(df), np.nan)
+    # the largest factor that can be judged: an error fit without a recorded range (published constants)
+    # adds nothing known, and hiding the loss fit's factor behind a null would hide a real extrapolation
+    # (the no-range warning says the rest)
+    out["extrapolation"] = np.maximum(ex, ee) if ee is not None else ex
     out.attrs["loss_fit"] = lf.law.name
     out.attrs["error_fit"] = ef.law.name
     return out
