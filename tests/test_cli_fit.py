@@ -261,3 +261,12 @@ def test_output_piped_into_head_is_not_an_error():
                        executable="/bin/bash", capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 1 and r.stderr == ""
+
+
+def test_laws_text_shows_options_and_target_range():
+    r = CliRunner().invoke(main, ["laws", "lr_opt"])
+    assert r.exit_code == 0 and "--option: select" in r.stdout
+    r = CliRunner().invoke(main, ["laws", "downstream_exp"])
+    assert r.exit_code == 0 and "lies in [0, 1]" in r.stdout
+    r = CliRunner().invoke(main, ["laws", "chinchilla"])
+    assert "--option" not in r.stdout and "lies in" not in r.stdout

@@ -32,6 +32,11 @@ def laws_cmd(name, as_json):
         for p in law.params:
             b = f"[{p.lower:g}, {p.upper:g}]" + (" log" if p.log else "")
             click.echo(f"    {p.name:<10}{b:<26}{p.doc}")
+        if law.options:
+            click.echo(f"    --option: {', '.join(law.options)}")
+        if law.target_range is not None:
+            click.echo(f"    {law.target} lies in [{law.target_range[0]:g}, {law.target_range[1]:g}] "
+                       "(predictions are clipped there)")
         if law.published:
             click.echo(f"    published: {', '.join(law.published)}")
         if law.citation:
