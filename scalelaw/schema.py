@@ -379,9 +379,13 @@ def validate(df: pd.DataFrame, required: Iterable[str] = ("N", "D", "loss"), sou
         dup = df["run"].duplicated() & df["run"].notna()
         if dup.any():
             i = int(dup.to_numpy().nonzero()[0][0])
+            if df.attrs.get("reduce"):  # one row per run already: two sources (inputs, files) or rows share the id
+                fix = ("the table is already reduced to one row per run, so two of its sources (inputs, files) or "
+                       "rows hold this id: rename the run in one of them, or leave out a log given twice")
+            else:
+                fix = "give each run a unique id, or reduce per-step logs with --reduce final"
             raise ScalelawError(
-                f"{source}: run {df['run'].iloc[i]!r} appears more than once (row {i + 1}) in a per-run table; "
-                "give each run a unique id, or reduce per-step logs with --reduce final")
+                f"{source}: run {df['run'].iloc[i]!r} appears more than once (row {i + 1}) in a per-run table; {fix}")
     return df
 
 

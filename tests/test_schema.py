@@ -97,6 +97,25 @@ def test_validate_duplicate_runs():
     assert "'a'" in one_line(e) and "more than once" in str(e.value)
 
 
+def test_validate_duplicate_runs_of_a_reduced_table():
+    # a table already reduced (e.g. two inputs, each reduced on its own, that share an id) was told to
+    # "reduce per-step logs with --reduce final", which it had been
+    from scalelaw.io import reduce_runs
+
+    steps = normalize(pd.DataFrame({"run": "a", "step": [1, 2], "N": 1e8, "D": [1e9, 2e9], "loss": [3.0, 2.9]}))
+    one = reduce_runs(steps, "final", source="a.csv")
+    both = pd.concat([one, one], ignore_index=True)
+    both.attrs = dict(one.attrs)
+    with pytest.raises(ScalelawError) as e:
+        validate(both, source="a.csv + b.csv", per_run=True)
+    msg = one_line(e)
+    assert "run 'a' appears more than once (row 2)" in msg and "reduce per-step logs" not in msg
+    assert "already reduced" in msg and "rename the run in one of them" in msg
+    # not reduced: a per-step table given as per-run is still told to reduce
+    with pytest.raises(ScalelawError, match=r"reduce per-step logs with --reduce final"):
+        validate(steps, per_run=True)
+
+
 def test_duplicates_allowed_in_per_step_tables():
     df = _good()
     df["run"] = "a"
