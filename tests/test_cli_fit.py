@@ -270,3 +270,15 @@ def test_laws_text_shows_options_and_target_range():
     assert r.exit_code == 0 and "lies in [0, 1]" in r.stdout
     r = CliRunner().invoke(main, ["laws", "chinchilla"])
     assert "--option" not in r.stdout and "lies in" not in r.stdout
+
+
+def test_text_tables_show_missing_values_as_dash():
+    """Nulls of the JSON (no interval, no band, no extrapolation for published constants) read '-', not NaN."""
+    res = run("predict", "gadre-2024-rpj", "--at", "N=1.4e9", "--at", "D=9.2e11")
+    lines = res.stdout.splitlines()
+    assert "NaN" not in res.stdout and "None" not in res.stdout and "nan" not in res.stdout
+    cells = dict(zip(lines[0].split(), lines[1].split()))
+    assert cells["mean"] == "2.5248"
+    assert all(cells[k] == "-" for k in ("lower", "upper", "pred_lower", "pred_upper", "extrapolation"))
+    res = run("optimum", "epoch-2024", "--compute", "5.76e23")
+    assert "NaN" not in res.stdout and "None" not in res.stdout and "N_opt=" in res.stdout

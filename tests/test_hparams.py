@@ -298,3 +298,12 @@ def test_warns_when_n_barely_varies():
 def test_loco_with_lr_power():
     r = S.loco(synthetic_sweep(), select="bowl", lr_law="lr_power")
     assert r["summary"]["lr_law"] == "lr_power" and r["summary"]["cells"] == 6
+
+
+def test_text_marks_a_missing_value_as_dash_like_the_other_verbs():
+    """No value reads '-' (as in predict and plan), and a missing interval is left out."""
+    from scalelaw.cli.hparams import _fmt_iv
+
+    assert _fmt_iv(None, None, None) == "-"
+    assert _fmt_iv(2.0, None, None) == "2"
+    assert _fmt_iv(2.0, 1.0, 3.0) == "2  [1, 3]"

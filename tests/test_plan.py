@@ -326,3 +326,10 @@ def test_batch_law_on_the_loss(loss_fit):
     r = plan(compute=1e21, loss_fit=loss_fit, bs_fit=bf)
     assert r["batch_tokens"] == pytest.approx(2.1e8 / r["loss"] ** (1 / 0.21), rel=1e-12)
     assert r["batch_tokens_lower"] < r["batch_tokens"] < r["batch_tokens_upper"]   # from the loss draws
+
+
+def test_format_plan_marks_missing_intervals_like_the_other_verbs():
+    """A value without an interval reads '-' in its interval columns, as in `scalelaw predict`."""
+    text = format_plan(plan(compute=1e22, loss_fit="epoch-2024"))
+    row = next(line for line in text.splitlines() if line.strip().startswith("loss"))
+    assert row.split()[1:] == [row.split()[1], "-", "-"] and "NaN" not in text

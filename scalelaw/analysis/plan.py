@@ -537,7 +537,8 @@ def format_plan(result: Mapping) -> str:
     lines = [f"{head} ({mode}; {lvl}% intervals)", ""]
     lines.append(f"  {'':<18}{'value':>12}{f'{lvl}% lower':>14}{f'{lvl}% upper':>14}")
     for label, v, lo, hi in plan_rows(result):
-        lines.append(f"  {label:<18}{_fmt(v):>12}{_fmt(lo) if lo is not None else '':>14}{_fmt(hi) if hi is not None else '':>14}")
+        # no interval reads '-' (JSON null), as in the tables of `scalelaw predict`
+        lines.append(f"  {label:<18}{_fmt(v):>12}{_fmt(lo):>14}{_fmt(hi):>14}")
     fits = result.get("fits") or {}
     if fits:
         lines.append("")

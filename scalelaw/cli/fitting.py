@@ -139,6 +139,18 @@ def fit_cmd(law, data, where, objective, delta, fixes, options, weights, maps, u
             click.echo(f"\nwrote {output}")
 
 
+def frame_text(df: pd.DataFrame, digits: int = 5) -> str:
+    """A table as text, a missing value (JSON null: no interval, no band, no extrapolation factor)
+    shown as '-' rather than pandas' NaN or None."""
+    show = df.copy()
+    for c in show.columns:
+        col = show[c]
+        if col.dtype == object and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                       for v in col):
+            show[c] = pd.to_numeric(col, errors="coerce")
+    return show.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.{digits}g}")
+
+
 def _grid_from_at(at) -> pd.DataFrame:
     vals = parse_pairs(at, "--at", numeric=True)
     if not vals:
@@ -202,7 +214,7 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     if as_json:
         emit_json(out.to_dict(orient="records"))
     else:
-        click.echo(out.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        click.echo(frame_text(out))
 
 
 @main.command("optimum")
@@ -264,7 +276,7 @@ def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weig
     else:
         click.echo(f"backtest {res['law']} on {data}: trained on {res['n_train']} rows ({train}), "
                    f"predicted {res['n_test']}")
-        click.echo(pd.DataFrame(res["rows"]).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        click.echo(frame_text(pd.DataFrame(res["rows"])))
         click.echo(f"relative error: mean {res['mean_rel_error']:.4%}  max {res['max_rel_error']:.4%}  "
                    f"inside prediction band: {res['coverage']:.0%}")
 

@@ -9,6 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from .app import main
 from ..result import EXTRAPOLATION_WARN, no_range_warning
+from .fitting import frame_text
 from .common import (emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
                      warn, where_option)
 
@@ -43,7 +44,7 @@ def _filter(df, where):
 
 
 def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
-    s = fmt.format(v) if v is not None else "n/a"
+    s = fmt.format(v) if v is not None else "-"
     if lo is not None and hi is not None:
         s += f"  [{fmt.format(lo)}, {fmt.format(hi)}]"
     return s
@@ -109,7 +110,7 @@ def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
         return
     cols = [k for k in ("N", "N_active", "D") if k in c.columns] + [
         "n_runs", "n_plateau", "best_loss", "best_lr", "best_batch_tokens", "bowl_lr", "bowl_batch_tokens", "bowl_method"]
-    click.echo(c[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(frame_text(c[cols], digits=4))
 
 
 @sweep_group.command("loco")
@@ -140,8 +141,7 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_la
     for c in cols:
         if "gap" in c:
             show[c] = show[c] * 100
-    click.echo(show.rename(columns=lambda c: c.replace("gap_", "gap%_")).to_string(
-        index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(frame_text(show.rename(columns=lambda c: c.replace("gap_", "gap%_")), digits=4))
     s = res["summary"]
     click.echo(f"\nmean gap ({select}, {lr_law}, {bs_law}, {s['cells']} cells): nearest {s['mean_gap_nearest']:.4%}, "
                f"interpolated {s['mean_gap_interp']:.4%}; published steplaw-2025: nearest "
@@ -218,7 +218,7 @@ def sweep_cellboot(fit, data, maps, units, k, seed, output, force, as_json):
     click.echo(f"{g.law.name}: {len(g.boot)} cell resamples ({int(round(g.level * 100))}% intervals)")
     for name, v in g.params.items():
         a, b = g.ci.get(name, [None, None]), f.ci.get(name, [None, None])
-        fmt = lambda iv: "n/a" if iv[0] is None else f"[{iv[0]:.4g}, {iv[1]:.4g}]"
+        fmt = lambda iv: "-" if iv[0] is None else f"[{iv[0]:.4g}, {iv[1]:.4g}]"
         click.echo(f"  {name:<8}{v:>12.5g}  cells {fmt(a):<24} before {fmt(b)}")
     if output:
         click.echo(f"wrote {output}")
