@@ -718,4 +718,29 @@ def test_hf_output_folder_without_trainer_state(tmp_path):
                                             r"\(b, my-run\): trainer_state.json is missing"):
         load_table(tmp_path)
     _hf_state(tmp_path / "other", 20)
-    assert load_table(tmp_path, reduce="final")["run"].tolist() == ["other"]
+    with pytest.warns(UserWarning, match=r"2 Hugging Face Trainer output folders \(b, my-run\) hold no training log"):
+        assert load_table(tmp_path, reduce="final")["run"].tolist() == ["other"]
+
+
+def test_sweep_warns_of_trainer_folders_without_trainer_state(tmp_path):
+    # runs whose Trainer folder holds no trainer_state.json (crashed before the first save, or
+    # save_strategy="no") were left out without a word as long as another run was readable
+    for name in ("r1", "r2", "r3", "r4", "r5", "r6", "r7"):
+        _hf_output_folder(tmp_path / name)
+        if name != "r1":
+            (tmp_path / name / "trainer_state.json").unlink()
+            shutil.rmtree(tmp_path / name / "checkpoint-20")
+    with pytest.warns(UserWarning) as rec:
+        fin = load_table(tmp_path, reduce="final")
+    assert fin["run"].tolist() == ["r1"]
+    msgs = [str(w.message) for w in rec if "trainer_state.json" in str(w.message)]
+    assert len(msgs) == 1 and "\n" not in msgs[0]
+    assert "6 Hugging Face Trainer output folders" in msgs[0] and "r2, r3, r4, r5, r6 and 1 more" in msgs[0]
+    assert "save_strategy='no'" in msgs[0] and "left out" in msgs[0]
+    # a Trainer folder whose run has another log (its TensorBoard logging_dir) is read, not warned of
+    for name in ("r3", "r4", "r5", "r6", "r7"):
+        shutil.rmtree(tmp_path / name)
+    _hf_tensorboard(tmp_path / "r2" / "runs" / "May04_10-11-12_gpu-node-3", [10, 20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_table(tmp_path)["run"].nunique() == 2

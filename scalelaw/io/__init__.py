@@ -339,6 +339,25 @@ def _no_trainer_log(p: Path, trainer: dict) -> ScalelawError:
                          "history export instead")
 
 
+def _warn_unlogged_trainer_folders(p: Path, trainer: dict, hf_runs: set, read: list) -> None:
+    """Warn of the Hugging Face Trainer output folders under ``p`` that gave no log (no
+    trainer_state.json, and no other log file below them read), while other runs were: their runs
+    are left out of the table."""
+    unread = sorted(d for d in trainer if d not in hf_runs and not any(d == f.parent or d in f.parents for f in read))
+    if not unread:
+        return
+    import warnings
+
+    rel = [str(d.relative_to(p)) if d != p else str(p) for d in unread]
+    shown = ", ".join(rel[:5]) + (f" and {len(rel) - 5} more" if len(rel) > 5 else "")
+    many = len(rel) > 1
+    warnings.warn(f"{p}: {len(rel)} Hugging Face Trainer output folder{'s' if many else ''} ({shown}) "
+                  f"{'hold' if many else 'holds'} no training log and {'are' if many else 'is'} left out: "
+                  "trainer_state.json is missing (training stopped before its first save, or save_strategy='no'); "
+                  "to include such a run, point at its TensorBoard logging_dir or a W&B history export",
+                  stacklevel=3)
+
+
 def _is_hf_side_file(f: Path, hf_runs) -> bool:
     """A JSON file other than trainer_state.json in a Hugging Face run folder or its checkpoints
     (metrics summaries, model and tokenizer settings): not a log of its own."""
@@ -445,6 +464,7 @@ def read_folder(path: Path) -> pd.DataFrame:
         read.append((f, fmt))
     if not parts and trainer:
         raise _no_trainer_log(p, trainer)
+    _warn_unlogged_trainer_folders(p, trainer, hf_runs, [f for f, _ in read])
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
                             "trainer_state.json, .log) in this folder")
