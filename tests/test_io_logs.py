@@ -744,3 +744,33 @@ def test_sweep_warns_of_trainer_folders_without_trainer_state(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_table(tmp_path)["run"].nunique() == 2
+
+
+def _hf_model_folder(folder):
+    """What save_pretrained (model and tokenizer) or a Hub download leaves: no Trainer files, no logs."""
+    folder.mkdir(parents=True)
+    side = {"config.json": {"model_type": "gpt2", "n_layer": 2, "architectures": ["GPT2LMHeadModel"]},
+            "generation_config.json": {"bos_token_id": 0, "eos_token_id": 0},
+            "tokenizer.json": {"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": []},
+            "tokenizer_config.json": {"model_max_length": 1024, "added_tokens_decoder": {}},
+            "special_tokens_map.json": {"eos_token": "<|endoftext|>"}, "vocab.json": {"a": 0}}
+    for name, obj in side.items():
+        (folder / name).write_text(json.dumps(obj))
+    (folder / "merges.txt").write_text("#version: 0.2\na b\n")
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+
+
+def test_hf_model_folder_is_not_training_logs(tmp_path):
+    # a model folder (weights, config, tokenizer) failed with 'tokenizer.json: JSON is not a table'
+    model = tmp_path / "gpt2-small"
+    _hf_model_folder(model)
+    msg = (r"gpt2-small.* looks like a Hugging Face model folder \(config.json, .*tokenizer.json.*\), not "
+           r"training logs: .*trainer_state.json.*TensorBoard logging_dir.*W&B history export")
+    for src in (model, tmp_path):
+        for kw in ({}, {"reduce": "final"}):
+            with pytest.raises(ScalelawError, match=msg) as e:
+                load_table(src, **kw)
+            assert "\n" not in str(e.value) and "not a table" not in str(e.value)
+    # beside a log, its files are skipped and the log read
+    (model / "metrics.jsonl").write_text('{"step": 10, "loss": 4.0}\n{"step": 20, "loss": 3.5}\n')
+    assert load_table(model, reduce="final")["loss"].tolist() == [3.5]

@@ -324,6 +324,51 @@ def _trainer_folders(files: list) -> dict:
     return out
 
 
+#: what ``save_pretrained`` (model, tokenizer) writes, as a Hugging Face Hub model repository holds it:
+#: its settings files (JSON, none of them a log) and, with them, weights and tokenizer files
+_MODEL_JSON = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "vocab.json", "added_tokens.json", "preprocessor_config.json",
+               "model.safetensors.index.json", "pytorch_model.bin.index.json", "adapter_config.json")
+_MODEL_SIGNS = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                "generation_config.json", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+
+
+def _model_folders(files: list) -> dict:
+    """{folder: its model files, sorted}: folders holding a Hugging Face model (``config.json`` or
+    ``adapter_config.json`` beside weights or tokenizer files), which are not training logs."""
+    by: dict = {}
+    for f in files:
+        low = f.name.lower()
+        if low in _MODEL_JSON or low in _MODEL_SIGNS or low.endswith(".safetensors") or \
+                (low.startswith("pytorch_model") and low.endswith(".bin")):
+            by.setdefault(f.parent, []).append(f.name)
+    def order(n):  # the telling ones first: config, weights, tokenizer
+        low = n.lower()
+        return (0 if low.endswith("config.json") and "_" not in low else 1 if low.endswith((".safetensors", ".bin"))
+                else 2 if low.startswith("tokenizer") else 3, n)
+
+    return {d: sorted(names, key=order) for d, names in by.items()
+            if {"config.json", "adapter_config.json"} & {n.lower() for n in names}
+            and any(n.lower() not in ("config.json", "adapter_config.json") for n in names)}
+
+
+def _no_log_in_model_folders(p: Path, model: dict) -> ScalelawError:
+    """Nothing to read where only Hugging Face model folders (weights, config, tokenizer) are."""
+    def files(d):
+        return ", ".join(model[d][:4]) + (", ..." if len(model[d]) > 4 else "")
+
+    fix = ("not training logs: it holds the model's weights, config and tokenizer, which say nothing of how "
+           "training went; point at the run's trainer_state.json (in the Trainer's output_dir or its checkpoint-* "
+           "folders), its TensorBoard logging_dir (report_to='tensorboard'), or a W&B history export instead")
+    if p in model:
+        return ScalelawError(f"{p}: this looks like a Hugging Face model folder ({files(p)}), {fix}")
+    rel = sorted(model, key=str)
+    first = rel[0]
+    more = f" (and {len(rel) - 1} more like it)" if len(rel) > 1 else ""
+    return ScalelawError(f"{p}: found no readable log files; {first.relative_to(p)}{more} looks like a Hugging Face "
+                         f"model folder ({files(first)}), {fix}")
+
+
 def _no_trainer_log(p: Path, trainer: dict) -> ScalelawError:
     """Nothing to read in a folder where a Hugging Face Trainer left only its side files."""
     if p in trainer:
@@ -438,12 +483,15 @@ def read_folder(path: Path) -> pd.DataFrame:
     older = _older_trainer_states(files)
     hf_runs = _hf_run_folders(files)
     trainer = _trainer_folders(files)
+    model = _model_folders(files)
     parts, read = [], []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
         if f in older or _is_hf_side_file(f, hf_runs | set(trainer)):
+            continue
+        if f.parent in model and name in _MODEL_JSON:  # a model's settings and tokenizer, not a log
             continue
         if "tfevents" in name and _in_hf_run(f, hf_runs):  # the Trainer's TensorBoard copy of trainer_state
             continue
@@ -464,6 +512,8 @@ def read_folder(path: Path) -> pd.DataFrame:
         read.append((f, fmt))
     if not parts and trainer:
         raise _no_trainer_log(p, trainer)
+    if not parts and model:
+        raise _no_log_in_model_folders(p, model)
     _warn_unlogged_trainer_folders(p, trainer, hf_runs, [f for f, _ in read])
     if not parts:
         raise ScalelawError(f"{p}: found no readable log files (CSV, Parquet, JSONL, tfevents, "
