@@ -393,6 +393,25 @@ def bound_warning(fit: Fit, beyond_lo, beyond_hi, level: float, role: str | None
             f"extrapolated far beyond where it was fitted" + (f" ({fitted})" if fitted else ""))
 
 
+_AGGREGATED = "aggregated into "
+
+
+def aggregated_note(unit: str, note: str) -> str:
+    """The ``attrs["prepare_note"]`` of a law's prepare step whose rows are aggregates of the
+    input (one per ``unit``, e.g. "loss levels"), not a subset of it: the fit summary then says
+    "aggregated 9 rows into 3 loss levels" instead of "kept 3 of 9". ``note`` says how."""
+    return f"{_AGGREGATED}{unit}: {note}"
+
+
+def split_prepare_note(note) -> tuple:
+    """(unit, text) of a recorded prepare note: unit is None unless the step aggregated rows
+    (:func:`aggregated_note`); text is the step's own account."""
+    if isinstance(note, str) and note.startswith(_AGGREGATED) and ": " in note:
+        unit, text = note[len(_AGGREGATED):].split(": ", 1)
+        return unit, text
+    return None, note
+
+
 def no_range_warning(fit: Fit, role: str | None = None) -> str | None:
     """The warning for a fit that records no fitted range (published constants), else None.
 
@@ -464,8 +483,14 @@ class Summary:
         return rows if isinstance(rows, Mapping) and rows.get("table") is not None else {}
 
     def rows_text(self) -> str:
-        """'129' or, when the filter or the law's prepare step left rows out, '129 of 1911'."""
+        """'129' or, when the filter or the law's prepare step left rows out, '129 of 1911'; for
+        rows the prepare step aggregated, what they are: '3 loss levels from 9 rows'."""
         rows, n = self._row_counts(), self.fit.n_obs
+        unit, _ = split_prepare_note(rows.get("prepare"))
+        if unit:
+            selected = rows.get("selected")
+            of = f"{selected} of {rows['table']}" if selected is not None and selected != rows["table"] else f"{rows['table']}"
+            return f"{n} {unit} from {of} rows"
         return f"{n} of {rows['table']}" if rows and rows["table"] != n else f"{n}"
 
     def rows_why(self) -> str:
@@ -480,10 +505,13 @@ class Summary:
         else:
             base = rows["table"]
         fitted = rows.get("fitted", self.fit.n_obs)
+        unit, note = split_prepare_note(rows.get("prepare"))
         if fitted != base:
-            verb = "kept" if fitted < base else "made"
-            parts.append(f"the law's prepare step ({self.fit.law.name}) {verb} {fitted} of {base}"
-                         + (f": {rows['prepare']}" if rows.get("prepare") else ""))
+            if unit:   # new rows (one per group), not a subset: "kept 3 of 9" would be untrue
+                what = f"aggregated {base} rows into {fitted} {unit}"
+            else:
+                what = f"{'kept' if fitted < base else 'made'} {fitted} of {base}"
+            parts.append(f"the law's prepare step ({self.fit.law.name}) {what}" + (f": {note}" if note else ""))
         return "; ".join(parts)
 
     def checklist(self) -> list:

@@ -190,3 +190,42 @@ def test_html_layout_header_line_and_note_column(boot_fit):
     at_bound = dataclasses.replace(boot_fit, diagnostics={**boot_fit.diagnostics, "params_at_bounds": ["alpha"]})
     html = at_bound.summary()._repr_html_()
     assert "<th>note</th>" in html and "AT BOUND" in html and not has_note
+
+
+def _steps_to_loss(levels=(2.6, 3.0, 3.4), batches=(1e5, 1e6, 1e7)):
+    import pandas as pd
+
+    rows = []
+    for L in levels:
+        bc, s_min = 2.1e8 / L ** (1 / 0.21), 2e3 * (L - 2.2) ** -2
+        rows += [{"loss": L, "batch_tokens": B, "steps": s_min * (1 + bc / B)} for B in batches]
+    out = pd.DataFrame(rows)
+    out.attrs["source"] = "steps.csv"
+    return out
+
+
+def test_rows_aggregated_by_the_prepare_step_are_not_called_a_subset():
+    """critical_batch turns 9 runs into 3 per-level B_crit rows: aggregates, not '3 of 9' kept."""
+    f = fit("critical_batch", _steps_to_loss(), n_jobs=1)
+    s = " ".join(str(f.summary()).split())   # the why-line wraps
+    assert f.n_obs == 3 and "kept" not in s and "3 of 9" not in s
+    assert "rows: 3 loss levels from 9 rows" in s
+    assert "the law's prepare step (critical_batch) aggregated 9 rows into 3 loss levels: one B_crit per loss level" in s
+    assert "aggregated 9 rows into 3 loss levels" in f.summary()._repr_html_()
+    # after --where: the aggregate is of the rows kept
+    g = fit("critical_batch", _steps_to_loss(levels=(2.6, 3.0, 3.4, 3.8)), n_jobs=1, where="loss < 3.5")
+    s = " ".join(str(g.summary()).split())
+    assert "rows: 3 loss levels from 9 of 12 rows" in s
+    assert "--where kept 9 of 12; the law's prepare step (critical_batch) aggregated 9 rows into 3 loss levels" in s
+
+
+def test_bowl_optima_are_aggregates_but_best_runs_a_subset():
+    from .test_sweep import synthetic_sweep
+
+    df = synthetic_sweep(noise=0.001)
+    f = fit("lr_opt", df, n_jobs=1, prepare_options={"select": "bowl"})
+    s = " ".join(str(f.summary()).split())   # the why-line wraps
+    assert f"rows: {f.n_obs} cell optima from {len(df)} rows" in s
+    assert f"aggregated {len(df)} rows into {f.n_obs} cell optima: the quadratic-bowl optimum" in s
+    g = fit("lr_opt", df, n_jobs=1, prepare_options={"select": "best"})
+    assert f"the law's prepare step (lr_opt) kept {g.n_obs} of {len(df)}: the best run" in " ".join(str(g.summary()).split())

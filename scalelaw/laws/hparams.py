@@ -24,8 +24,13 @@ CRITICAL_OPTIONS = ("loss_col", "min_batches")   # of scalelaw.analysis.sweep.cr
 
 def _prep_sweep(df, **options):
     from ..analysis.sweep import prepare_sweep
+    from ..result import aggregated_note
 
-    return prepare_sweep(df, **options)
+    out = prepare_sweep(df, **options)
+    # select=bowl makes one new row per cell (the fitted bowl's optimum), not a subset of the runs
+    if out.attrs.get("select") == "bowl" and out.attrs.get("prepare_note"):
+        out.attrs["prepare_note"] = aggregated_note("cell optima", out.attrs["prepare_note"])
+    return out
 
 
 def _prep_sweep_n(df, **options):
@@ -42,9 +47,15 @@ def _prep_sweep_n(df, **options):
 
 
 def _prep_critical(df, **options):
+    """One row per loss level (its B_crit from the runs at several batch sizes): aggregates of
+    the runs, which the fit summary must not call a subset of them."""
     from ..analysis.sweep import critical_batch_table
+    from ..result import aggregated_note
 
-    return critical_batch_table(df, **options)
+    out = critical_batch_table(df, **options)
+    out.attrs["prepare_note"] = aggregated_note(
+        "loss levels", out.attrs.get("prepare_note") or "one B_crit per loss level")
+    return out
 
 
 def _ols_starts(design, transform=None, extra=()):
