@@ -774,3 +774,25 @@ def test_hf_model_folder_is_not_training_logs(tmp_path):
     # beside a log, its files are skipped and the log read
     (model / "metrics.jsonl").write_text('{"step": 10, "loss": 4.0}\n{"step": 20, "loss": 3.5}\n')
     assert load_table(model, reduce="final")["loss"].tolist() == [3.5]
+
+
+def test_folder_of_wandb_histories_and_other_logs_keeps_every_step(tmp_path):
+    # a W&B history's step is its '_step'; beside a log with a 'step' column, the W&B rows kept theirs in
+    # '_step' and had no step, and reducing said run 'wb' "has a loss only in rows without a step"
+    (tmp_path / "wb").mkdir()
+    pd.DataFrame({"_step": [0, 100, 200], "_runtime": [1, 2, 3], "train/loss": [5.0, 3.0, 2.5],
+                  "tokens": [0, 1e8, 2e8]}).to_csv(tmp_path / "wb" / "history.csv", index=False)
+    (tmp_path / "wb" / "config.json").write_text(json.dumps({"n_params": {"value": 1.2e8}}))
+    (tmp_path / "other.csv").write_text("step,train/loss,tokens\n10,4.0,1e7\n20,3.5,2e7\n")
+    df = load_table(tmp_path)
+    steps = df.groupby("run")["step"].apply(list).to_dict()
+    assert steps == {"wb": [0, 100, 200], "other": [10, 20]} and "_step" not in df.columns
+    fin = load_table(tmp_path, reduce="final").set_index("run")
+    assert fin["step"].to_dict() == {"other": 20, "wb": 200} and fin["loss"].to_dict() == {"other": 3.5, "wb": 2.5}
+    # the same with the W&B history's rows in JSONL and the other log naming its step 'iteration'
+    (tmp_path / "other.csv").write_text("iteration,train/loss,tokens\n10,4.0,1e7\n20,3.5,2e7\n")
+    (tmp_path / "wb" / "history.csv").unlink()
+    (tmp_path / "wb" / "history.jsonl").write_text("\n".join(
+        json.dumps({"_step": s, "train/loss": 5.0 - s / 100, "tokens": s * 1e6}) for s in (0, 100, 200)))
+    fin = load_table(tmp_path, reduce="final").set_index("run")
+    assert fin["step"].to_dict() == {"other": 20, "wb": 200}

@@ -521,6 +521,7 @@ def read_folder(path: Path) -> pd.DataFrame:
     if len({_run_column(part) for part in parts}) > 1:  # one run column, not one per name (run, name, ...)
         parts = [part.rename(columns={_run_column(part): "run"}) for part in parts]
     parts = _unique_run_ids(parts, read, p)
+    parts = _aligned_columns(parts)
     mixed = _unmix_hf_losses(parts)
     origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
     df = pd.concat(parts, ignore_index=True, sort=False)
@@ -532,6 +533,37 @@ def read_folder(path: Path) -> pd.DataFrame:
     elif len(origins) == 1 and None not in origins:  # every loss came from one reader's choice (e.g. eval_loss)
         df.attrs["loss_column"] = origins.pop()
     return df
+
+
+#: canonical columns a folder's files may name differently (loss and run have their own rules)
+_ALIGNED = ("step", "N", "N_nonembed", "D", "C", "lr", "batch_tokens", "seq_len")
+
+
+def _column_for(df: pd.DataFrame, canon: str) -> str | None:
+    """The column of ``df`` that :func:`scalelaw.schema.normalize` would make ``canon``, read alone:
+    ``canon`` itself, else the first column named like it (a W&B history's ``_step``, ``iteration``,
+    ``params``, ``tokens``, ...)."""
+    from ..schema import CANONICAL, FAMILIES, _canonical_for
+
+    if canon in df.columns:
+        return canon
+    return next((c for c in df.columns if isinstance(c, str) and c not in CANONICAL and not c.startswith(FAMILIES)
+                 and _canonical_for(c) == canon), None)
+
+
+def _aligned_columns(parts: list) -> list:
+    """A folder's tables with each canonical column under one name where the files name it
+    differently. They are concatenated before :func:`scalelaw.schema.normalize` renames aliases, and it
+    takes one column per canonical name: a W&B history's ``_step`` beside another file's ``step``
+    stayed ``_step``, so that file's rows had no step (and reducing left its runs out). So each
+    table's own column for it (as normalize would take it, read alone) is renamed to the canonical
+    name first."""
+    for canon in _ALIGNED:
+        cols = [_column_for(part, canon) for part in parts]
+        if len({c for c in cols if c is not None}) < 2:
+            continue
+        parts = [part.rename(columns={c: canon}) if c not in (None, canon) else part for part, c in zip(parts, cols)]
+    return parts
 
 
 def _run_column(df: pd.DataFrame) -> str | None:
