@@ -282,3 +282,35 @@ def test_text_tables_show_missing_values_as_dash():
     assert all(cells[k] == "-" for k in ("lower", "upper", "pred_lower", "pred_upper", "extrapolation"))
     res = run("optimum", "epoch-2024", "--compute", "5.76e23")
     assert "NaN" not in res.stdout and "None" not in res.stdout and "N_opt=" in res.stdout
+
+
+# the verbs defined in scalelaw/cli/fitting.py, hparams.py and plan.py
+OWN_VERBS = [("laws",), ("fit",), ("predict",), ("optimum",), ("backtest",), ("check",), ("hparams",),
+             ("sweep", "cells"), ("sweep", "loco"), ("sweep", "plot"), ("sweep", "cellboot"), ("plan",), ("report",)]
+
+
+def test_every_option_of_these_verbs_says_what_it_does():
+    import click
+
+    for path in OWN_VERBS:
+        cmd = main
+        for p in path:
+            cmd = cmd.commands[p]
+        for opt in cmd.params:
+            # --where comes from cli/common.py; a --title is free text
+            if isinstance(opt, click.Option) and opt.name not in ("help", "where", "title"):
+                assert opt.help, f"scalelaw {' '.join(path)} {opt.opts[0]} has no help text"
+                # an option that is not free text names what it takes (FIT, LAW, COL...), not TEXT
+                assert "TEXT" not in (opt.make_metavar(click.Context(cmd)) if opt.metavar is None and not opt.is_flag
+                                      and opt.type is click.STRING else ""), f"{path} {opt.opts[0]}: metavar TEXT"
+
+
+def test_help_says_how_repeated_options_and_missing_values_behave():
+    assert "repeat" in run("optimum", "--help").output
+    out = " ".join(run("predict", "--help").output.split())
+    assert "'-'" in out and "null" in out
+    out = " ".join(run("sweep", "cells", "--help").output.split())
+    assert "within this relative gap of the cell's best" in out.split("--bowl-tol")[1]
+    out = " ".join(run("plan", "--help").output.split())
+    assert "published name" in out.split("--lr FIT")[1].split("--bs")[0]
+    assert "exactly one of --compute and --target-loss" in out

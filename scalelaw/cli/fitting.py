@@ -49,13 +49,13 @@ def _fit_options(f):
     f = where_option("N < 1e9")(f)
     f = click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
                      help="Loss to minimise (default: the law's, huber-log for loss laws).")(f)
-    f = click.option("--delta", default="1e-3", show_default=True,
+    f = click.option("--delta", default="1e-3", show_default=True, metavar="DELTA|auto",
                      help="Huber delta on log residuals, or 'auto' (1.345 x robust residual scale; "
                           "recommended for prediction, see docs/uncertainty.md).")(f)
     f = click.option("--fix", "fixes", multiple=True, metavar="PARAM=VALUE", help="Hold a parameter fixed.")(f)
     f = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Option for the law's data preparation (e.g. select=plateau, tol=0.0025).")(f)
-    f = click.option("--weights", help="Column of observation weights.")(f)
+    f = click.option("--weights", metavar="COL", help="Column of observation weights.")(f)
     f = table_options(f)
     return f
 
@@ -111,7 +111,7 @@ def relay_warnings(caught, skip=()) -> None:
 @_fit_options
 @bootstrap_options(0, "Bootstrap resamples over runs.")
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Local processes (default: all cores).")
-@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
 @force_option()
 @json_option("Print the fit as one JSON object.")
@@ -178,15 +178,18 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE[,VALUE...]",
               help="Input value(s); several --at give the product grid.")
 @click.option("--table", type=click.Path(exists=True, dir_okay=False), help="A CSV of inputs to predict at.")
-@click.option("--chain", help="LOSSFIT,ERRFIT: predict loss then downstream error, both with intervals.")
-@click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
+@click.option("--chain", metavar="LOSSFIT,ERRFIT",
+              help="Instead of FIT: predict the loss with LOSSFIT, then downstream error from it with ERRFIT, "
+                   "both with intervals.")
+@click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
 @json_option("Print a JSON list of rows.")
 def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     """Predict from a saved FIT (or a published fit name) with intervals.
 
     Rows hold the inputs plus mean, lower, upper (interval of the fitted curve), pred_lower and
-    pred_upper (where a new run would land) and the extrapolation factor.
+    pred_upper (where a new run would land) and the extrapolation factor. What cannot be known
+    (published constants: no interval, band or fitted range) reads '-' (null with --json).
     """
     from ..result import load_fit
 
@@ -219,8 +222,9 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
 
 @main.command("optimum")
 @click.argument("fit")
-@click.option("--compute", "computes", multiple=True, type=float, required=True, help="Training FLOPs budget C.")
-@click.option("--law", "law_name", help="Which law, when a published fit name belongs to several.")
+@click.option("--compute", "computes", multiple=True, type=float, required=True, metavar="C",
+              help="Training budget in FLOPs; repeat for several budgets (a line each; a JSON list with --json).")
+@click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
 @json_option()
 def optimum_cmd(fit, computes, law_name, level, as_json):
@@ -259,7 +263,7 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
 @main.command("backtest")
 @click.argument("law")
 @click.argument("data")
-@click.option("--train", required=True, help='Rows to fit on (pandas expression, e.g. "C < 1e21"); the rest are predicted.')
+@click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (pandas expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
 @json_option()
 def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, maps, units, as_json):

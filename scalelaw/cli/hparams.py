@@ -25,9 +25,9 @@ def _load(data, maps=(), units=()):
 
 
 def _sweep_options(f):
-    f = click.option("--n", "n", default="total", show_default=True,
+    f = click.option("--n", "n", default="total", show_default=True, metavar="total|active|COL",
                      help="Parameter count used as N: total, active (MoE N_active) or a column name.")(f)
-    f = click.option("--loss-col", default=None, help="Loss column (default: smooth_loss, else loss).")(f)
+    f = click.option("--loss-col", default=None, metavar="COL", help="Loss column (default: smooth_loss, else loss).")(f)
     f = click.option("--tol", type=float, default=0.0025, show_default=True,
                      help="Plateau: runs within this relative gap of the cell's best.")(f)
     f = where_option("N < 1e9")(f)
@@ -51,9 +51,9 @@ def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
 
 
 @main.command("hparams")
-@click.option("--lr", "lr_fit", default="steplaw-2025", show_default=True,
+@click.option("--lr", "lr_fit", default="steplaw-2025", show_default=True, metavar="FIT",
               help="Learning-rate fit: a fit JSON (law lr_opt / lr_power) or a published name.")
-@click.option("--bs", "bs_fit", default="steplaw-2025", show_default=True,
+@click.option("--bs", "bs_fit", default="steplaw-2025", show_default=True, metavar="FIT",
               help="Batch-size fit: a fit JSON (law bs_opt / bs_opt_nd) or a published name.")
 @click.option("--N", "N", type=float, required=True, help="Parameters (non-embedding for Step Law fits).")
 @click.option("--D", "D", type=float, required=True, help="Training tokens.")
@@ -97,7 +97,8 @@ def sweep_group():
 @sweep_group.command("cells")
 @click.argument("data")
 @_sweep_options
-@click.option("--bowl-tol", type=float, default=0.01, show_default=True, help="Runs used for the bowl fit.")
+@click.option("--bowl-tol", type=float, default=0.01, show_default=True,
+              help="Bowl fit: runs within this relative gap of the cell's best (at least 10 runs).")
 @json_option()
 def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
     """Per (N, D) cell: runs, best run, plateau extent and the bowl optimum."""
@@ -118,8 +119,10 @@ def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
 @_sweep_options
 @click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True,
               help="Rows the laws are fitted on.")
-@click.option("--bs-law", type=click.Choice(["bs_opt", "bs_opt_nd"]), default="bs_opt", show_default=True)
-@click.option("--lr-law", type=click.Choice(["lr_opt", "lr_power"]), default="lr_opt", show_default=True)
+@click.option("--bs-law", type=click.Choice(["bs_opt", "bs_opt_nd"]), default="bs_opt", show_default=True,
+              help="Batch-size law fitted on the other cells.")
+@click.option("--lr-law", type=click.Choice(["lr_opt", "lr_power"]), default="lr_opt", show_default=True,
+              help="Learning-rate law fitted on the other cells.")
 @json_option()
 def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_law, as_json):
     """Leave-one-cell-out: fit lr*/B* on the other cells, score the predicted setting in the held-out cell.
@@ -151,12 +154,17 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_la
 @sweep_group.command("plot")
 @click.argument("data")
 @_sweep_options
-@click.option("--kind", type=click.Choice(["landscape", "laws"]), default="landscape", show_default=True)
+@click.option("--kind", type=click.Choice(["landscape", "laws"]), default="landscape", show_default=True,
+              help="landscape: loss over (lr, batch) per cell; laws: the fitted laws against the cells' optima.")
 @click.option("--cell", "cell", multiple=True, metavar="KEY=VALUE",
               help="The cell to draw (e.g. --cell N=2.147e8 --cell D=4e9); default: every cell.")
-@click.option("--lr", "lr_fit", default=None, help="lr fit to mark the predicted optimum (file or published name).")
-@click.option("--bs", "bs_fit", default=None, help="Batch-size fit (file or published name).")
-@click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True)
+@click.option("--lr", "lr_fit", default=None, metavar="FIT",
+              help="Learning-rate fit (file or published name) to draw; give --bs too "
+                   "(default: both laws are fitted on DATA).")
+@click.option("--bs", "bs_fit", default=None, metavar="FIT",
+              help="Batch-size fit (file or published name) to draw; give --lr too.")
+@click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True,
+              help="Rows the laws are fitted on (without --lr/--bs); --kind laws draws them as points.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @force_option()
 def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, bs_fit, select, output, force):

@@ -8,15 +8,18 @@ from .common import emit_json, force_option, json_option, level_option, load_dat
 
 
 @main.command("plan")
-@click.option("--compute", type=float, default=None, metavar="C", help="Training budget in FLOPs (C = 6ND).")
+@click.option("--compute", type=float, default=None, metavar="C",
+              help="Training budget in FLOPs (C = 6ND); give exactly one of --compute and --target-loss.")
 @click.option("--target-loss", type=float, default=None, metavar="L",
               help="Instead of --compute: the loss to reach; prints the compute needed.")
 @click.option("--loss", "loss_fit", required=True, metavar="FIT",
               help="Loss fit (JSON from `scalelaw fit -o`, or a published name such as epoch-2024).")
-@click.option("--lr", "lr_fit", metavar="FIT", help="Fit of the optimal learning rate (e.g. law lr_opt).")
-@click.option("--bs", "bs_fit", metavar="FIT", help="Fit of the optimal batch size in tokens (e.g. bs_opt).")
+@click.option("--lr", "lr_fit", metavar="FIT",
+              help="Fit of the optimal learning rate (e.g. law lr_opt), or a published name such as steplaw-2025.")
+@click.option("--bs", "bs_fit", metavar="FIT",
+              help="Fit of the optimal batch size in tokens (e.g. law bs_opt), or a published name such as steplaw-2025.")
 @click.option("--downstream", "downstream_fit", metavar="FIT",
-              help="Fit of downstream error against loss (e.g. downstream_exp).")
+              help="Fit of downstream error against loss (e.g. law downstream_exp), or a published name.")
 @click.option("--tokens-per-param", type=float, default=None, metavar="R",
               help="Constrain the split: D = R N (instead of compute-optimal).")
 @click.option("--params", type=float, default=None, metavar="N",
@@ -29,7 +32,8 @@ from .common import emit_json, force_option, json_option, level_option, load_dat
 @json_option("Print the plan as one JSON object.")
 def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tokens_per_param, params, at,
              level, warn_factor, as_json):
-    """Model size N, tokens D, lr*, batch size, loss and downstream error for a budget.
+    """Model size N, tokens D, lr*, batch size, loss and downstream error for a budget
+    (or the compute to reach --target-loss).
 
     Intervals propagate every fit's bootstrap (else delta-method) draws jointly; each input's
     extrapolation beyond the range its fit saw is reported, with a warning past --warn-factor.
@@ -60,7 +64,7 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
 @click.option("--train", default=None, metavar="EXPR",
               help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: the smallest 75% by compute).')
 @click.option("--no-backtest", is_flag=True, help="Skip the backtests (they refit each law).")
-@click.option("--title", default="scalelaw report", show_default=True)
+@click.option("--title", default="scalelaw report", show_default=True, help="Title of the page.")
 @force_option()
 @json_option("Print what was written as one JSON object.")
 def report_cmd(fits, output, data, plan_compute, train, no_backtest, title, force, as_json):
