@@ -796,3 +796,29 @@ def test_folder_of_wandb_histories_and_other_logs_keeps_every_step(tmp_path):
         json.dumps({"_step": s, "train/loss": 5.0 - s / 100, "tokens": s * 1e6}) for s in (0, 100, 200)))
     fin = load_table(tmp_path, reduce="final").set_index("run")
     assert fin["step"].to_dict() == {"other": 20, "wb": 200}
+
+
+def test_several_inputs_logging_different_things_of_a_run_are_joined_before_reducing(tmp_path):
+    # W&B panel exports saved one metric per file, given as files with --reduce, were each reduced on
+    # their own: "lr.csv: cannot reduce per run without a 'loss' column", though their folder worked
+    from scalelaw.io import load_tables
+
+    panels = tmp_path / "panels"
+    panels.mkdir()
+    loss, lr = panels / "loss.csv", panels / "lr.csv"
+    loss.write_text("Step,a - train/loss,b - train/loss\n10,3.0,3.5\n20,2.5,3.0\n")
+    lr.write_text("Step,a - lr,b - lr\n10,1e-3,2e-3\n20,5e-4,1e-3\n")
+    other = tmp_path / "other.csv"
+    other.write_text("run,step,train/loss\nc,1,4.0\nc,2,3.9\n")
+    want = {"a": {"loss": 2.5, "lr": 1e-3}, "b": {"loss": 3.0, "lr": 2e-3}}
+    folder = load_table(panels, reduce="final").set_index("run")[["loss", "lr"]].to_dict("index")
+    assert folder == want
+    fin = load_tables([loss, lr, other], reduce="final")
+    assert fin["run"].tolist() == ["a", "b", "c"]
+    assert fin.set_index("run").loc[["a", "b"], ["loss", "lr"]].to_dict("index") == want
+    assert fin.set_index("run").at["c", "loss"] == 3.9
+    # the same metric in two inputs is still two runs under one id: refused, as in a folder
+    loss2 = panels / "loss2.csv"
+    loss2.write_text("Step,a - train/loss\n10,3.1\n")
+    with pytest.raises(ScalelawError, match=r"^run 'a' is in both \S*loss.csv and \S*loss2.csv, so the table"):
+        load_tables([loss, lr, loss2], reduce="final")

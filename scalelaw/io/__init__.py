@@ -625,6 +625,11 @@ def _unique_ids_across(parts: list, labels: list, logged: list, clash, *, base: 
         if path is None:
             written.setdefault(str(run), []).append(i)
     joined = {run for run, idx in written.items() if len(idx) > 1 and _apart([logged[i] for i in idx])}
+    for run, idx in written.items():  # an id written in parts that cannot be joined: name two that log alike
+        if len(idx) > 1 and run not in joined:
+            a, b = next((a, b) for k, a in enumerate(idx) for b in idx[k + 1:]
+                        if logged[a] is None or logged[b] is None or logged[a] & logged[b])
+            raise clash(run, labels[a], labels[b])
     origins = []
     for i, run, path in entries:
         if path is not None:
@@ -761,7 +766,9 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
                 fmt: str | None = None, warmup: float = 0, ema: float = 0.9, window: int | None = None,
                 required=(), **opts) -> pd.DataFrame:
     """One validated run table from several inputs (as :func:`load_table` takes them, with the same
-    options for each), each read and reduced on its own, then concatenated.
+    options for each), each read and reduced on its own, then concatenated. Per-step inputs that
+    log different things of one run id written in them (e.g. W&B panel exports, one metric per
+    file) are joined before reducing, as in a folder (see :func:`_joined_inputs`).
 
     The inputs' losses must be of one kind, as in one folder (see :func:`read_folder`): when
     their ``loss`` columns came from different columns (``attrs["loss_column"]``: e.g.
@@ -801,6 +808,9 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
              for i, t in enumerate(parts)]
     if not choose:
         _refuse_mixed_inputs(parts, names)
+    if reduce:  # runs logged across inputs (e.g. one metric per file) are reduced as one, as in a folder
+        parts = _unique_input_run_ids(parts, names, per_run=False, done=done)
+        parts, names, done = _joined_inputs(parts, names, done)
     parts = [validate(t, required=required, source=names[i], per_run=True) if done[i] else
              _finished(t, names[i], reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
              for i, t in enumerate(parts)]
@@ -813,7 +823,51 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
     return df
 
 
-def _unique_input_run_ids(parts: list, names: list, per_run: bool) -> list:
+def _joined_inputs(parts: list, names: list, done: list) -> tuple[list, list, list]:
+    """(parts, names, done) with the per-step inputs that share a run id written in them (ids
+    already checked by :func:`_unique_input_run_ids`: such inputs log different things of the run,
+    e.g. W&B panel exports saved one metric per file) concatenated into one input, named
+    ``a + b``, at the place of the first of them; so ``--reduce`` reduces the run's rows together,
+    as in a folder, instead of each input on its own (an input holding only the lr has no loss)."""
+    group = list(range(len(parts)))
+
+    def top(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    seen: dict = {}
+    for i, df in enumerate(parts):
+        if done[i] or "run" not in df.columns:
+            continue
+        paths = df.attrs.get("run_paths") or {}
+        for run in df["run"].dropna().unique():
+            if run in paths:  # named after its file or folder: never one run with another input's
+                continue
+            j = seen.setdefault(str(run), i)
+            if top(j) != top(i):
+                group[top(i)] = top(j)
+    members: dict = {}
+    for i in range(len(parts)):
+        members.setdefault(top(i), []).append(i)
+    if all(len(m) == 1 for m in members.values()):
+        return parts, names, done
+    out_parts, out_names, out_done = [], [], []
+    for idx in sorted(members.values()):
+        if len(idx) == 1:
+            i = idx[0]
+            out_parts.append(parts[i]), out_names.append(names[i]), out_done.append(done[i])
+            continue
+        sub = [parts[i] for i in idx]
+        df = pd.concat(sub, ignore_index=True, sort=False)
+        df.attrs = _joined_attrs(sub)
+        df.attrs["source"] = " + ".join(names[i] for i in idx)
+        df.attrs["run_paths"] = {r: path for t in sub for r, path in (t.attrs.get("run_paths") or {}).items()}
+        out_parts.append(df), out_names.append(df.attrs["source"]), out_done.append(False)
+    return out_parts, out_names, out_done
+
+
+def _unique_input_run_ids(parts: list, names: list, per_run: bool, done=None) -> list:
     """The inputs' tables with run ids unique across them. Runs scalelaw named after their folder
     or file (``attrs["run_paths"]``: TensorBoard, HF, W&B history, text logs, a table without a run
     column) that share an id with another input's run get the shortest path suffix that tells them
@@ -823,13 +877,14 @@ def _unique_input_run_ids(parts: list, names: list, per_run: bool) -> list:
     user's other data, and two inputs holding it may well be one run given twice (overlapping
     exports, a file passed twice) rather than two runs; renaming would hide that, and a fit would
     count the run twice. A path given twice is refused the same way. per_run: the inputs are
-    per-run tables (reduced), whose rows for one run cannot be joined."""
+    per-run tables (reduced), whose rows for one run cannot be joined; done: which inputs are
+    (the streaming reducer's), when the others are per-step."""
     def clash(run, a, b):
         return ScalelawError(f"run {run!r} is in both {a} and {b}, so the table would hold two runs under one id (or "
                              "one run twice); rename the run in one of them, or leave out an input given twice (the "
                              "log files of one run: give their folder)")
 
-    logged = [None if per_run else _logged(t) for t in parts]
+    logged = [None if per_run or (done and done[i]) else _logged(t) for i, t in enumerate(parts)]
     return _unique_ids_across(parts, names, logged, clash)
 
 
