@@ -69,12 +69,12 @@ class ScalelawGroup(click.Group):
 
 @click.group(cls=ScalelawGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="scalelaw")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, notes or warnings on stderr (errors still print).")
 def main(quiet):
     """scalelaw: scaling laws from training-run logs, with honest uncertainty.
 
     Typical flow: ingest logs into a run table, fit a law, predict or plan.
-    Every verb that computes takes --json for machine-readable output.
+    Every verb that prints results takes --json for machine-readable output.
     """
     from ..progress import set_quiet
 
