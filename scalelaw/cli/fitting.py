@@ -50,8 +50,9 @@ def _fit_options(f):
     f = click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
                      help="Loss to minimise (default: the law's, huber-log for loss laws).")(f)
     f = click.option("--delta", default="1e-3", show_default=True, metavar="DELTA|auto",
-                     help="Huber delta on log residuals, or 'auto' (1.345 x robust residual scale; "
-                          "recommended for prediction, see docs/uncertainty.md).")(f)
+                     help="Huber delta, in the residuals' units (log residuals for huber-log, raw for huber; "
+                          "unused by lsq objectives), or 'auto' (1.345 x robust residual scale; recommended for "
+                          "prediction, see docs/uncertainty.md).")(f)
     f = click.option("--fix", "fixes", multiple=True, metavar="PARAM=VALUE", help="Hold a parameter fixed.")(f)
     f = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Option for the law's data preparation (e.g. select=plateau, tol=0.0025).")(f)
