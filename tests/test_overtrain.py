@@ -136,13 +136,9 @@ def test_checkout_folder_holding_exp_data(exp_dir, tmp_path):
     assert len(gadre.load_runs(tmp_path / "scaling")) == 104
 
 
-def _no_data(monkeypatch, tmp_path, with_mirror: bool):
-    no_public_data(monkeypatch, tmp_path, with_mirror)
-
-
 @pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])
 def test_missing_testbed_is_one_clear_error(monkeypatch, tmp_path, with_mirror):
-    _no_data(monkeypatch, tmp_path, with_mirror)
+    no_public_data(monkeypatch, tmp_path, with_mirror)
     with pytest.raises(ScalelawError, match="SCALELAW_MIRROR") as e:
         gadre.load_runs()
     msg = str(e.value)

@@ -214,13 +214,9 @@ def test_steplaw_resolves_through_the_registry(mirror):
         assert np.allclose(raw[c], df[c], rtol=1e-12), c
 
 
-def _no_data(monkeypatch, tmp_path, with_mirror: bool):
-    no_public_data(monkeypatch, tmp_path, with_mirror)
-
-
 @pytest.mark.parametrize("with_mirror", [True, False], ids=["empty-mirror", "no-mirror-offline"])
 def test_steplaw_missing_data_is_one_clear_error(monkeypatch, tmp_path, with_mirror):
-    _no_data(monkeypatch, tmp_path, with_mirror)
+    no_public_data(monkeypatch, tmp_path, with_mirror)
     with pytest.raises(ScalelawError, match="SCALELAW_MIRROR") as e:
         S.load_sweep("steplaw-dense")
     msg = str(e.value)
