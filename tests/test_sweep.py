@@ -226,7 +226,7 @@ def test_steplaw_missing_data_is_one_clear_error(monkeypatch, tmp_path, with_mir
 
 
 def test_published_steplaw_fit_without_its_bootstrap_warns(monkeypatch, tmp_path):
-    _no_data(monkeypatch, tmp_path, with_mirror=True)
+    no_public_data(monkeypatch, tmp_path, with_mirror=True)
     with pytest.warns(UserWarning, match="released bootstrap is unavailable.*steplaw-bootstrap.*SCALELAW_MIRROR"):
         f = S.load_hparam_fit("steplaw-2025", law="lr_opt")
     assert f.boot is None and f.law.name == "lr_opt"
