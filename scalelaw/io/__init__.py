@@ -303,8 +303,9 @@ def _older_trainer_states(files: list) -> set:
 
 def _hf_run_folders(files: list) -> set:
     """Folders holding a ``trainer_state.json`` or a ``checkpoint-*/trainer_state.json``."""
-    return {f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
-            for f in files if f.name.lower() == "trainer_state.json"}
+    from .hf import run_folder
+
+    return {run_folder(f) for f in files if f.name.lower() == "trainer_state.json"}
 
 
 #: files only a Hugging Face Trainer writes into its output folder: its arguments
@@ -316,11 +317,12 @@ def _trainer_folders(files: list) -> dict:
     """{folder: the file that shows it}: folders a Hugging Face Trainer wrote, by the files only it
     writes (:data:`_TRAINER_SIGNS`), with or without a ``trainer_state.json``; a ``checkpoint-*``
     folder counts as its parent."""
+    from .hf import run_folder
+
     out: dict = {}
     signs = [f for f in files if f.name.lower() in _TRAINER_SIGNS]
     for f in sorted(signs, key=lambda f: _TRAINER_SIGNS.index(f.name.lower())):  # training_args.bin first
-        d = f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
-        out.setdefault(d, f.name)
+        out.setdefault(run_folder(f), f.name)
     return out
 
 
@@ -408,7 +410,9 @@ def _is_hf_side_file(f: Path, hf_runs) -> bool:
     (metrics summaries, model and tokenizer settings): not a log of its own."""
     if f.suffix.lower() != ".json" or f.name.lower() == "trainer_state.json":
         return False
-    return f.parent in hf_runs or (f.parent.name.startswith("checkpoint-") and f.parent.parent in hf_runs)
+    from .hf import run_folder
+
+    return f.parent in hf_runs or run_folder(f) in hf_runs
 
 
 def _in_hf_run(f: Path, hf_runs: set) -> bool:

@@ -52,7 +52,7 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
         if k in df.columns:
             ren[k] = "loss_train_avg"
     df = df.rename(columns=ren)
-    folder = p.parent.parent if p.parent.name.startswith("checkpoint-") else p.parent
+    folder = run_folder(p)
     run = folder.name or p.stem
     df.insert(0, "run", run)
     df.attrs["run_paths"] = {run: str(folder if folder.name else p)}
@@ -60,6 +60,12 @@ def read_trainer_state(p: Path) -> pd.DataFrame:
         df["hp_train_batch_size"] = state["train_batch_size"]
     df.attrs["source"] = str(p)
     return df
+
+
+def run_folder(f: Path) -> Path:
+    """The Trainer output folder a file in it belongs to: the file's folder, or the parent of a
+    ``checkpoint-*`` folder."""
+    return f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
 
 
 def _is_metric(key: str) -> bool:
