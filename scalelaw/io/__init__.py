@@ -284,20 +284,26 @@ def _older_trainer_states(files: list) -> set:
     at the end of training, a ``trainer_state.json`` of its own. Only one of them is read per run
     folder: the one reaching the highest step (a checkpoint's step is its number, the top-level
     file's its ``global_step``, else its last logged step), the top-level file on a tie. So a
-    top-level file left from before a run was resumed does not hide the resumed run's checkpoints."""
-    runs: dict = {}
-    for f in files:
-        if f.name.lower() != "trainer_state.json":
-            continue
+    top-level file left from before a run was resumed does not hide the resumed run's checkpoints.
+    A top-level file is parsed for its step only when its run folder has checkpoints to weigh it
+    against (the reader parses the one chosen again)."""
+    from .hf import run_folder
+
+    def rank(f):
         if f.parent.name.startswith("checkpoint-"):
             num = f.parent.name[len("checkpoint-"):]
-            runs.setdefault(f.parent.parent, []).append(((int(num) if num.isdigit() else -1, 0), f))
-        else:
-            runs.setdefault(f.parent, []).append(((_last_step(f), 1), f))
+            return int(num) if num.isdigit() else -1, 0
+        return _last_step(f), 1
+
+    runs: dict = {}
+    for f in files:
+        if f.name.lower() == "trainer_state.json":
+            runs.setdefault(run_folder(f), []).append(f)
     older = set()
     for cands in runs.values():
-        latest = max(cands, key=lambda c: c[0])[1]
-        older.update(f for _, f in cands if f != latest)
+        if len(cands) > 1:
+            latest = max(cands, key=rank)
+            older.update(f for f in cands if f != latest)
     return older
 
 
@@ -488,12 +494,13 @@ def read_folder(path: Path) -> pd.DataFrame:
     hf_runs = _hf_run_folders(files)
     trainer = _trainer_folders(files)
     model = _model_folders(files)
+    trainer_runs = hf_runs | set(trainer)
     parts, read = [], []
     for f in files:
         name = f.name.lower()
         if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
             continue
-        if f in older or _is_hf_side_file(f, hf_runs | set(trainer)):
+        if f in older or _is_hf_side_file(f, trainer_runs):
             continue
         if f.parent in model and name in _MODEL_JSON:  # a model's settings and tokenizer, not a log
             continue
