@@ -383,8 +383,7 @@ def _no_trainer_log(p: Path, trainer: dict) -> ScalelawError:
         where = f"this Hugging Face Trainer output folder ({trainer[p]})"
     else:
         rel = sorted(str(d.relative_to(p)) for d in trainer)
-        shown = ", ".join(rel[:5]) + (f" and {len(rel) - 5} more" if len(rel) > 5 else "")
-        where = f"the Hugging Face Trainer output folder{'s' if len(rel) > 1 else ''} in it ({shown})"
+        where = f"the Hugging Face Trainer output folder{'s' if len(rel) > 1 else ''} in it ({_names(rel)})"
     return ScalelawError(f"{p}: no training log found in {where}: trainer_state.json is missing (the Trainer writes "
                          "it at each checkpoint save and in trainer.save_state(): training stopped before its first "
                          "save, or save_strategy='no'), and its other files (config, tokenizer, *_results.json) are "
@@ -402,9 +401,8 @@ def _warn_unlogged_trainer_folders(p: Path, trainer: dict, hf_runs: set, read: l
     import warnings
 
     rel = [str(d.relative_to(p)) if d != p else str(p) for d in unread]
-    shown = ", ".join(rel[:5]) + (f" and {len(rel) - 5} more" if len(rel) > 5 else "")
     many = len(rel) > 1
-    warnings.warn(f"{p}: {len(rel)} Hugging Face Trainer output folder{'s' if many else ''} ({shown}) "
+    warnings.warn(f"{p}: {len(rel)} Hugging Face Trainer output folder{'s' if many else ''} ({_names(rel)}) "
                   f"{'hold' if many else 'holds'} no training log and {'are' if many else 'is'} left out: "
                   "trainer_state.json is missing (training stopped before its first save, or save_strategy='no'); "
                   "to include such a run, point at its TensorBoard logging_dir or a W&B history export",
@@ -537,7 +535,7 @@ def read_folder(path: Path) -> pd.DataFrame:
     origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs["source"] = str(p)
-    df.attrs["run_paths"] = {r: path for part in parts for r, path in (part.attrs.get("run_paths") or {}).items()}
+    df.attrs["run_paths"] = _run_paths(parts)
     if mixed:
         df.attrs["mixed_losses"] = {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()})
                                     for kind, idx in mixed.items()}
@@ -826,10 +824,7 @@ def load_tables(sources, *, mapping: Mapping[str, str] | None = None, units=None
              _finished(t, names[i], reduce=reduce, warmup=warmup, ema=ema, window=window, required=required)
              for i, t in enumerate(parts)]
     parts = _unique_input_run_ids(parts, names, per_run=bool(reduce))
-    df = pd.concat(parts, ignore_index=True, sort=False)
-    df.attrs = _joined_attrs(parts)
-    df.attrs["source"] = " + ".join(names)
-    df.attrs["run_paths"] = {r: path for t in parts for r, path in (t.attrs.get("run_paths") or {}).items()}
+    df = _joined(parts, names)
     validate(df, required=required, source=df.attrs["source"], per_run=bool(reduce))
     return df
 
@@ -869,11 +864,7 @@ def _joined_inputs(parts: list, names: list, done: list) -> tuple[list, list, li
             i = idx[0]
             out_parts.append(parts[i]), out_names.append(names[i]), out_done.append(done[i])
             continue
-        sub = [parts[i] for i in idx]
-        df = pd.concat(sub, ignore_index=True, sort=False)
-        df.attrs = _joined_attrs(sub)
-        df.attrs["source"] = " + ".join(names[i] for i in idx)
-        df.attrs["run_paths"] = {r: path for t in sub for r, path in (t.attrs.get("run_paths") or {}).items()}
+        df = _joined([parts[i] for i in idx], [names[i] for i in idx])
         out_parts.append(df), out_names.append(df.attrs["source"]), out_done.append(False)
     return out_parts, out_names, out_done
 
@@ -940,6 +931,21 @@ def _refuse_mixed_inputs(parts: list, names: list) -> None:
 def _names(names: list) -> str:
     shown = ", ".join(map(str, names[:5]))
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _run_paths(parts: list) -> dict:
+    """The tables' ``attrs["run_paths"]`` merged (run ids are unique across them by now)."""
+    return {r: path for t in parts for r, path in (t.attrs.get("run_paths") or {}).items()}
+
+
+def _joined(parts: list, names: list) -> pd.DataFrame:
+    """Inputs' tables concatenated into one, named ``a + b``, with their attrs joined (see
+    :func:`_joined_attrs`) and every run's path."""
+    df = pd.concat(parts, ignore_index=True, sort=False)
+    df.attrs = _joined_attrs(parts)
+    df.attrs["source"] = " + ".join(names)
+    df.attrs["run_paths"] = _run_paths(parts)
+    return df
 
 
 def _joined_attrs(parts: list) -> dict:
