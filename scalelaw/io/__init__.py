@@ -57,7 +57,7 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
             raise ScalelawError(f"{source}: cannot reduce per run without a {col!r} column; "
                                 f"columns are: {', '.join(map(str, df.columns[:25]))}; name it with --map {col}=<col>")
     attrs = dict(df.attrs)
-    d = df.copy()
+    d = df  # not changed in place: every step below makes a new table
     if "run" not in d.columns:
         d = _run_named_after_file(d, source)
         attrs["run_paths"] = d.attrs.get("run_paths", attrs.get("run_paths"))
