@@ -61,9 +61,7 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     if "run" not in d.columns:
         d = _run_named_after_file(d, source)
         attrs["run_paths"] = d.attrs.get("run_paths", attrs.get("run_paths"))
-    no_id = np.flatnonzero(d["run"].isna().to_numpy())
-    if len(no_id):
-        refuse_dropped_runs(None, None, source=source, warmup=warmup, no_id=(len(no_id), int(no_id[0])))
+    refuse_rows_without_run_id(d["run"], source)
     full = d
     peak = d.groupby("run")["lr"].max() if "lr" in d.columns else None
     stepped = d[d["step"].notna()]
@@ -92,8 +90,21 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
     if peak is not None:  # a run's lr is its peak (over all logged steps), not the decayed last value
         out["lr"] = peak.reindex(out["run"]).to_numpy()
     out.attrs.update(attrs)
-    out.attrs["reduce"] = {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+    out.attrs["reduce"] = _reduce_settings(how, warmup, ema, window)
     return out
+
+
+def _reduce_settings(how: str, warmup: float, ema: float, window: int | None) -> dict:
+    """What a reduced table records of its reduction (``attrs["reduce"]``), here and in the
+    streaming reducer: the smoothing window, else the EMA weight when smoothing."""
+    return {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+
+
+def refuse_rows_without_run_id(run: pd.Series, source: str) -> None:
+    """Refuse rows without a run id (see :func:`refuse_dropped_runs`); ``run`` is the run column."""
+    no_id = np.flatnonzero(run.isna().to_numpy())
+    if len(no_id):
+        refuse_dropped_runs(None, None, source=source, no_id=(len(no_id), int(no_id[0])))
 
 
 def _runs(names) -> str:

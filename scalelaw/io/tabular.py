@@ -247,7 +247,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from . import refuse_dropped_runs
+    from . import _reduce_settings, refuse_dropped_runs
 
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     # pyarrow's threaded streaming reader was slower than one thread on 2 vCPUs (measured: 2.6 vs
@@ -429,7 +429,6 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     out = out.sort_values(run_col, kind="stable").reset_index(drop=True)
     out.attrs["source"] = str(p)
     out = normalize(out, mapping=mapping, units=units, source=str(p))
-    out.attrs["reduce"] = {"how": how, "warmup": warmup,
-                           **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+    out.attrs["reduce"] = _reduce_settings(how, warmup, ema, window)
     out.attrs["format"] = "csv-stream"
     return out

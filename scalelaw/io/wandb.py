@@ -114,11 +114,9 @@ def _check_steps(df: pd.DataFrame, p: Path, unit: str) -> None:
     keys = pd.DataFrame({"run": df[run] if run else "", "step": step})
     dup = keys.duplicated()
     if dup.any() and run:
-        from . import refuse_dropped_runs
+        from . import refuse_rows_without_run_id
 
-        no_id = np.flatnonzero(df[run].isna().to_numpy())
-        if len(no_id):
-            refuse_dropped_runs(None, None, source=str(p), no_id=(len(no_id), int(no_id[0])))
+        refuse_rows_without_run_id(df[run], str(p))
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
         of = f" for run {df[run].iloc[i]!r}" if run else ""
