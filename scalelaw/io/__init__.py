@@ -122,13 +122,19 @@ def _it(names) -> str:
     return "it" if len(names) == 1 else "them"
 
 
+def _is_other_loss(col) -> bool:
+    """A loss column other than the table's ``loss`` (``loss_train``, ``loss_val``, ...; not the
+    raw loss a smoothed reduction keeps beside it), which ``--map loss=`` could choose."""
+    return str(col).startswith("loss_") and col != "loss_raw"
+
+
 def _what_runs_logged(d: pd.DataFrame, kept: set) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-run summaries :func:`refuse_dropped_runs` takes, from a per-step table (before the
     warm-up cut; every row with a run id) and the runs the reduced table keeps. Other loss columns
     are named as in the user's input (``attrs["columns_from"]``, see :func:`scalelaw.schema.normalize`),
     which is what ``--map`` takes."""
     named = d.attrs.get("columns_from") or {}
-    other = [c for c in d.columns if str(c).startswith("loss_") and c != "loss_raw"]
+    other = [c for c in d.columns if _is_other_loss(c)]
     logged = d[["loss"] + other].notna().groupby(d["run"], sort=True).any()
     runs = pd.DataFrame({"loss": logged["loss"],
                          "last": d["step"].where(d["loss"].notna()).groupby(d["run"], sort=True).max()})
@@ -924,7 +930,7 @@ def _refuse_mixed_inputs(parts: list, names: list) -> None:
             can = set(_HF_LOSSES.values())
         else:
             named = df.attrs.get("columns_from") or {}
-            can = {named.get(c, c) for c in df.columns if str(c).startswith("loss_") and c != "loss_raw"}
+            can = {named.get(c, c) for c in df.columns if _is_other_loss(c)}
             can |= {origin} - {"loss"}
         choices = can if choices is None else choices & can
     if len(kinds) < 2:

@@ -247,7 +247,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from . import _reduce_settings, refuse_dropped_runs
+    from . import _is_other_loss, _reduce_settings, refuse_dropped_runs
 
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     # pyarrow's threaded streaming reader was slower than one thread on 2 vCPUs (measured: 2.6 vs
@@ -285,8 +285,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     lr_col = next((c for c in num_cols if names_of.get(c) == "lr"), None)
     i_lr = num_cols.index(lr_col) if lr_col else None
     # the other loss columns (named as in the file, as --map takes them): which of them a run left out logs
-    i_other = [j for j, c in enumerate(num_cols) if str(names_of.get(c)).startswith("loss_")
-               and names_of.get(c) != "loss_raw"]
+    i_other = [j for j, c in enumerate(num_cols) if _is_other_loss(names_of.get(c))]
     lr_max: list[float] = []
     best_loss: list[float] = []
     ids: dict[str, int] = {}
