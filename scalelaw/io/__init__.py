@@ -282,17 +282,6 @@ def _accepts(fn) -> set:
     return set(inspect.signature(fn).parameters)
 
 
-#: the W&B run-settings files a history export reads beside it (see ``wandb._sidecar``)
-_SIDECAR_ENDS = ("_config.json", ".config.json", "_summary.json", ".summary.json")
-
-
-def _is_sidecar(f: Path, stems: set) -> bool:
-    """``<stem>_config.json``, ``<stem>.summary.json``, ... beside another file ``<stem>.*``: the
-    settings a W&B history export reads (:func:`scalelaw.io.wandb.read_history`), not a log."""
-    low = f.name.lower()
-    return any(low.endswith(end) and (f.parent, f.name[: -len(end)]) in stems for end in _SIDECAR_ENDS)
-
-
 def _older_trainer_states(files: list) -> set:
     """The ``trainer_state.json`` files of a folder that are not their run's latest.
 
@@ -502,6 +491,8 @@ def read_folder(path: Path) -> pd.DataFrame:
     otherwise; in a folder of runs of both kinds, every HF run's loss is kept as ``loss_eval`` or
     ``loss_train`` instead (no ``loss`` column mixing the two), and :func:`load_table` asks for
     ``--map loss=loss_eval`` or ``--map loss=loss_train``, naming the runs of each kind."""
+    from .wandb import is_sidecar
+
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
     stems = {(f.parent, f.stem) for f in files}
@@ -513,7 +504,7 @@ def read_folder(path: Path) -> pd.DataFrame:
     parts, read = [], []
     for f in files:
         name = f.name.lower()
-        if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or _is_sidecar(f, stems):
+        if name in ("config.json", "summary.json", "wandb-summary.json", "config.yaml") or is_sidecar(f, stems):
             continue
         if f in older or _is_hf_side_file(f, trainer_runs):
             continue

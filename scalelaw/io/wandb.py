@@ -37,8 +37,20 @@ def _flat_config(cfg: dict) -> dict:
     return out
 
 
+#: the run-settings files a history export ``<stem>.*`` reads beside it: ``<stem><end>``
+_SIDECAR_ENDS = {kind: (f"_{kind}.json", f".{kind}.json") for kind in ("config", "summary")}
+
+
+def is_sidecar(f: Path, stems: set) -> bool:
+    """``<stem>_config.json``, ``<stem>.summary.json``, ... beside another file ``<stem>.*``
+    (``stems``: {(folder, stem)}): the settings :func:`read_history` reads, not a log."""
+    low = f.name.lower()
+    return any(low.endswith(end) and (f.parent, f.name[: -len(end)]) in stems
+               for ends in _SIDECAR_ENDS.values() for end in ends)
+
+
 def _sidecar(p: Path, kind: str) -> Path | None:
-    names = [f"{p.stem}_{kind}.json", f"{p.stem}.{kind}.json", f"{kind}.json"]
+    names = [p.stem + end for end in _SIDECAR_ENDS[kind]] + [f"{kind}.json"]
     if kind == "summary":
         names.append("wandb-summary.json")
     return next((p.parent / n for n in names if (p.parent / n).is_file()), None)
