@@ -521,10 +521,9 @@ def read_folder(path: Path) -> pd.DataFrame:
         if fmt == "regmix":
             continue
         df = read_raw(f, fmt)
-        if _run_column(df) is None:
+        if _run_column(df) is None:  # one run's log, named after its folder (its stem at the top)
             rel = f.parent.relative_to(p)
-            df["run"] = run = str(rel) if str(rel) != "." else f.stem
-            df.attrs["run_paths"] = {run: str(f)}
+            df = _one_run(df, str(rel) if str(rel) != "." else f.stem, f)
         parts.append(df)
         read.append((f, fmt))
     if not parts and trainer:
@@ -729,11 +728,17 @@ def load_table(source, *, mapping: Mapping[str, str] | None = None, units=None, 
 
 def _run_named_after_file(df: pd.DataFrame, source) -> pd.DataFrame:
     """A per-step table without a run column is one run's log: name the run after its file (its
-    stem; recorded in ``attrs["run_paths"]`` so clashes get a longer path, see scalelaw.io.runids)."""
-    out = df.assign(run=Path(str(source)).stem or "run")
+    stem)."""
+    return _one_run(df, Path(str(source)).stem or "run", source if Path(str(source)).is_file() else None)
+
+
+def _one_run(df: pd.DataFrame, run: str, path=None) -> pd.DataFrame:
+    """``df``, a log without a run column, as the one run ``run``; the log's ``path`` is recorded in
+    ``attrs["run_paths"]`` so that clashing ids get a longer path (see scalelaw.io.runids)."""
+    out = df.assign(run=run)
     out.attrs = dict(df.attrs)
-    if Path(str(source)).is_file():
-        out.attrs["run_paths"] = {out["run"].iloc[0] if len(out) else "run": str(source)}
+    if path is not None:
+        out.attrs["run_paths"] = {run: str(path)}
     return out
 
 
