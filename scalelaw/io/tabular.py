@@ -248,6 +248,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
     import pyarrow.csv as pacsv
 
     from . import _is_other_loss, _reduce_settings, refuse_dropped_runs
+    from .wandb import _BAND
 
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     # pyarrow's threaded streaming reader was slower than one thread on 2 vCPUs (measured: 2.6 vs
@@ -273,7 +274,7 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         first = pd.read_csv(p, sep=sep, nrows=2000)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise ScalelawError(f"{p}: cannot parse as CSV ({str(exc).strip().splitlines()[-1][:200]}); fix the file") from None
-    band = ("__MIN", "__MAX") if wandb else ()  # the min/max columns read_history drops
+    band = _BAND if wandb else ()  # the min/max columns read_history drops
     num_cols = [c for c in header if c != run_col and c in first.columns and not (band and c.endswith(band))
                 and (pd.api.types.is_numeric_dtype(first[c]) and not pd.api.types.is_bool_dtype(first[c]))]
     if step_col not in num_cols or loss_col not in num_cols:
