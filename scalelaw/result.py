@@ -189,17 +189,14 @@ class Fit:
         out = df[list(self.law.inputs)].copy()
         out["mean"] = mean
         s = self.param_samples()
-        # a bounded target (an error rate): whether the unclipped value, interval or band left it
-        beyond_lo = beyond_hi = np.zeros(len(df), dtype=bool)
         bounded = self.law.target_range is not None
+        beyond = None   # a bounded target (an error rate): where the unclipped interval left its range
         if s is not None:
             P = {n: s[:, i][:, None] for i, n in enumerate(self.law.param_names)}
             draws = np.asarray(self.law.evaluate(Xd, P), dtype=float)
             draws = np.broadcast_to(draws, (s.shape[0], len(df)))
             if bounded:
-                raw_lo, raw_hi = percentile_interval(draws, level)
-                beyond_lo, beyond_hi = self._beyond(raw_lo), self._beyond(raw_hi)
-                draws = self.law.clip_target(draws)[0]
+                _, (draws,), beyond = clip_to_target(self, level, draws=(draws,))
             lo, hi = percentile_interval(draws, level)
         else:
             lo = hi = np.full(len(df), np.nan)
@@ -222,12 +219,12 @@ class Fit:
             out["pred_lower"] = mean - np.sqrt((mean - lo_c) ** 2 + (z * sd) ** 2)
             out["pred_upper"] = mean + np.sqrt((hi_c - mean) ** 2 + (z * sd) ** 2)
         if bounded:
-            for c in ("mean", "pred_lower", "pred_upper"):
-                v = out[c].to_numpy(dtype=float)
-                beyond_lo = beyond_lo | self._beyond(v)
-                beyond_hi = beyond_hi | self._beyond(v, upper=True)
-                out[c] = self.law.clip_target(v)[0]
-            msg = bound_warning(self, beyond_lo, beyond_hi, level, inputs=df[list(self.law.inputs)])
+            cols = ("mean", "pred_lower", "pred_upper")
+            clipped, _, beyond = clip_to_target(self, level, [out[c].to_numpy(dtype=float) for c in cols],
+                                                beyond=beyond)
+            for c, v in zip(cols, clipped):
+                out[c] = v
+            msg = bound_warning(self, *beyond, level, inputs=df[list(self.law.inputs)])
             if msg:
                 import warnings
                 warnings.warn(msg, stacklevel=2)
@@ -235,15 +232,6 @@ class Fit:
         # NaN (JSON null) when an input has no recorded range: 1.0 would claim "inside"
         out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex and self.has_range else np.nan
         return out
-
-    def _beyond(self, v, upper: bool | None = None) -> np.ndarray:
-        """Where v lies past the lower (or, with upper=True, the upper; None: either) end of the target range."""
-        lo, hi = self.law.target_range
-        v = np.asarray(v, dtype=float)
-        with np.errstate(invalid="ignore"):
-            if upper is None:
-                return (v < lo) | (v > hi)
-            return v > hi if upper else v < lo
 
     def optimum(self, level: float | None = None, **given) -> dict:
         """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals."""
@@ -365,6 +353,28 @@ def load_fit(path, law: str | None = None) -> Fit:
     if law is not None and d["law"] != get_law(law).name:
         raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
     return Fit.from_dict(d)
+
+
+def clip_to_target(fit: Fit, level: float, values=(), draws=(), beyond=None):
+    """Clip predictions of a bounded target (``Law.target_range``, e.g. an error rate in [0, 1]).
+
+    values: per-point arrays (a mean, interval or band ends); draws: (samples, points) arrays (or
+    (samples,) for one point) whose ``level`` interval is judged before clipping. Returns (values
+    clipped, draws clipped, (beyond_lo, beyond_hi)): per point, whether an unclipped value or
+    interval end passed the lower / upper end, OR-ed with ``beyond`` (an earlier call's) -- what
+    :func:`bound_warning` takes. Fit.predict, gadre.chain_predict and plan use this one sequence."""
+    lo, hi = fit.law.target_range
+    blo, bhi = beyond if beyond is not None else (False, False)
+    judged = [np.asarray(v, dtype=float) for v in values]
+    for d in draws:
+        d = np.asarray(d, dtype=float)
+        if np.isfinite(d).any():   # all NaN: no interval to judge
+            judged += percentile_interval(d, level)
+    with np.errstate(invalid="ignore"):
+        for v in judged:
+            blo, bhi = blo | (v < lo), bhi | (v > hi)
+    clip = lambda v: fit.law.clip_target(v)[0]
+    return [clip(v) for v in values], [clip(d) for d in draws], (np.asarray(blo), np.asarray(bhi))
 
 
 def bound_warning(fit: Fit, beyond_lo, beyond_hi, level: float, role: str | None = None,

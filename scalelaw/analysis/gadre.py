@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import ScalelawError
 from ..law import get_law
+from ..result import bound_warning, clip_to_target
 from ..uncertainty import percentile_interval
 
 # ---- the testbed -----------------------------------------------------------------------------
@@ -294,26 +295,21 @@ def chain_predict(loss_fit, err_fit, X, level: float = 0.95, seed: int = 0) -> p
         Ln = _scatter(Ld, lf, rng)
         En = _scatter(np.asarray(ef.law.evaluate({"loss": Ln}, Pe), dtype=float) * np.ones_like(Ln), ef, rng)
         plo, phi = percentile_interval(Ln, level)
-        elo, ehi = percentile_interval(Ed, level)
-        qlo, qhi = percentile_interval(En, level)
     if ef.law.target_range is not None:
         # an error rate stays in its range (Law.target_range): the unclipped mean, interval and band
         # say whether the chain left it; the reported ones come from draws clipped to it
-        vals = (err_mean, elo, ehi, qlo, qhi)
-        beyond_lo = np.any([ef._beyond(v, upper=False) for v in vals], axis=0)
-        beyond_hi = np.any([ef._beyond(v, upper=True) for v in vals], axis=0)
-        err_mean = ef.law.clip_target(err_mean)[0]
-        if sl is not None and (beyond_lo | beyond_hi).any():
-            elo, ehi = percentile_interval(ef.law.clip_target(Ed)[0], level)
-            qlo, qhi = percentile_interval(ef.law.clip_target(En)[0], level)
-        from ..result import bound_warning
-
-        msg = bound_warning(ef, beyond_lo, beyond_hi, level, role="error",
+        (err_mean,), clipped, beyond = clip_to_target(ef, level, (err_mean,), (Ed, En) if sl is not None else ())
+        if sl is not None:
+            Ed, En = clipped
+        msg = bound_warning(ef, *beyond, level, role="error",
                             inputs=df[[c for c in lf.law.inputs if c in df.columns]].reset_index(drop=True))
         if msg:
             import warnings
 
             warnings.warn(msg, stacklevel=2)
+    if sl is not None:
+        elo, ehi = percentile_interval(Ed, level)
+        qlo, qhi = percentile_interval(En, level)
     out["loss_lower"], out["loss_upper"] = llo, lhi
     out["error_mean"] = err_mean
     out["error_lower"], out["error_upper"] = elo, ehi

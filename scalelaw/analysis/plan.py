@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ScalelawError
-from ..result import EXTRAPOLATION_WARN, Fit, bound_warning, no_range_warning
+from ..result import EXTRAPOLATION_WARN, Fit, bound_warning, clip_to_target, no_range_warning
 from ..uncertainty import percentile_interval
 
 FLOPS_PER_TOKEN_PARAM = 6.0
@@ -225,18 +225,11 @@ def _numeric_split(fit: Fit, P: dict, C: np.ndarray, extra=None):
 def _clip_bounded(fit: Fit, key: str, values: dict, dvals: dict | None, level: float, warnings_: list) -> None:
     """Clip the value and the draws of ``key`` to the fit's target range (Law.target_range), with a
     warning when the value or its interval would have left it (the law is then far outside its data)."""
-    law = fit.law
-    v, out_v = law.clip_target(values[key])
-    lo_b, hi_b = law.target_range
-    beyond_lo, beyond_hi = out_v & (values[key] < lo_b), out_v & (values[key] > hi_b)
+    draws = (dvals[key],) if dvals is not None else ()
+    (values[key],), clipped, beyond = clip_to_target(fit, level, (values[key],), draws)
     if dvals is not None:
-        arr = np.asarray(dvals[key], dtype=float)
-        if np.isfinite(arr).any():
-            a, b = percentile_interval(arr[np.isfinite(arr)], level)
-            beyond_lo, beyond_hi = beyond_lo | (a < lo_b), beyond_hi | (b > hi_b)
-        dvals[key] = law.clip_target(arr)[0]
-    values[key] = v
-    msg = bound_warning(fit, beyond_lo, beyond_hi, level, role=key)
+        dvals[key] = clipped[0]
+    msg = bound_warning(fit, *beyond, level, role=key)
     if msg:
         warnings_.append(msg)
 
