@@ -1,6 +1,7 @@
 """Options and helpers shared by the CLI verbs."""
 from __future__ import annotations
 
+import math
 import sys
 from typing import Iterable
 
@@ -11,17 +12,34 @@ from ..util import dumps
 
 
 def parse_pairs(pairs: Iterable[str], option: str, numeric: bool = False, example: str = "N=7e10",
-                many: bool = True) -> dict:
-    """Parse repeated KEY=VALUE options; numeric values as floats (several comma-separated when ``many``)."""
+                many: bool = True, strip: str | None = None) -> dict:
+    """Parse repeated KEY=VALUE options; numeric values as floats (several comma-separated when ``many``).
+
+    With ``strip`` (mixture domains: ``strip="mix_"``) the keys are DOMAINs: a leading ``strip`` is
+    dropped, a domain given twice is refused and each value must be one finite number.
+    """
+    key = "KEY" if strip is None else "DOMAIN"
     out = {}
     for item in pairs or ():
         if "=" not in item:
-            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r} (e.g. {option} {example})")
+            raise ScalelawError(f"{option} expects {key}=VALUE; got {item!r} (e.g. {option} {example})")
         k, v = item.split("=", 1)
         k, v = k.strip(), v.strip()
+        if strip:
+            k = k[len(strip):] if k.startswith(strip) else k
         if not k or not v:
-            raise ScalelawError(f"{option} expects KEY=VALUE; got {item!r} (e.g. {option} {example})")
-        if numeric:
+            raise ScalelawError(f"{option} expects {key}=VALUE; got {item!r} (e.g. {option} {example})")
+        if strip is not None:
+            try:
+                x = float(v)
+            except ValueError:
+                x = math.nan
+            if not math.isfinite(x):
+                raise ScalelawError(f"{option} {k}= needs a finite number; got {v!r}")
+            if k in out:
+                raise ScalelawError(f"{option} gives domain {k!r} twice ({out[k]:g} and {x:g}); give it once.")
+            out[k] = x
+        elif numeric:
             try:
                 vals = [float(x) for x in v.split(",")] if many else [float(v)]
             except ValueError:

@@ -1,35 +1,18 @@
 """`scalelaw mixture fit|evaluate|recommend`: data-mixture regression (RegMix) and mixture recommendation."""
 from __future__ import annotations
 
-import math
-
 import click
 
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import LEVEL, boot_option, emit_json, force_option, json_option, level_option, seed_option
+from .common import (LEVEL, boot_option, emit_json, force_option, json_option, level_option, parse_pairs,
+                     seed_option)
 
 
 def _pairs(items, option: str) -> dict:
     """Repeated DOMAIN=NUMBER options (a leading mix_ is dropped) as {domain: float}."""
-    out = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ScalelawError(f"{option} expects DOMAIN=VALUE; got {item!r} (e.g. {option} pile_cc=0.3)")
-        k, v = item.split("=", 1)
-        k = k.strip()
-        k = k[len("mix_"):] if k.startswith("mix_") else k
-        try:
-            x = float(v)
-        except ValueError:
-            x = math.nan
-        if not math.isfinite(x):
-            raise ScalelawError(f"{option} {k}= needs a finite number; got {v.strip()!r}")
-        if k in out:
-            raise ScalelawError(f"{option} gives domain {k!r} twice ({out[k]:g} and {x:g}); give it once.")
-        out[k] = x
-    return out
+    return parse_pairs(items, option, example="pile_cc=0.3", strip="mix_")
 
 
 def _strength(value: str):
