@@ -539,15 +539,15 @@ def read_folder(path: Path) -> pd.DataFrame:
     parts = _unique_run_ids(parts, read, p)
     parts = _aligned_columns(parts)
     mixed = _unmix_hf_losses(parts)
-    origins = {part.attrs.get("loss_column") for part in parts if "loss" in part.columns}
+    loss_from = _common_loss_column(parts)
     df = pd.concat(parts, ignore_index=True, sort=False)
     df.attrs["source"] = str(p)
     df.attrs["run_paths"] = _run_paths(parts)
     if mixed:
         df.attrs["mixed_losses"] = {kind: sorted({str(r) for i in idx for r in parts[i]["run"].unique()})
                                     for kind, idx in mixed.items()}
-    elif len(origins) == 1 and None not in origins:  # every loss came from one reader's choice (e.g. eval_loss)
-        df.attrs["loss_column"] = origins.pop()
+    elif loss_from is not None:  # every loss came from one reader's choice (e.g. eval_loss)
+        df.attrs["loss_column"] = loss_from
     return df
 
 
@@ -974,9 +974,16 @@ def _joined_attrs(parts: list) -> dict:
     for t in parts:  # a table with the column under its own name
         clash |= {c for c in named if c in t.columns and c not in (t.attrs.get("columns_from") or {})}
     attrs["columns_from"] = {c: o for c, o in named.items() if c not in clash}
-    origins = {t.attrs.get("loss_column") for t in parts if "loss" in t.columns}
-    if len(origins) == 1 and None not in origins:
-        attrs["loss_column"] = origins.pop()
+    loss_from = _common_loss_column(parts)
+    if loss_from is not None:
+        attrs["loss_column"] = loss_from
     else:
         attrs.pop("loss_column", None)
     return attrs
+
+
+def _common_loss_column(parts: list) -> str | None:
+    """The ``attrs["loss_column"]`` every table with a ``loss`` column has (where its loss came from),
+    when they all agree; None when they differ or one does not say."""
+    origins = {t.attrs.get("loss_column") for t in parts if "loss" in t.columns}
+    return origins.pop() if len(origins) == 1 and None not in origins else None
