@@ -51,6 +51,11 @@ def parse_pairs(pairs: Iterable[str], option: str, numeric: bool = False, exampl
     return out
 
 
+def count(k: int, what: str) -> str:
+    """``k`` and ``what``, plural unless k is 1: "1 file", "3 files"."""
+    return f"{k} {what}{'' if k == 1 else 's'}"
+
+
 def coerce(v: str):
     """A string option value as bool, int, float or str."""
     low = v.lower()

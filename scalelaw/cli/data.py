@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..util import atomic_write_bytes, check_writable, dumps
 from .app import main
-from .common import emit_json, force_option, json_option, load_data, table_options
+from .common import count, emit_json, force_option, json_option, load_data, table_options
 
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
@@ -21,10 +21,6 @@ def _short(text: str, width: int = 72) -> str:
         return first
     cut = first[:width].rsplit(" ", 1)[0].rstrip(",;(")
     return cut + " ..."
-
-
-def _n(k: int, what: str) -> str:
-    return f"{k} {what}{'' if k == 1 else 's'}"
 
 
 @main.group("data")
@@ -63,7 +59,7 @@ def data_info(name, as_json):
     src = f"github.com/{d['owner']}/{d['repo']} @ {d['commit']}" if d["owner"] else "the public-data mirror (extra/)"
     click.echo(f"{d['name']}: {d['description']}")
     click.echo(f"  source:   {src}")
-    click.echo(f"  paths:    {', '.join(d['paths'])} ({_n(d['n_files'], 'file')})")
+    click.echo(f"  paths:    {', '.join(d['paths'])} ({count(d['n_files'], 'file')})")
     if d["n_files"] == 1:
         click.echo(f"  sha256:   {next(iter(d['files'].values()))}")
     else:
@@ -158,7 +154,7 @@ def ingest(logs, output, maps, units, reduce, warmup, ema, window, fmt, force, a
     if as_json:
         click.echo(dumps(s))
     else:
-        click.echo(f"wrote {output}: {_n(s['rows'], 'row')}, {_n(s['runs'], 'run')}, {_n(len(s['columns']), 'column')}")
+        click.echo(f"wrote {output}: {count(s['rows'], 'row')}, {count(s['runs'], 'run')}, {count(len(s['columns']), 'column')}")
 
 
 @main.command("inspect")
@@ -173,7 +169,7 @@ def inspect_cmd(table, maps, units, as_json):
     if as_json:
         emit_json(s)
         return
-    click.echo(f"{s['source']}: {_n(s['rows'], 'row')}, {_n(s['runs'], 'run')}")
+    click.echo(f"{s['source']}: {count(s['rows'], 'row')}, {count(s['runs'], 'run')}")
     for col, (lo, hi) in s["ranges"].items():
         click.echo(f"  {col:<12} {lo:.4g} .. {hi:.4g}")
     if s["units"]:

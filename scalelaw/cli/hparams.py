@@ -10,7 +10,7 @@ from ..errors import ScalelawError
 from .app import main
 from ..result import EXTRAPOLATION_WARN, no_range_warning
 from .fitting import frame_text
-from .common import (emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
+from .common import (count, emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
                      warn, where_option)
 
 
@@ -194,7 +194,7 @@ def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, b
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     html = "<html><head><meta charset='utf-8'></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     atomic_write_text(output, html, force=force)
-    click.echo(f"wrote {output} ({len(figs)} figure{'s' if len(figs) != 1 else ''})")
+    click.echo(f"wrote {output} ({count(len(figs), 'figure')})")
 
 
 @sweep_group.command("cellboot")
