@@ -98,6 +98,22 @@ def test_error_interval_is_clipped_to_the_unit_interval_with_a_warning():
     assert 0 < row["pred_lower"] < row["lower"] < row["mean"] < row["upper"] < row["pred_upper"] < 1
 
 
+def test_clip_to_target_judges_unclipped_values_and_draws_at_both_ends():
+    """The one clipping step of Fit.predict, chain_predict and plan: a value past 1 and a draw
+    interval past 0 are flagged at their own end, both are clipped, and the warning names both."""
+    from scalelaw.result import bound_warning, clip_to_target, load_fit
+
+    f = load_fit(ERR_FIT)
+    draws = np.array([[-0.2, 0.5, 0.4], [0.1, 0.6, 0.5], [0.3, 0.7, 0.6]])     # (samples, points)
+    (v,), (d,), (lo, hi) = clip_to_target(f, 0.9, [np.array([0.5, 1.2, 0.5])], [draws])
+    assert v.tolist() == [0.5, 1.0, 0.5] and d.min() == 0.0 and d[1:].tolist() == draws[1:].tolist()
+    assert lo.tolist() == [True, False, False] and hi.tolist() == [False, True, False]
+    msg = bound_warning(f, lo, hi, 0.9)
+    assert "reaches the bound 0 and 1 of [0, 1] at 2 of 3 points" in msg
+    _, _, again = clip_to_target(f, 0.9, [np.array([0.5, 0.5, 0.5])], beyond=(lo, hi))   # an earlier call's masks carry over
+    assert again[0].tolist() == lo.tolist() and again[1].tolist() == hi.tolist()
+
+
 def test_cli_predict_says_the_error_interval_hit_its_bound():
     from scalelaw.cli import main
 
