@@ -47,12 +47,20 @@ def test_wandb_panel_export(tmp_path):
     assert fin.set_index("run")["loss"].to_dict() == {"run-a": 2.2, "run-b": 2.9}
 
 
-def test_wandb_panel_bad_value(tmp_path):
-    p = tmp_path / "panel.csv"
-    p.write_text("Step,run-a - loss\n1,3.0\n2,abc\n")
-    with pytest.raises(ScalelawError, match="line 3"):
+@pytest.mark.parametrize("name,text,match", [
+    pytest.param("panel.csv", "Step,run-a - loss\n1,3.0\n2,abc\n", "line 3", id="wandb-panel-bad-value"),
+    pytest.param("trainer_state.json", '{"log_history": [{"loss": 3.0}]}', "no 'step'", id="hf-entry-without-step"),
+    pytest.param("trainer_state.json", '{"log_history": [', "line 1", id="hf-not-json"),
+    # json.loads reads NaN: the entry was silently dropped by the per-step merge
+    pytest.param("trainer_state.json", '{"log_history": [{"step": 10, "loss": 3.0}, {"step": NaN, "loss": 2.0}]}',
+                 "entry 1 has step nan", id="hf-step-not-finite"),
+    pytest.param("x.log", "hello\nworld\n", "not a recognised text log", id="unknown-text-log"),
+])
+def test_malformed_log_refused(tmp_path, name, text, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ScalelawError, match=match):
         load_table(p)
-
 
 
 def test_wandb_history_step_must_be_there_and_a_number(tmp_path):
@@ -227,17 +235,6 @@ def test_hf_trainer_state(tmp_path, fixtures):
     assert fin["loss"].iloc[0] == 3.1 and fin["lr"].iloc[0] == 5e-5
 
 
-def test_hf_trainer_state_malformed(tmp_path):
-    p = tmp_path / "trainer_state.json"
-    p.write_text('{"log_history": [{"loss": 3.0}]}')
-    with pytest.raises(ScalelawError, match="no 'step'"):
-        load_table(p)
-    p.write_text('{"log_history": [')
-    with pytest.raises(ScalelawError, match="line 1"):
-        load_table(p)
-
-
-
 def test_is_number_is_one_shared_check():
     import numpy as np
 
@@ -269,14 +266,6 @@ def test_hf_trainer_state_text_loss_is_an_error_not_a_dropped_step(tmp_path):
     # other text fields (e.g. from a callback) are not step metrics and are left out
     p = _trainer_state(tmp_path, [{"step": 10, "loss": 3.0, "note": "warmup done"}])
     assert load_table(p).columns.tolist() == ["run", "step", "loss"]
-
-
-def test_hf_trainer_state_step_must_be_finite(tmp_path):
-    # json.loads reads NaN: the entry was silently dropped by the per-step merge
-    p = tmp_path / "trainer_state.json"
-    p.write_text('{"log_history": [{"step": 10, "loss": 3.0}, {"step": NaN, "loss": 2.0}]}')
-    with pytest.raises(ScalelawError, match="entry 1 has step nan"):
-        load_table(p)
 
 
 def test_hf_trainer_state_conflicting_values_at_one_step(tmp_path):
@@ -527,13 +516,6 @@ def test_nanogpt_malformed_line(tmp_path, fixtures):
     p = tmp_path / "n.log"
     p.write_text(text)
     with pytest.raises(ScalelawError, match="n.log line 15"):
-        load_table(p)
-
-
-def test_unknown_text_log(tmp_path):
-    p = tmp_path / "x.log"
-    p.write_text("hello\nworld\n")
-    with pytest.raises(ScalelawError, match="not a recognised text log"):
         load_table(p)
 
 
