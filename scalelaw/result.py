@@ -593,7 +593,7 @@ class Summary:
                 + ("<th>note</th>" if notes else "") + "</tr>")
         return (f"<div class='scalelaw-summary'><p><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
                 f"data: {esc(str(f.data.get('source')))}, rows: {esc(self.rows_text())}"
-                + (f" ({esc(self.rows_why())})" if self.rows_why() else "")
+                + (f" ({esc(why)})" if (why := self.rows_why()) else "")
                 + f"; objective: {esc(str(f.objective.get('name')))}</p>"
                 f"<table>{head}{rows}</table>"
                 f"<table><tr><th colspan=2>health</th></tr>{checks}</table></div>")
