@@ -850,6 +850,7 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
         pr, psrc = default_prior(domains, X)
     else:
         pr, psrc = _parse_prior(prior, domains), "given"
+    sha = table_sha256(df, domains, target)
     opts, vinfo, vdata = {}, None, None
     if model == "gbdt":
         opts = {"rounds": rounds if rounds is not None else GBDT_DEFAULTS["rounds"],
@@ -864,7 +865,7 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
             vdf, Xv, yv = _read_xy(valid, domains, target, vsrc, "the training table")
             vdata = (Xv, yv)
             vinfo = {"source": vsrc, "sha256": table_sha256(vdf, domains, target), "rows": len(vdf)}
-            if vinfo["sha256"] == table_sha256(df, domains, target):
+            if vinfo["sha256"] == sha:
                 raise ScalelawError(f"--valid {vsrc} is the training table {src}; early stopping on the runs being "
                                     "fitted never stops. Give held-out runs.")
     m = make_model(model, **opts)
@@ -878,7 +879,7 @@ def fit_mixture(table, target: str, model: str = "linear", source: str | None = 
     if vinfo:
         settings["valid"] = vinfo
     fit = MixtureFit(model=m, target=target, domains=domains, prior=pr, prior_source=psrc,
-                     data={"source": src, "sha256": table_sha256(df, domains, target), "rows": len(df)},
+                     data={"source": src, "sha256": sha, "rows": len(df)},
                      settings=settings)
     fit.metrics["train"] = metrics(m.predict(X), y)
     for i, t in enumerate(tests, start=1):
