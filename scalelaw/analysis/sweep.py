@@ -372,8 +372,6 @@ def evaluate_setting(g: pd.DataFrame, lr: float, batch: float, loss: str) -> dic
 def fit_pair(prepared: pd.DataFrame, lr_law: str = "lr_opt", bs_law: str = "bs_opt", boot: int = 0,
              seed: int = 0, source: str | None = None):
     """Fit the lr and batch laws on already-prepared rows (OLS in log space); returns (lr_fit, bs_fit)."""
-    import warnings
-
     from ..fit import fit
 
     opts = {"select": "none"}
@@ -478,8 +476,6 @@ def steplaw_refit(df: pd.DataFrame, boot: int = 1000, seed: int = 0, tol: float 
     Step Law reports ({"lr_opt": {...}, "bs_opt": {...}}; c as exp(mean ln c)). ``bs_law``
     "bs_opt_nd" fits ln batch on (ln N, ln D) instead.
     """
-    import warnings
-
     from ..fit import fit
 
     opts = {"select": "plateau", "tol": tol}
@@ -778,7 +774,6 @@ def bootstrap_cells(fit_result, df: pd.DataFrame, k: int = 1000, seed: int = 0):
     ``settings["bootstrap"] = "cells"``.
     """
     import copy
-    import warnings
 
     from ..fit import fit, prepare as fit_prepare
     from ..uncertainty import resample_weights
