@@ -257,17 +257,17 @@ def _verify(p: Path, sha: str, where: str) -> None:
 
 def _download(url: str, dest: Path, sha: str, name: str = "") -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    what = f"dataset {name}: " if name else ""
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             data = r.read()
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        what = f"dataset {name}: " if name else ""
         raise ScalelawError(f"{what}cannot download {url} ({reason}); set SCALELAW_MIRROR to a local mirror of the "
                             "public data, or connect to the internet") from None
     got = hashlib.sha256(data).hexdigest()
     if got != sha:
-        raise ScalelawError(f"{'dataset ' + name + ': ' if name else ''}download of {url} has sha256 {got[:12]}..., expected {sha[:12]}...; "
+        raise ScalelawError(f"{what}download of {url} has sha256 {got[:12]}..., expected {sha[:12]}...; "
                             "retry later, or use a mirror (SCALELAW_MIRROR)")
     # a stale (unverified) copy may be in the cache: replace it
     atomic_write_bytes(dest, data, force=True)
