@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from . import expr
 from .errors import FitError, ScalelawError
 from .law import OBJECTIVES, Law, get_law
 from .uncertainty import bootstrap
@@ -297,13 +298,7 @@ def select_rows(data: pd.DataFrame, where: str | None, src: str) -> pd.DataFrame
     """The rows matching a --where expression, with one-line errors for bad or empty filters."""
     if not where:
         return data
-    try:
-        df = data.query(where, engine="python")
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise ScalelawError(
-            f"--where {where!r} could not be evaluated on {src}: {exc}; use column names "
-            f"({', '.join(map(str, data.columns[:12]))}) and Python comparisons, e.g. \"N < 1e9\""
-        ) from None
+    df = expr.select(data, where, "--where", src)
     if len(df) == 0:
         raise ScalelawError(f"--where {where!r} matches no rows of {src} ({len(data)} rows); loosen the filter")
     return df

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from . import expr
 from .errors import ScalelawError
 
 _MAX_GROUPS = 12
@@ -48,8 +49,8 @@ def fit_rows(fit, data: pd.DataFrame) -> pd.DataFrame:
     where = (fit.data or {}).get("filter") or (fit.settings or {}).get("where")
     if where:
         try:
-            df = df.query(where, engine="python")
-        except Exception:
+            df = expr.select(df, where, "the fit's filter")
+        except ScalelawError:
             pass  # the fit's filter may name columns this table lacks: show every row
     if law.prepare is not None:
         attrs = dict(df.attrs)

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from . import expr
 from .errors import ScalelawError
 from .fit import fit, select_rows
 from .law import get_law
@@ -21,12 +22,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     law = get_law(law)
     src = source or table.attrs.get("source", "the table")
     df = select_rows(table, where, src)
-    try:
-        mask = df.eval(train, engine="python")
-    except Exception as exc:
-        raise ScalelawError(f"--train {train!r} could not be evaluated on {src}: {exc}; "
-                            "use a pandas expression such as \"C < 1e21\"") from None
-    mask = np.asarray(mask, dtype=bool)
+    mask = expr.mask(df, train, "--train", src)
     tr, te = df[mask], df[~mask]
     if len(tr) == 0:
         raise ScalelawError(f"--train {train!r} selects no rows of {src}; loosen it")

@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import expr
 from ..errors import ScalelawError
 from ..law import get_law
 from ..laws.density import effective_size, one_step_chain
@@ -238,17 +239,10 @@ def _check_scores(frame: pd.DataFrame, benches: Sequence[str], scale: float) -> 
 
 
 def select_reference(frame: pd.DataFrame, reference) -> np.ndarray:
-    """Boolean mask of the reference rows: a pandas query expression, a list of family names,
+    """Boolean mask of the reference rows: a filter expression (scalelaw.expr), a list of family names,
     or a boolean mask."""
     if isinstance(reference, str):
-        try:
-            sel = frame.query(reference, engine="python")
-        except Exception as exc:
-            raise ScalelawError(
-                f"--reference {reference!r} could not be evaluated: {exc}; use a pandas expression on the "
-                "table's columns, with backticks around names with spaces, e.g. "
-                "'`Model Family` in [\"Pythia\", \"OPT\"]'") from None
-        mask = frame.index.isin(sel.index)
+        mask = expr.mask(frame, reference, "--reference", "the models table")
     elif isinstance(reference, (list, tuple, set)):
         mask = frame["family"].isin(list(reference)).to_numpy()
     else:
@@ -477,7 +471,7 @@ def score_models(models, reference, benchmarks=None, *, combine: str = "average"
     """Effective size N_eff and density N_eff / N of every model against a reference family.
 
     models: DataFrame, file or dataset name (original ObsScaling or canonical columns).
-    reference: pandas query expression (either column naming), a list of families or a mask.
+    reference: filter expression (scalelaw.expr; either column naming), a list of families or a mask.
     benchmarks: names or comma-separated string (default: MMLU, HellaSwag, Winograd, GSM8K).
     combine: "average" (one ruler on the mean score over benchmarks, mean baseline) or
         "per-benchmark" (one ruler per benchmark; N_eff = geometric mean over the benchmarks

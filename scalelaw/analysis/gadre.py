@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import expr
 from ..errors import ScalelawError
 from ..law import get_law
 from ..result import bound_warning, clip_to_target
@@ -365,7 +366,7 @@ def protocol_rows(df: pd.DataFrame, dataset: str = "rpj"):
         x.attrs.update(df.attrs)
     # the --where filters recorded in the fits must select exactly these runs
     for rows, w in ((loss_rows, WHERE_LOSS), (err_rows, WHERE_ERR)):
-        sel = df.query(w.format(ds=dataset), engine="python")
+        sel = expr.select(df, w.format(ds=dataset), "the protocol filter")
         if sorted(sel.index) != sorted(rows.index):
             raise ScalelawError(f"the protocol filter {w.format(ds=dataset)!r} selects {len(sel)} runs, not the "
                                 f"{len(rows)} of Gadre's protocol; check the N and M columns of the table")

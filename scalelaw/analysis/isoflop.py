@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import expr
 from ..errors import ScalelawError
 from ..uncertainty import percentile_interval, resample_weights
 
@@ -189,11 +190,7 @@ def _prepare(df: pd.DataFrame, where, source):
         raise ScalelawError("isoflop needs a run table (pandas DataFrame); load files with scalelaw.io.load_table")
     src = source or df.attrs.get("source", "the table")
     if where:
-        try:
-            df = df.query(where, engine="python")
-        except Exception as exc:
-            raise ScalelawError(f"--where {where!r} could not be evaluated on {src}: {exc}; use column names "
-                                f"and Python comparisons, e.g. \"N < 1e9\"") from None
+        df = expr.select(df, where, "--where", src)
         if len(df) == 0:
             raise ScalelawError(f"--where {where!r} matches no rows of {src}; loosen the filter")
     for c in ("N", "loss"):

@@ -277,7 +277,7 @@ def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compu
     fits: Fit objects, (name, Fit) pairs, fit JSON paths or published fit names.
     data: the run table for the figures (default: each fit's recorded source when readable).
     plan_compute: add the plan for this budget, using the fits by role (loss / lr / batch / error).
-    train: backtest split (pandas expression of rows to fit on); default the smallest 75% of runs
+    train: backtest split (filter expression, scalelaw.expr, of rows to fit on); default the smallest 75% of runs
         by compute. backtest=False skips the backtests (each refits the law).
     """
     import plotly

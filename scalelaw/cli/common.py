@@ -81,8 +81,8 @@ def table_options(f):
 
 
 def where_option(example: str):
-    """--where EXPR; ``example`` is a pandas expression that makes sense for the verb's table."""
-    return click.option("--where", metavar="EXPR", help=f'Keep rows matching a pandas expression, e.g. "{example}".')
+    """--where EXPR; ``example`` is a filter expression (scalelaw.expr) that makes sense for the verb's table."""
+    return click.option("--where", metavar="EXPR", help=f'Keep rows matching a filter expression (docs/security.md), e.g. "{example}".')
 
 
 LEVEL = click.FloatRange(0, 1, min_open=True, max_open=True)

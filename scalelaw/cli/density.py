@@ -17,7 +17,7 @@ def density():
 @density.command("score")
 @click.argument("models")
 @click.option("--reference", required=True, metavar="EXPR",
-              help='Pandas expression selecting the reference rows, e.g. \'`Model Family` in ["Pythia", "OPT"]\' '
+              help='Filter expression selecting the reference rows, e.g. \'`Model Family` in ["Pythia", "OPT"]\' '
                    "(original or canonical column names).")
 @click.option("--benchmarks", metavar="A,B,...",
               help="Benchmarks to use (default: MMLU,HellaSwag,Winograd,GSM8K).")

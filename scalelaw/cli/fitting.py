@@ -264,7 +264,7 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
 @main.command("backtest")
 @click.argument("law")
 @click.argument("data")
-@click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (pandas expression, e.g. "C < 1e21"); the rest are predicted.')
+@click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (filter expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
 @json_option()
 def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, maps, units, as_json):
