@@ -8,7 +8,8 @@ A run table is a pandas DataFrame. Canonical columns (all optional except what a
 ``D``          training tokens (count)               ``C``  training FLOPs (6*N*D when absent)
 ``step``       optimizer step (per-step tables)      ``loss``  the target loss
 ``lr``         (peak) learning rate                  ``batch_tokens``  tokens per batch
-``seq_len``    sequence length (tokens)
+``seq_len``    sequence length (tokens)                ``V``  vocabulary size (tokens)
+``experts``    experts per MoE layer (1 = dense)     ``P``  parallel streams (ParScale; 1 = one)
 =============  =====================================================================
 
 Open families are kept as they are: ``err_*`` (downstream error), ``score_*`` (benchmark
@@ -31,9 +32,9 @@ import pandas as pd
 
 from .errors import ScalelawError
 
-CANONICAL = ("run", "N", "N_nonembed", "D", "C", "step", "loss", "lr", "batch_tokens", "seq_len")
-NUMERIC = ("N", "N_nonembed", "D", "C", "step", "loss", "lr", "batch_tokens", "seq_len")
-POSITIVE = ("N", "N_nonembed", "D", "C", "loss", "lr", "batch_tokens", "seq_len")
+CANONICAL = ("run", "N", "N_nonembed", "D", "C", "step", "loss", "lr", "batch_tokens", "seq_len", "V", "experts", "P")
+NUMERIC = ("N", "N_nonembed", "D", "C", "step", "loss", "lr", "batch_tokens", "seq_len", "V", "experts", "P")
+POSITIVE = ("N", "N_nonembed", "D", "C", "loss", "lr", "batch_tokens", "seq_len", "V", "experts", "P")
 FAMILIES = ("err_", "score_", "mix_", "loss_", "hp_")
 
 # 1 PF-day = 1e15 FLOP/s * 86400 s
@@ -83,6 +84,10 @@ _ALIAS_LISTS = {
                      "tokens_per_step", "tokens_per_iter"],
     "seq_len": ["seq_len", "sequence_length", "seq_length", "max_seq_len", "block_size", "context_length",
                 "n_ctx", "ctx_len", "max_position_embeddings_used"],
+    "V": ["vocab_size", "vocabulary_size", "n_vocab", "vocab", "num_vocab", "vocab_len"],
+    "experts": ["num_experts", "n_experts", "expert_count", "n_routed_experts", "num_local_experts",
+                "moe_num_experts"],
+    "P": ["parallel_streams", "num_parallel", "parallel_size", "n_parallel", "parscale_n", "num_streams"],
 }
 #: alias key -> canonical column
 ALIASES: dict[str, str] = {_key(a): canon for canon, lst in _ALIAS_LISTS.items() for a in lst}

@@ -3,3 +3,4 @@ from . import loss  # noqa: F401
 from . import density  # noqa: F401
 from . import overtrain, downstream  # noqa
 from . import hparams  # noqa
+from . import architecture  # noqa: F401
