@@ -88,6 +88,9 @@ class Law:
         ``optimum_args`` names the keyword(s) it takes.
     inverse: ``inverse(y, params, **other_inputs) -> value of inverse_of`` solving f = y.
     prepare: ``prepare(df, **options) -> df`` run on the selected rows before fitting.
+    linear: the parameters in which ``func`` is affine jointly (f = g0 + sum_j c_j g_j with g
+        free of them), e.g. ("E", "A", "B") for Chinchilla; ``fit --method varpro`` solves them
+        by bounded least squares for each value of the others (scalelaw/varpro.py).
     options: the keyword options ``prepare`` takes (``--option KEY=VALUE``, ``prepare_options``);
         by default the keyword parameters of prepare's signature after the table (declare them
         when prepare forwards ``**options``). :meth:`check_options` refuses any other key.
@@ -130,6 +133,9 @@ class Law:
     options: tuple | None = None
     # optional validation of prediction inputs: check_inputs(df, where) raises ScalelawError
     check_inputs: Callable | None = None
+    # parameters in which the law is affine (jointly), e.g. E, A, B of Chinchilla: variable
+    # projection (scalelaw/varpro.py) solves them exactly for each value of the others
+    linear: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -151,6 +157,10 @@ class Law:
         if options and self.prepare is None:
             raise ValueError(f"law {self.name!r}: options {options} need a prepare step to take them")
         object.__setattr__(self, "options", options)
+        object.__setattr__(self, "linear", tuple(self.linear))
+        unknown = [n for n in self.linear if n not in [p.name for p in self.params]]
+        if unknown:
+            raise ValueError(f"law {self.name!r}: linear names unknown parameter(s) {unknown}")
 
     # ---- conveniences -------------------------------------------------------------------
     @property
@@ -234,6 +244,7 @@ class Law:
             "optimum": list(self.optimum_args) if self.optimum else None,
             "inverse_of": self.inverse_of,
             "default_objective": self.default_objective,
+            "linear": list(self.linear),
             "published": {k: dict(v) for k, v in self.published.items()},
             "citation": self.citation,
         }

@@ -8,13 +8,16 @@ import pandas as pd
 
 from . import expr
 from .errors import ScalelawError
-from .fit import fit, select_rows
+from .fit import select_rows
 from .law import get_law
+from .varpro import fit_with
 
 
 def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, level: float = 0.95,
-             source: str | None = None, **fit_kwargs) -> dict:
+             source: str | None = None, method: str = "multistart", **fit_kwargs) -> dict:
     """Fit on rows matching ``train`` (after ``where``), predict every other row.
+
+    method: 'multistart' (the engine) or 'varpro' (scalelaw.varpro, laws with linear parameters).
 
     Returns a dict with per-row relative errors, their mean and max, and the share of held-out
     rows inside the prediction band.
@@ -31,7 +34,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     tr.attrs.update(table.attrs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = fit(law, tr, source=src, level=level, **fit_kwargs)
+        f = fit_with(method, law, tr, source=src, level=level, **fit_kwargs)
     if law.prepare is not None:
         te = law.prepare(te, **dict(fit_kwargs.get("prepare_options") or {}))
     pred = f.predict(te[list(law.inputs)], level=level)

@@ -267,3 +267,27 @@ def test_inverse_inverts(law):
     ok = np.isfinite(x)
     assert ok.mean() > 0.9, f"{law.name}: inverse undefined at most domain points"
     np.testing.assert_allclose(x[ok], X[law.inverse_of][ok], rtol=1e-6)
+
+
+LINEAR_LAWS = [law for law in LAWS if law.linear]
+
+
+def test_the_linear_laws_are_declared():
+    assert {"chinchilla", "compute", "vocab", "finetune", "parallel", "density_loss"} <= {l.name for l in LINEAR_LAWS}
+
+
+@pytest.mark.parametrize("law", LINEAR_LAWS, ids=[law.name for law in LINEAR_LAWS])
+def test_declared_linear_parameters_are_affine(law):
+    """Variable projection (scalelaw/varpro.py) trusts ``linear``: f must be g0 + sum_j c_j g_j
+    with g free of the c_j, for any values of them (checked at random values on the domain)."""
+    needs_contract(law)
+    X = sample_inputs(law, n=30, seed=7)
+    rng = np.random.default_rng(8)
+    zero = {**law.example, **{n: 0.0 for n in law.linear}}
+    g0 = np.asarray(law.evaluate(X, zero)) * np.ones(30)
+    G = [np.asarray(law.evaluate(X, {**zero, n: 1.0})) - g0 for n in law.linear]
+    for _ in range(3):
+        c = {n: float(rng.uniform(0.1, 3.0)) * max(abs(law.example[n]), 1.0) for n in law.linear}
+        got = np.asarray(law.evaluate(X, {**law.example, **c})) * np.ones(30)
+        want = g0 + sum(c[n] * g for n, g in zip(law.linear, G))
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.max(np.abs(want)))

@@ -57,30 +57,36 @@ def _fit_options(f):
     f = click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Option for the law's data preparation (e.g. select=plateau, tol=0.0025).")(f)
     f = click.option("--weights", metavar="COL", help="Column of observation weights.")(f)
+    f = click.option("--method", type=click.Choice(("multistart", "varpro")), default="multistart",
+                     show_default=True,
+                     help="multistart: the batched engine from the law's grid; varpro: variable projection for "
+                          "laws linear in some parameters (E, A, B of chinchilla), solved exactly per value of "
+                          "the others (docs/fitting.md).")(f)
     f = table_options(f)
     return f
 
 
-def _fit_kwargs(where, objective, delta, fixes, options, weights) -> dict:
-    """The options every fitting verb shares, parsed into fit() keyword arguments."""
+def _fit_kwargs(where, objective, delta, fixes, options, weights, method="multistart") -> dict:
+    """The options every fitting verb shares, parsed into fit() keyword arguments (plus ``method``
+    for scalelaw.varpro.fit_with)."""
     fixed = parse_pairs(fixes, "--fix", numeric=True)
     opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
     return {"where": where, "objective": objective, "delta": parse_delta(delta), "weights": weights,
-            "fixed": fixed or None, "prepare_options": opts or None}
+            "fixed": fixed or None, "prepare_options": opts or None, "method": method}
 
 
 def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot=0, seed=0,
-            level=0.95, jobs=None, scheduler=None):
-    from ..fit import fit
+            level=0.95, jobs=None, scheduler=None, method="multistart"):
     from ..progress import enabled_by_default
+    from ..varpro import fit_with
 
     law = get_law(law)
     table = load_data(data, maps, units)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = fit(law, table, boot=boot, seed=seed, level=level, n_jobs=jobs, scheduler=scheduler,
-                  progress=enabled_by_default(), source=data,
-                  **_fit_kwargs(where, objective, delta, fixes, options, weights))
+        kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method)
+        res = fit_with(kw.pop("method"), law, table, boot=boot, seed=seed, level=level, n_jobs=jobs,
+                       scheduler=scheduler, progress=enabled_by_default(), source=data, **kw)
     relay_warnings(caught, skip=("did NOT converge",))
     return res
 
@@ -116,7 +122,7 @@ def relay_warnings(caught, skip=()) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
 @force_option()
 @json_option("Print the fit as one JSON object.")
-def fit_cmd(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed, level,
+def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, maps, units, boot, seed, level,
             jobs, scheduler, output, force, as_json):
     """Fit LAW to DATA (a run-table file or a dataset name)."""
     from ..util import check_writable
@@ -124,7 +130,7 @@ def fit_cmd(law, data, where, objective, delta, fixes, options, weights, maps, u
     if output:
         check_writable(output, force)
     res = _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed,
-                  level, jobs, scheduler)
+                  level, jobs, scheduler, method)
     if not res.diagnostics.get("converged"):
         fail(f"the fit of {res.law.name!r} did NOT converge ({res.diagnostics.get('message')}); "
              "no result is reported. Check units, add runs, or fix a parameter with --fix")
@@ -267,13 +273,13 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
 @click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (filter expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
 @json_option()
-def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, maps, units, as_json):
+def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, method, maps, units, as_json):
     """Fit on the rows matching --train, predict the rest, report relative errors."""
     from ..predict import backtest
 
     table = load_data(data, maps, units)
     res = backtest(law, table, train=train, source=data,
-                   **_fit_kwargs(where, objective, delta, fixes, options, weights))
+                   **_fit_kwargs(where, objective, delta, fixes, options, weights, method))
     if not res["converged"]:
         warn("the fit on the --train rows did NOT converge; treat these errors as unreliable")
     if as_json:

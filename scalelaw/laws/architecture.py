@@ -31,6 +31,7 @@ def _vocab_jac(N, V, D, E, A, B, C, alpha, beta, gamma):
 
 VOCAB = register(Law(
     name="vocab",
+    linear=('E', 'A', 'B', 'C'),
     func=_vocab,
     jac=_vocab_jac,
     inputs=("N", "V", "D"),
@@ -144,6 +145,7 @@ def _finetune_inverse(y, params):
 
 FINETUNE = register(Law(
     name="finetune",
+    linear=('B', 'E'),
     func=_finetune,
     jac=_finetune_jac,
     inputs=("D",),
@@ -190,6 +192,7 @@ def _parallel_equivalent_n(params, N, P):
 
 PARALLEL = register(Law(
     name="parallel",
+    linear=('E',),
     func=_parallel,
     jac=_parallel_jac,
     inputs=("N", "P"),

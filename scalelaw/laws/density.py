@@ -41,6 +41,7 @@ def _loss_jac(N, D, A, alpha, B, beta, E):
 
 DENSITY_LOSS = register(Law(
     name="density_loss",
+    linear=('A', 'B', 'E'),
     func=_loss,
     jac=_loss_jac,
     inputs=("N", "D"),

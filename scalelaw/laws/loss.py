@@ -44,6 +44,7 @@ def _chinchilla_optimum(params, compute, flops_per_token_param: float = 6.0):
 
 CHINCHILLA = register(Law(
     name="chinchilla",
+    linear=('E', 'A', 'B'),
     func=_chinchilla,
     jac=_chinchilla_jac,
     inputs=("N", "D"),
@@ -94,6 +95,7 @@ def _compute_inverse(y, params):
 
 COMPUTE = register(Law(
     name="compute",
+    linear=('E', 'A'),
     func=_compute,
     jac=_compute_jac,
     inputs=("C",),
