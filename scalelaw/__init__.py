@@ -7,5 +7,6 @@ predicts with intervals.
 __version__ = "0.1.0"
 
 from .errors import ScalelawError  # noqa: E402
+from .law import Law, Param  # noqa: E402  (sl.Law.from_formula(...) builds a user-defined law)
 
-__all__ = ["__version__", "ScalelawError"]
+__all__ = ["__version__", "ScalelawError", "Law", "Param"]

@@ -23,8 +23,8 @@ def _rel(a: float, b: float) -> float:
 
 def refit(d: dict):
     """Refit a law fit from its recorded dataset and settings."""
-    from .fit import fit
     from .io import load_table
+    from .varpro import fit_with
 
     src = (d.get("data") or {}).get("source")
     if not src:
@@ -32,7 +32,12 @@ def refit(d: dict):
     table = load_table(src)
     s = d.get("settings") or {}
     named = lambda key: s.get(key) if isinstance(s.get(key), str) else None  # noqa: E731 (column names only)
-    return fit(d["law"], table, objective=s.get("objective"), delta=s.get("delta", 1e-3),
+    law = d["law"]
+    if d.get("law_spec"):   # a formula law: rebuilt from its stored formula (re-parsed, never run)
+        from .formula import law_from_spec
+
+        law = law_from_spec(d["law_spec"])
+    return fit_with(s.get("method", "multistart"), law, table, objective=s.get("objective"), delta=s.get("delta", 1e-3),
                where=s.get("where"), weights=named("weights"), boot_groups=named("boot_groups"),
                fixed=s.get("fixed") or None, boot=int(s.get("boot") or 0), seed=int(s.get("seed") or 0),
                level=float(s.get("level") or 0.95), prepare_options=s.get("prepare_options") or None,

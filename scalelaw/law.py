@@ -136,6 +136,9 @@ class Law:
     # parameters in which the law is affine (jointly), e.g. E, A, B of Chinchilla: variable
     # projection (scalelaw/varpro.py) solves them exactly for each value of the others
     linear: tuple = ()
+    # a formula law's own description (scalelaw/formula.py): stored in fit files so the law can
+    # be rebuilt (re-parsed, never executed) where it is not registered
+    spec: Mapping | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -161,6 +164,18 @@ class Law:
         unknown = [n for n in self.linear if n not in [p.name for p in self.params]]
         if unknown:
             raise ValueError(f"law {self.name!r}: linear names unknown parameter(s) {unknown}")
+
+    @classmethod
+    def from_formula(cls, text: str, *, inputs=None, name=None, bounds=None, log=None, grid=None,
+                     citation: str = "", description: str = "") -> "Law":
+        """A law from ``"TARGET = EXPR"`` parsed by the project's safe grammar, e.g.
+        ``Law.from_formula("loss = E + A/N^alpha + B/D^beta", inputs=("N", "D"))``; default
+        inputs are the canonical run-table columns it names. See scalelaw/formula.py for the
+        default bounds and grids of its parameters."""
+        from .formula import from_formula
+
+        return from_formula(text, inputs=inputs, name=name, bounds=bounds, log=log, grid=grid,
+                            citation=citation, description=description)
 
     # ---- conveniences -------------------------------------------------------------------
     @property
@@ -274,11 +289,44 @@ def register(law: Law, *, replace: bool = False) -> Law:
     return law
 
 
+ENTRY_POINT_GROUP = "scalelaw.laws"
+
+
 def _load_builtin():
     global _LOADED
     if not _LOADED:
         _LOADED = True
         from . import laws  # noqa: F401  (registers the built-in families)
+        load_entry_points()
+
+
+def load_entry_points() -> list:
+    """Register the laws packages ship in the ``scalelaw.laws`` entry-point group.
+
+    Each entry point loads to a Law, a list of Laws, or a callable returning either. A plugin
+    that fails to load, or gives something else, is skipped with a warning naming it (one
+    broken package must not break every command). Returns the names registered."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, Law):
+                obj = obj()
+            items = [obj] if isinstance(obj, Law) else list(obj)
+            if not all(isinstance(x, Law) for x in items):
+                raise TypeError("it must give a Law, a list of Laws, or a callable returning them")
+            for law in items:
+                if law.name in _REGISTRY and _REGISTRY[law.name] is not law:
+                    raise ValueError(f"law {law.name!r} is already registered")
+                _REGISTRY[law.name] = law
+                added.append(law.name)
+        except Exception as exc:  # a third-party package: report, never crash the CLI
+            warnings.warn(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP} was skipped: {exc}",
+                          stacklevel=2)
+    return added
 
 
 def is_registered(law: Law) -> bool:

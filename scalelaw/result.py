@@ -269,6 +269,7 @@ class Fit:
             "law": self.law.name,
             "law_version": self.law.version,
             "formula": self.law.formula,
+            **({"law_spec": dict(self.law.spec)} if self.law.spec else {}),
             "params": self.params,
             "free": list(self.free),
             "stderr": self.stderr,
@@ -303,7 +304,12 @@ class Fit:
     def from_dict(cls, d: Mapping) -> "Fit":
         if d.get("schema") != SCHEMA:
             raise ScalelawError(f"fit file has schema {d.get('schema')!r}; this scalelaw reads schema {SCHEMA}")
-        law = get_law(d["law"])
+        if d.get("law_spec"):
+            from .formula import law_from_spec
+
+            law = law_from_spec(d["law_spec"])
+        else:
+            law = get_law(d["law"])
         if int(d.get("law_version", law.version)) != law.version:
             raise ScalelawError(f"fit was made with law {law.name!r} version {d.get('law_version')}, "
                                 f"this scalelaw has version {law.version}; refit it")

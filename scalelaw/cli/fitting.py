@@ -62,8 +62,27 @@ def _fit_options(f):
                      help="multistart: the batched engine from the law's grid; varpro: variable projection for "
                           "laws linear in some parameters (E, A, B of chinchilla), solved exactly per value of "
                           "the others (docs/fitting.md).")(f)
+    f = law_options(f)
     f = table_options(f)
     return f
+
+
+def law_options(f):
+    """--laws FILE and --bounds NAME=LO:HI: where user-defined laws come from."""
+    f = click.option("--laws", "law_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+                     help="A TOML law file ([[law]] name, formula, inputs, params); its laws can be named as LAW "
+                          "(docs/laws.md).")(f)
+    f = click.option("--bounds", "bounds", multiple=True, metavar="NAME=LO:HI",
+                     help="Bounds of a parameter of a formula LAW (\"loss = E + A/N^alpha\"), e.g. alpha=0:2.")(f)
+    return f
+
+
+def resolve_law(law, table, law_files=(), bounds=()):
+    """The LAW argument: a formula (TARGET = EXPR, inputs = the table's columns), a law of a
+    --laws file, or a registered name."""
+    from ..formula import parse_bounds, resolve
+
+    return resolve(law, columns=[str(c) for c in table.columns], law_files=law_files, bounds=parse_bounds(bounds))
 
 
 def _fit_kwargs(where, objective, delta, fixes, options, weights, method="multistart") -> dict:
@@ -76,12 +95,12 @@ def _fit_kwargs(where, objective, delta, fixes, options, weights, method="multis
 
 
 def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot=0, seed=0,
-            level=0.95, jobs=None, scheduler=None, method="multistart"):
+            level=0.95, jobs=None, scheduler=None, method="multistart", law_files=(), bounds=()):
     from ..progress import enabled_by_default
     from ..varpro import fit_with
 
-    law = get_law(law)
     table = load_data(data, maps, units)
+    law = resolve_law(law, table, law_files, bounds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method)
@@ -122,15 +141,19 @@ def relay_warnings(caught, skip=()) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
 @force_option()
 @json_option("Print the fit as one JSON object.")
-def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, maps, units, boot, seed, level,
-            jobs, scheduler, output, force, as_json):
-    """Fit LAW to DATA (a run-table file or a dataset name)."""
+def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, law_files, bounds, maps, units,
+            boot, seed, level, jobs, scheduler, output, force, as_json):
+    """Fit LAW to DATA (a run-table file or a dataset name).
+
+    LAW is a registered law name, a law of a --laws file, or a formula "TARGET = EXPR" whose
+    names that are columns of DATA are inputs and the others parameters, e.g.
+    "loss = E + A/N^alpha + B/D^beta" (docs/laws.md, "Formula laws")."""
     from ..util import check_writable
 
     if output:
         check_writable(output, force)
     res = _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed,
-                  level, jobs, scheduler, method)
+                  level, jobs, scheduler, method, law_files, bounds)
     if not res.diagnostics.get("converged"):
         fail(f"the fit of {res.law.name!r} did NOT converge ({res.diagnostics.get('message')}); "
              "no result is reported. Check units, add runs, or fix a parameter with --fix")
@@ -273,11 +296,13 @@ def optimum_cmd(fit, computes, law_name, level, as_json):
 @click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (filter expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
 @json_option()
-def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, method, maps, units, as_json):
+def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, method, law_files, bounds, maps,
+                 units, as_json):
     """Fit on the rows matching --train, predict the rest, report relative errors."""
     from ..predict import backtest
 
     table = load_data(data, maps, units)
+    law = resolve_law(law, table, law_files, bounds)
     res = backtest(law, table, train=train, source=data,
                    **_fit_kwargs(where, objective, delta, fixes, options, weights, method))
     if not res["converged"]:
