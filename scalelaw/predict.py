@@ -6,9 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import expr
-from .errors import ScalelawError
-from .fit import select_rows
+from .compare import split
 from .law import get_law
 from .varpro import fit_with
 
@@ -24,14 +22,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     """
     law = get_law(law)
     src = source or table.attrs.get("source", "the table")
-    df = select_rows(table, where, src)
-    mask = expr.mask(df, train, "--train", src)
-    tr, te = df[mask], df[~mask]
-    if len(tr) == 0:
-        raise ScalelawError(f"--train {train!r} selects no rows of {src}; loosen it")
-    if len(te) == 0:
-        raise ScalelawError(f"--train {train!r} selects every row of {src}; nothing is left to predict")
-    tr.attrs.update(table.attrs)
+    tr, te = split(table, train, where, src)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = fit_with(method, law, tr, source=src, level=level, **fit_kwargs)

@@ -16,5 +16,6 @@ from . import overtrain  # noqa: E402,F401  gadre reproduce, backtest, plot
 from . import isoflop  # noqa: E402,F401
 from . import data  # noqa: E402,F401  data list/info/fetch, ingest, inspect
 from . import mixture  # noqa: E402,F401
+from . import compare  # noqa: E402,F401  compare LAW [LAW...] DATA
 
 __all__ = ["main"]
