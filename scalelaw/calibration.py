@@ -100,6 +100,23 @@ def huber_variance_factor(residuals: np.ndarray, delta: float, n_params: int) ->
     return float(np.sum(psi ** 2) / m ** 2 / s_r2)
 
 
+def scale_deviations(fit, samples: np.ndarray, c: float) -> np.ndarray:
+    """Parameter samples whose deviations from the estimate are scaled by ``c`` in the engine's
+    internal coordinates (ln of a log parameter), kept within the parameters' bounds."""
+    out = np.array(samples, dtype=float, copy=True)
+    for i, p in enumerate(fit.law.params):
+        if p.name not in fit.free:
+            continue
+        est = fit.params[p.name]
+        with np.errstate(all="ignore"):
+            if p.log:
+                out[:, i] = np.exp(math.log(est) + c * (np.log(out[:, i]) - math.log(est)))
+            else:
+                out[:, i] = est + c * (out[:, i] - est)
+        out[:, i] = np.clip(out[:, i], p.lower, p.upper)
+    return out
+
+
 def calibrate(fit, method: str = "inflate", level: float | None = None):
     """A copy of ``fit`` with small-sample calibrated intervals (see the module docstring)."""
     if method not in METHODS:
@@ -116,20 +133,8 @@ def calibrate(fit, method: str = "inflate", level: float | None = None):
         if fit.boot is None or not len(fit.boot):
             raise ScalelawError("calibration 'inflate' needs bootstrap samples: fit with boot=1000 (--boot 1000)")
         c = bootstrap_inflation(fit, level)
-        boot = np.array(fit.boot, dtype=float, copy=True)
-        for i, p in enumerate(law.params):
-            if p.name not in fit.free:
-                continue
-            est = fit.params[p.name]
-            with np.errstate(all="ignore"):
-                if p.log:
-                    boot[:, i] = np.exp(math.log(est) + c * (np.log(boot[:, i]) - math.log(est)))
-                else:
-                    boot[:, i] = est + c * (boot[:, i] - est)
-            lo, hi = p.lower, p.upper
-            boot[:, i] = np.clip(boot[:, i], lo, hi)
         settings["calibration_factor"] = c
-        return dataclasses.replace(fit, boot=boot, level=level, settings=settings)
+        return dataclasses.replace(fit, boot=scale_deviations(fit, fit.boot, c), level=level, settings=settings)
     # sandwich-t: Fit.param_samples already widens the delta-method draws to t_{n-p} quantiles
     if fit.cov is None:
         raise ScalelawError("calibration 'sandwich-t' needs the fit's covariance (a fit made by scalelaw.fit.fit)")
@@ -184,3 +189,99 @@ def fit_auto_delta(law, data, *, pilot_delta: float = 1e-2, k: float = HUBER_K, 
     out = fit(law, data, objective="huber-log", delta=d, starts=st, boot=boot, **kw)
     out.settings["delta_rule"] = f"{k} x robust residual scale of a delta={pilot_delta} pilot fit"
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Interval methods of predict / optimum / plan (measured in benchmarks/bench_target_coverage.py)
+# --------------------------------------------------------------------------------------------
+INTERVALS = {
+    "delta": "delta method (Gauss-Newton covariance, Student t draws)",
+    "bootstrap": "percentile bootstrap over runs",
+    "bootstrap-t": "bootstrap over runs, deviations scaled by sqrt(n/(n-p)) t/z",
+    "residual-t": "residual bootstrap (rescaled residuals on the fitted curve), deviations scaled by t/z",
+}
+INTERVAL_K = 1000   # resamples a refitting method draws when the fit holds none of its own
+
+
+def problem_of(fit):
+    """The engine's Problem for the rows a Fit was fitted on (``fit.data["runs"]``), or a
+    ScalelawError naming what is missing (published constants; a fit saved before rows were kept)."""
+    from .fit import Problem
+
+    runs = (fit.data or {}).get("runs")
+    if not runs or fit.theta is None:
+        why = (f"{fit.label} has no data" if fit.label else
+               "the fit file does not record the rows it was fitted on (refit it with this scalelaw)")
+        raise ScalelawError(f"this interval method refits the data, but {why}; use --interval delta"
+                            + (" or a fit with bootstrap samples" if not fit.label else ""))
+    X = tuple(np.asarray(runs["inputs"][c], dtype=float) for c in fit.law.inputs)
+    y = np.asarray(runs["target"], dtype=float)
+    w = np.ones_like(y) if runs.get("weights") is None else np.asarray(runs["weights"], dtype=float)
+    obj = fit.objective or {}
+    fixed = {n: fit.params[n] for n in fit.law.param_names if n not in fit.free}
+    return Problem(fit.law, X, y, w, tuple(fit.free), fixed, obj.get("name") or fit.law.default_objective,
+                   float(obj.get("delta") or fit.settings.get("delta") or 1e-3))
+
+
+def with_interval(fit, method: str, *, k: int | None = None, seed: int | None = None):
+    """A copy of ``fit`` whose intervals (parameters, derived, predict, optimum, plan) come from
+    ``method`` (one of INTERVALS); the estimate is unchanged and settings["interval"] records it.
+
+    Refitting methods reuse the fit's own bootstrap samples when it has them ("bootstrap",
+    "bootstrap-t"); otherwise they refit ``k`` resamples (default INTERVAL_K) of the rows the
+    fit recorded, with ``seed`` (default: the fit's)."""
+    from .uncertainty import bootstrap, residual_bootstrap
+
+    if method not in INTERVALS:
+        raise ScalelawError(f"--interval must be one of {', '.join(INTERVALS)}; got {method!r}")
+    if fit.settings.get("calibration"):
+        raise ScalelawError(f"this fit's intervals are already calibrated ({fit.settings['calibration']!r}); "
+                            "choose an interval method on the uncalibrated fit")
+    settings = {**fit.settings, "interval": method}
+    if method == "delta":
+        if fit.cov is None:
+            raise ScalelawError(f"--interval delta needs the fit's covariance, which "
+                                f"{fit.label or 'this fit'} does not have")
+        return dataclasses.replace(fit, boot=None, settings=settings)
+    k = int(k or INTERVAL_K)
+    seed = int(fit.settings.get("seed") or 0) if seed is None else int(seed)
+    _dof(fit)
+    if method in ("bootstrap", "bootstrap-t"):
+        samples = fit.boot if fit.boot is not None and len(fit.boot) else None
+        if samples is None:
+            prob = problem_of(fit)
+            samples = bootstrap(prob, np.asarray(fit.theta, dtype=float), k, seed=seed, n_jobs=1)
+        if method == "bootstrap-t":
+            samples = scale_deviations(fit, samples, bootstrap_inflation(fit))
+        return dataclasses.replace(fit, boot=samples, settings=settings)
+    prob = problem_of(fit)
+    samples, _ = residual_bootstrap(prob, np.asarray(fit.theta, dtype=float), k, seed=seed, n_jobs=1)
+    samples = scale_deviations(fit, samples, t_over_z(fit))
+    return dataclasses.replace(fit, boot=samples, settings=settings)
+
+
+# the interval predict / optimum / plan give by default: the method that kept nominal 95% at the
+# target closest to nominal at the least width (docs/uncertainty.md, "Intervals at the target")
+DEFAULT_INTERVAL = "bootstrap-t"
+
+
+def interval_fit(fit, method: str | None = None, role: str | None = None):
+    """(fit with the intervals of ``method``, warning lines) for predict / optimum / plan.
+
+    ``method`` None means DEFAULT_INTERVAL, except where a fit's own intervals are deliberate or
+    nothing can be refitted: published constants (no data), a calibrated fit, a fit bootstrapped
+    by groups (runs that are not independent), and a fit file that does not record its rows
+    (written before fits kept them), which keeps its own intervals with a warning saying so. A
+    method named explicitly is applied or refused with an error."""
+    who = f"{role} fit ({fit.law.name})" if role else f"fit ({fit.law.name})"
+    if method is not None:
+        return with_interval(fit, method), []
+    if fit.label or fit.settings.get("calibration") or fit.settings.get("boot_groups") or fit.cov is None:
+        return fit, []
+    if not (fit.data or {}).get("runs") or fit.theta is None:
+        return fit, [f"{who} does not record the rows it was fitted on, so its intervals are its own "
+                     f"({fit.interval_method}), not the measured default {DEFAULT_INTERVAL!r}; refit it with "
+                     "this scalelaw for those (docs/uncertainty.md)"]
+    if fit.n_obs <= len(fit.free):
+        return fit, []
+    return with_interval(fit, DEFAULT_INTERVAL), []

@@ -81,10 +81,15 @@ class Problem:
             pred = self.law.func(*self.X, *(p[n] for n in self.law.param_names))
         return np.broadcast_to(pred, (theta.shape[0], self.y.shape[0]))
 
-    def residuals(self, theta: np.ndarray):
+    def residuals(self, theta: np.ndarray, target: np.ndarray | None = None):
+        """Residual rows (S, n) and predictions. ``target``: per-row data (S, n) in the objective's
+        space (ln y for log objectives) instead of the problem's own, e.g. a residual bootstrap's."""
         pred = self.predict(theta)
         with np.errstate(all="ignore"):
-            r = np.log(pred) - self.ylog if self.log_obj else pred - self.y
+            if target is not None:
+                r = (np.log(pred) if self.log_obj else pred) - target
+            else:
+                r = np.log(pred) - self.ylog if self.log_obj else pred - self.y
         return r, pred
 
     def rho(self, r: np.ndarray) -> np.ndarray:
@@ -152,10 +157,11 @@ class Problem:
 # Batched Levenberg-Marquardt / IRLS
 # --------------------------------------------------------------------------------------------
 def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, *,
-                max_iter: int = 200, ftol: float = 1e-12, lam0: float = 1e-3):
+                max_iter: int = 200, ftol: float = 1e-12, lam0: float = 1e-3, target: np.ndarray | None = None):
     """Minimise the objective from every row of theta0 at once.
 
     w: (n,) or (S, n) observation weights (bootstrap counts times user weights).
+    target: (S, n) data per row in the objective's space (see Problem.residuals), else the problem's.
     A start leaves the batch when an accepted step lowers its objective by less than ``ftol``
     (relative), when its step vanishes, or when damping grows without an accepted step.
     Returns (theta (S,P), f (S,), iterations (S,), converged (S,)).
@@ -165,7 +171,7 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
     n = prob.y.shape[0]
     W = prob.weights if w is None else w
     Wfull = np.broadcast_to(W, (S, n))
-    r_all, pred_all = prob.residuals(theta)
+    r_all, pred_all = prob.residuals(theta, target)
     r_all, pred_all = np.array(r_all), np.array(pred_all)
     f = prob.total(r_all, Wfull)
     lam = np.full(S, lam0)
@@ -209,7 +215,7 @@ def solve_batch(prob: Problem, theta0: np.ndarray, w: np.ndarray | None = None, 
             except np.linalg.LinAlgError:
                 step = -np.stack([np.linalg.lstsq(A[k], g[k], rcond=None)[0] for k in range(len(idx))])
             new = np.clip(th + step, prob.lo, prob.hi)
-            r_new, pred_new = prob.residuals(new)
+            r_new, pred_new = prob.residuals(new, None if target is None else target[idx])
             f_new = prob.total(r_new, wi)
             fo = f[idx]
             acc = f_new < fo
@@ -279,8 +285,10 @@ def _run_batched(prob: Problem, theta0: np.ndarray, w=None, *, n_jobs=None, sche
     nchunk = min(nchunk, S)
     splits = np.array_split(np.arange(S), nchunk)
     wfull = None if w is None else np.broadcast_to(w, (S, prob.y.shape[0]))
+    target = kw.pop("target", None)   # per-row data: split with the rows
     tasks = [(prob.law.name, prob.X, prob.y, prob.weights, prob.free, prob.fixed, prob.objective,
-              prob.delta, theta0[s], None if wfull is None else np.ascontiguousarray(wfull[s]), kw)
+              prob.delta, theta0[s], None if wfull is None else np.ascontiguousarray(wfull[s]),
+              kw if target is None else {**kw, "target": target[s]})
              for s in splits]
     results = map_chunks(_solve_chunk, tasks, n_jobs=jobs, scheduler=scheduler,
                          sizes=[len(s) for s in splits], progress=progress)
@@ -543,6 +551,10 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
         n_obs=int(len(y)), input_ranges=ranges, diagnostics=diagnostics,
         data={"source": source or df.attrs.get("source") or data.attrs.get("source"),
               "sha256": data.attrs.get("sha256"), "filter": where, "rows": rows,
+              # the rows as fitted (after --where and the law's prepare step): what an interval
+              # method that refits (scalelaw.calibration.with_interval) needs from a saved fit
+              "runs": {"inputs": {c: x.tolist() for c, x in zip(law.inputs, X)}, "target": y.tolist(),
+                       "weights": None if np.all(w == 1) else w.tolist()},
               **({"validation": v} if (v := df.attrs.get("validation") or data.attrs.get("validation")) else {})},
         settings=settings, residuals=resid, log_residuals=prob.log_obj,
     )

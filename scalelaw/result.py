@@ -84,6 +84,11 @@ class Fit:
 
     @property
     def interval_method(self) -> str:
+        chosen = self.settings.get("interval")   # scalelaw.calibration.with_interval
+        if chosen:
+            from .calibration import INTERVALS
+            n = f", {len(self.boot)} resamples" if self.boot is not None and len(self.boot) else ""
+            return f"{chosen} ({INTERVALS.get(chosen, chosen)}{n})"
         if self.boot is not None and len(self.boot):
             return f"bootstrap ({len(self.boot)} resamples, percentile)"
         if self.cov is not None:

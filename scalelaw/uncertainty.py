@@ -44,8 +44,14 @@ def bootstrap(prob, theta: np.ndarray, k: int, *, seed: int = 0, n_jobs=None, sc
     theta0 = np.repeat(theta[None, :], k, axis=0)
     th, f, _, _ = _run_batched(prob, theta0, W, n_jobs=n_jobs, scheduler=scheduler,
                                progress=progress, max_iter=max_iter, ftol=1e-13)
+    return _natural_samples(prob, th, f)
+
+
+def _natural_samples(prob, th: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Refitted internal vectors -> natural samples of every parameter (law order); NaN rows
+    where the refit failed (non-finite objective)."""
     nat = prob.natural(th)
-    out = np.empty((k, len(prob.law.param_names)))
+    out = np.empty((th.shape[0], len(prob.law.param_names)))
     for i, name in enumerate(prob.law.param_names):
         out[:, i] = prob.fixed[name] if name in prob.fixed else nat[:, prob.free.index(name)]
     out[~np.isfinite(f)] = np.nan
@@ -68,3 +74,38 @@ def simulate_params(theta: np.ndarray, cov: np.ndarray, k: int = 4000, seed: int
     w = np.clip(w, 0, None)
     z = rng.standard_normal((k, len(theta)))
     return theta[None, :] + (z * np.sqrt(w)) @ v.T
+
+
+def residual_targets(prob, theta: np.ndarray, k: int, seed: int = 0):
+    """The ``k`` data sets of :func:`residual_bootstrap` in the objective's space (k, n), and the
+    rescaled residual pool they were drawn from."""
+    r, pred = prob.residuals(theta[None, :])
+    r, pred = r[0], pred[0]
+    used = prob.weights > 0
+    n, p = int(used.sum()), prob.P
+    e = r[used] - np.average(r[used], weights=prob.weights[used])
+    e = e * np.sqrt(n / max(n - p, 1))
+    rng = np.random.default_rng(seed)
+    draws = rng.choice(e, size=(k, r.size))
+    with np.errstate(all="ignore"):
+        fitted = np.log(pred) if prob.log_obj else pred
+    return fitted[None, :] - draws, e          # r = fitted - data, so data = fitted - r
+
+
+def residual_bootstrap(prob, theta: np.ndarray, k: int, *, seed: int = 0, n_jobs=None, scheduler=None,
+                       progress=None, max_iter: int = 300):
+    """Refit ``k`` data sets made by adding resampled residuals to the fitted curve.
+
+    The residuals of the fit (log residuals for log objectives), centred and rescaled by
+    sqrt(n / (n - p)) (a fit's residuals scatter less than its errors: it used p degrees of
+    freedom on them), are drawn with replacement, one per run, and added to the fitted values;
+    every data set is refitted from the optimum in one batch. Rows with weight 0 stay out.
+    Returns (natural parameter samples (k, n_params_all) in law order, the rescaled residual pool).
+    """
+    from .fit import _run_batched
+
+    target, e = residual_targets(prob, theta, k, seed)
+    theta0 = np.repeat(theta[None, :], k, axis=0)
+    th, f, _, _ = _run_batched(prob, theta0, None, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                               max_iter=max_iter, ftol=1e-13, target=target)
+    return _natural_samples(prob, th, f), e

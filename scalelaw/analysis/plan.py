@@ -261,7 +261,7 @@ def _invert(fit: Fit, P: dict, target: float, mode, ratio, n_fixed, extra, progr
 def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=None, *,
          tokens_per_param=None, params=None, target_loss=None, level: float = 0.95,
          warn_factor: float = EXTRAPOLATION_WARN, at: Mapping | None = None, seed: int = 0,
-         progress: bool | None = None) -> dict:
+         interval: str | None = None, progress: bool | None = None) -> dict:
     """A training plan for a compute budget (or the budget for a target loss), with intervals.
 
     compute: training FLOPs C (C = 6 N D). Give this or ``target_loss``.
@@ -275,6 +275,8 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     target_loss: the inverse: the compute needed for this loss.
     level: interval level; warn_factor: extrapolation factor above which a warning is added.
     at: values of any further law inputs (e.g. {"U": 25e9}).
+    interval: how the loss fit's intervals are formed (scalelaw.calibration.INTERVALS; default
+        the measured default, :func:`scalelaw.calibration.interval_fit`); the other fits keep theirs.
 
     Returns a dict with ``C``, ``N``, ``D``, ``tokens_per_param``, ``loss`` and, where the fits
     were given, ``lr``, ``batch_tokens``, ``error``; each value also as ``<name>_lower`` /
@@ -289,6 +291,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     if loss_fit is None:
         raise ScalelawError("a plan needs a loss fit; give --loss FIT (a fit JSON from `scalelaw fit -o` "
                             "or a published fit name such as epoch-2024)")
+    from ..calibration import interval_fit
+
+    loss_fit, interval_notes = interval_fit(loss_fit, interval, role="loss")
     fits = {"loss": loss_fit}
     for key, option, given in (("lr", "--lr", lr_fit), ("batch_tokens", "--bs", bs_fit),
                                ("error", "--downstream", downstream_fit)):
@@ -338,7 +343,7 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     draws = {k: _param_arrays(f, samples[k], S, rng) for k, f in fits.items()} if S else None
     point = {k: _point_arrays(f) for k, f in fits.items()}
 
-    warnings_: list = []
+    warnings_: list = list(interval_notes)
     n_steps = (_BISECT_ITERS * (2 if S else 1)) if target_loss is not None else 0
     bar = Progress(total=n_steps, desc="plan", enabled=progress if n_steps else False)
 

@@ -13,8 +13,8 @@ from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
 from ..result import EXTRAPOLATION_WARN, no_range_warning
-from .common import (bootstrap_options, coerce, emit_json, fail, force_option, json_option, level_option,
-                     load_data, parse_pairs, table_options, warn, where_option)
+from .common import (bootstrap_options, coerce, emit_json, fail, force_option, interval_option, json_option,
+                     level_option, load_data, parse_pairs, table_options, warn, where_option)
 
 
 @main.command("laws")
@@ -203,6 +203,16 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
              "intervals assume the law holds that far")
 
 
+def _with_interval(f, interval):
+    """The fit with the intervals of --interval (default: the measured default), its notes warned."""
+    from ..calibration import interval_fit
+
+    f, notes = interval_fit(f, interval)
+    for note in notes:
+        warn(note)
+    return f
+
+
 @main.command("predict")
 @click.argument("fit", required=False)
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE[,VALUE...]",
@@ -213,8 +223,9 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
                    "both with intervals.")
 @click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
+@interval_option("intervals and new-run bands")
 @json_option("Print a JSON list of rows.")
-def predict_cmd(fit, at, table, chain, law_name, level, as_json):
+def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
     """Predict from a saved FIT (or a published fit name) with intervals.
 
     Rows hold the inputs plus mean, lower, upper (interval of the fitted curve), pred_lower and
@@ -232,6 +243,9 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
         parts = [p for p in chain.split(",") if p]
         if len(parts) != 2:
             raise ScalelawError(f"--chain takes LOSSFIT,ERRFIT (two fits); got {chain!r}")
+        if interval:
+            raise ScalelawError("--interval applies to a FIT, not to --chain (each fit of a chain keeps its own "
+                                "intervals); drop --interval or predict from one fit")
         from ..analysis.gadre import chain_predict
 
         fits = (load_fit(parts[0]), load_fit(parts[1]))
@@ -240,7 +254,7 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
     else:
         if not fit:
             raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
-        f = load_fit(fit, law=law_name)
+        f = _with_interval(load_fit(fit, law=law_name), interval)
         out = f.predict(X, level=level)
         name, fits = fit, (f,)
     _warn_extrapolation(out, name, fits)
@@ -256,12 +270,13 @@ def predict_cmd(fit, at, table, chain, law_name, level, as_json):
               help="Training budget in FLOPs; repeat for several budgets (a line each; a JSON list with --json).")
 @click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
+@interval_option()
 @json_option()
-def optimum_cmd(fit, computes, law_name, level, as_json):
+def optimum_cmd(fit, computes, law_name, level, interval, as_json):
     """Compute-optimal N, D and loss (with intervals) for laws that define an allocation."""
     from ..result import load_fit
 
-    f = load_fit(fit, law=law_name)
+    f = _with_interval(load_fit(fit, law=law_name), interval)
     rows = []
     for c in computes:
         if not (c > 0 and math.isfinite(c)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .common import emit_json, force_option, json_option, level_option, load_data, parse_pairs, warn
+from .common import emit_json, force_option, interval_option, json_option, level_option, load_data, parse_pairs, warn
 
 
 @main.command("plan")
@@ -27,11 +27,12 @@ from .common import emit_json, force_option, json_option, level_option, load_dat
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE",
               help="Value of a further law input the plan does not compute (e.g. U=25e9).")
 @level_option()
+@interval_option("loss fit's intervals (the other fits keep their own)")
 @click.option("--warn-factor", type=click.FloatRange(1), default=10.0, show_default=True,
               help="Warn when an input lies this many times beyond a fit's data.")
 @json_option("Print the plan as one JSON object.")
 def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tokens_per_param, params, at,
-             level, warn_factor, as_json):
+             level, interval, warn_factor, as_json):
     """Model size N, tokens D, lr*, batch size, loss and downstream error for a budget
     (or the compute to reach --target-loss).
 
@@ -44,7 +45,7 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
     extra = parse_pairs(at, "--at", numeric=True)
     res = plan(compute=compute, loss_fit=loss_fit, lr_fit=lr_fit, bs_fit=bs_fit, downstream_fit=downstream_fit,
                tokens_per_param=tokens_per_param, params=params, target_loss=target_loss, level=level,
-               warn_factor=warn_factor, at=extra or None, progress=enabled_by_default())
+               warn_factor=warn_factor, at=extra or None, interval=interval, progress=enabled_by_default())
     for w in res["warnings"]:
         warn(w)
     if as_json:
