@@ -232,10 +232,8 @@ def _intervals(samples, tg, mean_L, nopt, sd, z, resid_pool=None, erng=None, ez=
 def run_block(task):
     """Studies ``idx`` of one cell, refitted in as few engine batches as the design allows (one
     block when every study has the same runs; one study at a time for random layouts)."""
-    from types import SimpleNamespace
-
     from scalelaw.fit import Problem, solve_batch
-    from scalelaw.uncertainty import resample_weights, residual_targets, simulate_params
+    from scalelaw.uncertainty import resample_weights, residual_targets
 
     design, n, kind, idx, K, check = task
     t0 = time.process_time()
@@ -278,46 +276,61 @@ def run_block(task):
         nat_b[~np.isfinite(f_b)] = np.nan
         nat_b = nat_b.reshape(G, 2 * K, -1)
         for a, j in enumerate(g):
-            i = idx[j]
-            N_, D_, y, sd, tg, fresh = studies[j]
-            params = dict(zip(LAW.param_names, prob.natural(th_hat[a][None, :])[0].tolist()))
-            ev = np.linalg.eigvalsh(JtJ[a])
-            rec = {"design": design, "n": n, "noise": kind, "i": i, "targets": tg, "fresh": fresh, "sd": sd,
-                   "lnr_sd": float(np.std(np.log(D_ / N_))), "converged": bool(conv[a]), "params": params,
-                   "objective": float(f_hat[a]), "cond": float(ev[-1] / ev[0]) if ev[0] > 0 else float("inf"),
-                   "resid_sd": float(np.sqrt(s2[a]))}
-            fake = SimpleNamespace(law=LAW, free=tuple(LAW.param_names), params=params, n_obs=n, level=LEVEL)
-            tz, infl = t_over_z(fake), bootstrap_inflation(fake)
-            z = float(stats.t.ppf(0.5 + LEVEL / 2, n - 5))
-            X = {"N": [t["N"] for t in tg], "D": [t["D"] for t in tg]}
-            mean_L = np.asarray(LAW.evaluate(X, params), dtype=float)
-            nopt = np.asarray(LAW.optimum(params, compute=np.array([t["C"] for t in tg]))["N_opt"], dtype=float)
-            # delta method: as Fit.param_samples (4,000 draws, seed 0, widened to t quantiles)
-            dth = simulate_params(th_hat[a], cov[a] * tz ** 2, k=4000, seed=0)
-            with np.errstate(over="ignore"):
-                dnat = prob.natural(dth)
-            boot, res = nat_b[a, :K], nat_b[a, K:]
-            erng = np.random.default_rng([7, i])
-            sd_fit = float(np.sqrt(s2[a]))
-            args = (tg, mean_L, nopt, sd_fit, z)
-            rec["delta"] = _intervals(dnat, *args)
-            rec["bootstrap"] = _intervals(boot, *args)
-            rec["bootstrap-t"] = _intervals(scale_deviations(fake, boot, infl), *args)
-            rec["residual"] = _intervals(res, *args, resid_pool=pools[a], erng=erng)
-            rec["residual-t"] = _intervals(scale_deviations(fake, res, tz), *args, resid_pool=pools[a], erng=erng, ez=tz)
-            recs[j] = rec
+            try:
+                recs[j] = _block_record(design, n, kind, idx[j], studies[j], prob, th_hat[a], f_hat[a], conv[a],
+                                        JtJ[a], s2[a], cov[a], nat_b[a], pools[a], K)
+            except Exception as exc:  # a crash is a study without intervals: counted, never hidden
+                N_, D_, y, sd, tg, fresh = studies[j]
+                recs[j] = {"design": design, "n": n, "noise": kind, "i": idx[j], "targets": tg, "fresh": fresh,
+                           "sd": sd, "error": f"{type(exc).__name__}: {exc}"}
     el = (time.process_time() - t0) / len(idx)
     for j, rec in enumerate(recs):
         rec["seconds"] = el
-        if check and idx[j] < 2:   # the per-study product path on the same data
+        if check and idx[j] < 2 and "error" not in rec:   # the per-study product path on the same data
             ref = run_study((design, n, kind, idx[j], K, True))
             rec["starts_check"] = ref.get("starts_check")
             rec["obj_vs_fit"] = rec["objective"] - ref.get("objective", np.nan)
             for keys, name in ((("lo", "hi"), "path_check"), (("nlo", "nhi"), "path_check_nopt")):
-                diffs = [float(np.max(np.abs(np.array(rec[m][k], dtype=float) / np.array(ref[m][k], dtype=float) - 1)))
-                         for m in METHODS if m in ref for k in keys]
+                with np.errstate(all="ignore"):
+                    diffs = [float(np.max(np.abs(np.array(rec[m][k], dtype=float) / np.array(ref[m][k], dtype=float) - 1)))
+                             for m in METHODS if m in ref for k in keys]
                 rec[name] = max(diffs) if diffs else None
     return recs
+
+
+def _block_record(design, n, kind, i, study, prob, th_hat, f_hat, conv, JtJ, s2, cov, nat_b, pool, K):
+    """One study's record from its block's refits."""
+    from types import SimpleNamespace
+
+    from scalelaw.uncertainty import simulate_params
+
+    N_, D_, y, sd, tg, fresh = study
+    params = dict(zip(LAW.param_names, prob.natural(th_hat[None, :])[0].tolist()))
+    ev = np.linalg.eigvalsh(JtJ)
+    rec = {"design": design, "n": n, "noise": kind, "i": i, "targets": tg, "fresh": fresh, "sd": sd,
+           "lnr_sd": float(np.std(np.log(D_ / N_))), "converged": bool(conv), "params": params,
+           "objective": float(f_hat), "cond": float(ev[-1] / ev[0]) if ev[0] > 0 else float("inf"),
+           "resid_sd": float(np.sqrt(s2))}
+    fake = SimpleNamespace(law=LAW, free=tuple(LAW.param_names), params=params, n_obs=n, level=LEVEL)
+    tz, infl = t_over_z(fake), bootstrap_inflation(fake)
+    z = float(stats.t.ppf(0.5 + LEVEL / 2, n - 5))
+    X = {"N": [t["N"] for t in tg], "D": [t["D"] for t in tg]}
+    mean_L = np.asarray(LAW.evaluate(X, params), dtype=float)
+    nopt = np.asarray(LAW.optimum(params, compute=np.array([t["C"] for t in tg]))["N_opt"], dtype=float)
+    # delta method: as Fit.param_samples (4,000 draws, seed 0, widened to t quantiles)
+    dth = simulate_params(th_hat, cov * tz ** 2, k=4000, seed=0)
+    with np.errstate(over="ignore"):
+        dnat = prob.natural(dth)
+    boot, res = nat_b[:K], nat_b[K:]
+    erng = np.random.default_rng([7, i])
+    sd_fit = float(np.sqrt(s2))
+    args = (tg, mean_L, nopt, sd_fit, z)
+    rec["delta"] = _intervals(dnat, *args)
+    rec["bootstrap"] = _intervals(boot, *args)
+    rec["bootstrap-t"] = _intervals(scale_deviations(fake, boot, infl), *args)
+    rec["residual"] = _intervals(res, *args, resid_pool=pool, erng=erng)
+    rec["residual-t"] = _intervals(scale_deviations(fake, res, tz), *args, resid_pool=pool, erng=erng, ez=tz)
+    return rec
 
 
 def cells():
@@ -366,7 +379,8 @@ def score(rs, method, j, what):
             lo, hi, v, c = m["nlo"][j], m["nhi"][j], t["N"], m["nopt"][j]
         lo, hi = (np.nan if x is None else x for x in (lo, hi))
         cov.append(inside(lo, hi, v))
-        wid.append((hi - lo) / c if np.isfinite(lo) and np.isfinite(hi) else np.inf)
+        ok = np.isfinite(lo) and np.isfinite(hi) and np.isfinite(c) and c != 0
+        wid.append((hi - lo) / c if ok else np.inf)
     return np.array(cov), np.array(wid)
 
 

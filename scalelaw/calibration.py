@@ -110,7 +110,8 @@ def scale_deviations(fit, samples: np.ndarray, c: float) -> np.ndarray:
         est = fit.params[p.name]
         with np.errstate(all="ignore"):
             if p.log:
-                out[:, i] = np.exp(math.log(est) + c * (np.log(out[:, i]) - math.log(est)))
+                if est > 0:   # an estimate at 0 (ln = -inf) has no deviations to scale
+                    out[:, i] = np.exp(math.log(est) + c * (np.log(out[:, i]) - math.log(est)))
             else:
                 out[:, i] = est + c * (out[:, i] - est)
         out[:, i] = np.clip(out[:, i], p.lower, p.upper)
@@ -245,16 +246,15 @@ def with_interval(fit, method: str, *, k: int | None = None, seed: int | None = 
         return dataclasses.replace(fit, boot=None, settings=settings)
     k = int(k or INTERVAL_K)
     seed = int(fit.settings.get("seed") or 0) if seed is None else int(seed)
+    own = fit.boot if method in ("bootstrap", "bootstrap-t") and fit.boot is not None and len(fit.boot) else None
+    prob = problem_of(fit) if own is None else None
     _dof(fit)
     if method in ("bootstrap", "bootstrap-t"):
-        samples = fit.boot if fit.boot is not None and len(fit.boot) else None
-        if samples is None:
-            prob = problem_of(fit)
-            samples = bootstrap(prob, np.asarray(fit.theta, dtype=float), k, seed=seed, n_jobs=1)
+        samples = own if own is not None else bootstrap(prob, np.asarray(fit.theta, dtype=float), k, seed=seed,
+                                                        n_jobs=1)
         if method == "bootstrap-t":
             samples = scale_deviations(fit, samples, bootstrap_inflation(fit))
         return dataclasses.replace(fit, boot=samples, settings=settings)
-    prob = problem_of(fit)
     samples, _ = residual_bootstrap(prob, np.asarray(fit.theta, dtype=float), k, seed=seed, n_jobs=1)
     samples = scale_deviations(fit, samples, t_over_z(fit))
     return dataclasses.replace(fit, boot=samples, settings=settings)

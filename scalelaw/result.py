@@ -286,7 +286,8 @@ class Fit:
             "n_obs": self.n_obs,
             "input_ranges": self.input_ranges,
             "diagnostics": self.diagnostics,
-            "data": self.data,
+            # the recorded rows (data.runs) go with the samples: a file keeps both, a printout neither
+            "data": self.data if include_boot else {k: v for k, v in self.data.items() if k != "runs"},
             "settings": self.settings,
             "versions": self.versions,
             "theta": None if self.theta is None else list(map(float, self.theta)),
