@@ -403,7 +403,33 @@ def report(recs, what="L", methods=METHODS):
             lines.append(row)
     lines.append("min over cells:   " + "".join(f"{100 * min(v):>20.1f}" for v in allc.values()))
     lines.append("mean over cells:  " + "".join(f"{100 * np.mean(v):>20.1f}" for v in allc.values()))
+    # issue 20's rule: >= 92% across the grid and >= 90% in every cell, then the least width
+    ok = [m for m, v in allc.items() if np.mean(v) >= 0.92 and min(v) >= 0.90]
+    med = {m: np.median(np.concatenate([score(rs, m, j, what)[1] for rs in by.values() for j in range(len(MULTS))]))
+           for m in methods}
+    lines.append("median width:     " + "".join(f"{med[m]:>20.3f}" for m in methods))
+    lines.append(f"methods meeting >= 92% overall and >= 90% in every cell: {', '.join(ok) or 'none'}"
+                 + (f"; narrowest: {min(ok, key=med.get)}" if ok else ""))
     return "\n".join(lines)
+
+
+def markdown(recs, what="L", methods=METHODS) -> str:
+    """One row per cell: coverage % at 10x / 100x / 1000x and the median relative width at 100x,
+    per method (the tables of docs/uncertainty.md)."""
+    by = {}
+    for r in recs:
+        by.setdefault((r["design"], r["n"], r["noise"]), []).append(r)
+    out = ["| design | runs | noise | studies | " + " | ".join(methods) + " |",
+           "|---|---|---|---|" + "---|" * len(methods)]
+    for (d, n, k), rs in sorted(by.items(), key=lambda kv: (DESIGNS.index(kv[0][0]), kv[0][1], NOISES.index(kv[0][2]))):
+        cells_ = []
+        for m in methods:
+            cov = [100 * score(rs, m, j, what)[0].mean() for j in range(len(MULTS))]
+            w = np.median(score(rs, m, 1, what)[1])
+            txt = "/".join(f"{c:.0f}" for c in cov) + f" ({w:.2g})"
+            cells_.append(f"**{txt}**" if min(cov) < 90 else txt)
+        out.append(f"| {d} | {n} | {k} | {len(rs)} | " + " | ".join(cells_) + " |")
+    return "\n".join(out)
 
 
 def main():
@@ -415,6 +441,7 @@ def main():
     ap.add_argument("--cells", default=None, help="comma-separated design:n:noise cells (default: all 18)")
     ap.add_argument("--report", action="store_true", help="print the tables of --out and stop")
     ap.add_argument("--time", action="store_true", help="print the CPU seconds per study by cell")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs)")
     args = ap.parse_args()
     out = Path(args.out)
     recs = load(out)
@@ -461,6 +488,10 @@ def main():
     for what in ("L", "Lnew", "Nopt"):
         print(report(recs, what))
     print(report(recs, "Lnew_emp", ("residual", "residual-t")))
+    if args.markdown:
+        for what in ("L", "Lnew", "Nopt"):
+            print(f"\n{what}\n" + markdown(recs, what))
+        print("\nLnew_emp\n" + markdown(recs, "Lnew_emp", ("residual", "residual-t")))
 
 
 if __name__ == "__main__":

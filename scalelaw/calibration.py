@@ -260,15 +260,17 @@ def with_interval(fit, method: str, *, k: int | None = None, seed: int | None = 
     return dataclasses.replace(fit, boot=samples, settings=settings)
 
 
-# the interval predict / optimum / plan give by default: the method that kept nominal 95% at the
-# target closest to nominal at the least width (docs/uncertainty.md, "Intervals at the target")
-DEFAULT_INTERVAL = "bootstrap-t"
+# the interval each verb gives by default: per quantity it reports (the loss at a target for
+# predict; the compute-optimal N and D for optimum and plan), the method whose 95% intervals kept
+# nominal coverage at 10-1000x extrapolated targets at the least width (docs/uncertainty.md,
+# "Intervals at the target")
+DEFAULT_INTERVAL = {"predict": "bootstrap-t", "optimum": "bootstrap", "plan": "bootstrap"}
 
 
-def interval_fit(fit, method: str | None = None, role: str | None = None):
-    """(fit with the intervals of ``method``, warning lines) for predict / optimum / plan.
+def interval_fit(fit, method: str | None = None, role: str | None = None, verb: str = "predict"):
+    """(fit with the intervals of ``method``, warning lines) for predict / optimum / plan (``verb``).
 
-    ``method`` None means DEFAULT_INTERVAL, except where a fit's own intervals are deliberate or
+    ``method`` None means DEFAULT_INTERVAL[verb], except where a fit's own intervals are deliberate or
     nothing can be refitted: published constants (no data), a calibrated fit, a fit bootstrapped
     by groups (runs that are not independent), and a fit file that does not record its rows
     (written before fits kept them), which keeps its own intervals with a warning saying so. A
@@ -276,12 +278,45 @@ def interval_fit(fit, method: str | None = None, role: str | None = None):
     who = f"{role} fit ({fit.law.name})" if role else f"fit ({fit.law.name})"
     if method is not None:
         return with_interval(fit, method), []
+    default = DEFAULT_INTERVAL[verb]
     if fit.label or fit.settings.get("calibration") or fit.settings.get("boot_groups") or fit.cov is None:
         return fit, []
-    if not (fit.data or {}).get("runs") or fit.theta is None:
+    own = default in ("bootstrap", "bootstrap-t") and fit.boot is not None and len(fit.boot)
+    if not own and (not (fit.data or {}).get("runs") or fit.theta is None):
         return fit, [f"{who} does not record the rows it was fitted on, so its intervals are its own "
-                     f"({fit.interval_method}), not the measured default {DEFAULT_INTERVAL!r}; refit it with "
+                     f"({fit.interval_method}), not the measured default {default!r}; refit it with "
                      "this scalelaw for those (docs/uncertainty.md)"]
     if fit.n_obs <= len(fit.free):
         return fit, []
-    return with_interval(fit, DEFAULT_INTERVAL), []
+    return with_interval(fit, default), []
+
+
+# runs whose tokens per parameter (D/N) span less than this factor cannot separate the N and D
+# terms of a law in N and D: the compute-optimal split is then not determined by the data
+# (measured: the N_opt intervals of every method covered 4-40% on 20-tokens-per-parameter ladders,
+# docs/uncertainty.md)
+SEPARATION_SPREAD = 2.0
+
+
+def split_not_identified(fit, role: str | None = None) -> str | None:
+    """The warning line for a fit whose runs cannot separate its N and D terms (all at about one
+    tokens-per-parameter ratio), else None. Needs a law in N and D and the fit's recorded rows."""
+    runs = (fit.data or {}).get("runs") or {}
+    inputs = runs.get("inputs") or {}
+    if "N" not in inputs or "D" not in inputs:
+        return None
+    N, D = np.asarray(inputs["N"], dtype=float), np.asarray(inputs["D"], dtype=float)
+    if runs.get("weights") is not None:
+        keep = np.asarray(runs["weights"], dtype=float) > 0
+        N, D = N[keep], D[keep]
+    with np.errstate(all="ignore"):
+        r = D / N
+    r = r[np.isfinite(r) & (r > 0)]
+    if r.size < 2 or r.max() / r.min() >= SEPARATION_SPREAD:
+        return None
+    who = f"{role} fit ({fit.law.name})" if role else f"fit ({fit.law.name})"
+    span = f"{r.min():.3g}" if r.max() / r.min() < 1.01 else f"{r.min():.3g}-{r.max():.3g}"
+    return (f"{who}: every run has {span} tokens per parameter, so the data cannot separate the N and D terms and "
+            "do not determine the compute-optimal split: its N and D intervals are left out (every interval method "
+            "covered 4-40% on such ladders, docs/uncertainty.md); add runs at other token counts, e.g. 1/4 and 4x "
+            "that ratio")

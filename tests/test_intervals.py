@@ -109,8 +109,9 @@ def test_methods_are_what_they_say(small):
 
 
 def test_default_interval_and_its_exceptions(small):
-    g, notes = interval_fit(small)
-    assert g.settings["interval"] == DEFAULT_INTERVAL and notes == []
+    for verb in ("predict", "optimum", "plan"):
+        g, notes = interval_fit(small, verb=verb)
+        assert g.settings["interval"] == DEFAULT_INTERVAL[verb] and notes == []
     # published constants have no data: left as they are, without a note
     pub = load_fit("epoch-2024")
     assert interval_fit(pub) == (pub, [])
@@ -145,26 +146,27 @@ def fit_file(tmp_path_factory, small):
 @pytest.mark.parametrize("method", [None, "delta", "residual-t"])
 def test_predict_and_optimum_take_interval(fit_file, small, method):
     flag = ["--interval", method] if method else []
-    want = with_interval(small, method or DEFAULT_INTERVAL)
-    rows = json.loads(run("predict", fit_file, "--at", "N=1e10", "--at", "D=2e11", "--json", *flag).output)
+    want = with_interval(small, method or DEFAULT_INTERVAL["predict"])
+    rows = json.loads(run("predict", fit_file, "--at", "N=1e10", "--at", "D=2e11", "--json", *flag).stdout)
     exp = want.predict(TARGET).iloc[0]
     for k in ("lower", "upper", "pred_lower", "pred_upper"):
         assert rows[0][k] == pytest.approx(exp[k], rel=1e-9)
-    o = json.loads(run("optimum", fit_file, "--compute", "1e22", "--json", *flag).output)
+    want = with_interval(small, method or DEFAULT_INTERVAL["optimum"])
+    o = json.loads(run("optimum", fit_file, "--compute", "1e22", "--json", *flag).stdout)
     assert o["N_opt_lower"] == pytest.approx(want.optimum(compute=1e22)["N_opt_lower"], rel=1e-9)
 
 
 def test_interval_methods_differ_on_the_command_line(fit_file):
     ends = {m: json.loads(run("predict", fit_file, "--at", "N=1e10", "--at", "D=2e11", "--json",
-                              "--interval", m).output)[0]["lower"] for m in INTERVALS}
+                              "--interval", m).stdout)[0]["lower"] for m in INTERVALS}
     assert len(set(ends.values())) == len(INTERVALS)
 
 
 def test_plan_takes_interval_for_the_loss_fit(fit_file):
-    res = json.loads(run("plan", "--compute", "1e22", "--loss", fit_file, "--interval", "delta", "--json").output)
+    res = json.loads(run("plan", "--compute", "1e22", "--loss", fit_file, "--interval", "delta", "--json").stdout)
     assert res["fits"]["loss"]["intervals"].startswith("delta")
-    res = json.loads(run("plan", "--compute", "1e22", "--loss", fit_file, "--json").output)
-    assert res["fits"]["loss"]["intervals"].startswith(DEFAULT_INTERVAL)
+    res = json.loads(run("plan", "--compute", "1e22", "--loss", fit_file, "--json").stdout)
+    assert res["fits"]["loss"]["intervals"].startswith(DEFAULT_INTERVAL["plan"] + " (")
 
 
 def test_interval_errors_and_warnings_are_one_line(fit_file, small, tmp_path):
@@ -180,3 +182,35 @@ def test_interval_errors_and_warnings_are_one_line(fit_file, small, tmp_path):
     res = run("optimum", old, "--compute", "1e22")
     lines = [l for l in res.stderr.splitlines() if "does not record the rows" in l]
     assert len(lines) == 1 and lines[0].startswith("warning: fit (chinchilla) does not record")
+
+
+def test_a_ladder_at_one_ratio_gets_a_warning_line_instead_of_split_bands(tmp_path):
+    # every run at 20 tokens per parameter: the N and D terms cannot be told apart, so the
+    # compute-optimal split is not determined (every method covered 4-40% on such ladders)
+    from .helpers import TRUTH
+
+    N = np.geomspace(2e7, 1e9, 12)
+    y = get_law("chinchilla").evaluate({"N": N, "D": 20 * N}, TRUTH) * np.exp(
+        np.random.default_rng(0).normal(0, 0.01, N.size))
+    import pandas as pd
+    f = fit("chinchilla", pd.DataFrame({"N": N, "D": 20 * N, "loss": y}), objective="lsq-log")
+    p = tmp_path / "tpp.json"
+    f.save(p)
+    res = run("optimum", p, "--compute", "1e22", "--json", "--interval", "bootstrap")
+    o = json.loads(res.stdout)
+    assert o["N_opt_lower"] is None and o["D_opt_upper"] is None and o["loss_lower"] is not None
+    lines = [l for l in res.stderr.splitlines() if "cannot separate the N and D terms" in l]
+    assert len(lines) == 1 and lines[0].startswith("warning: fit (chinchilla): every run has 20 tokens per parameter")
+    res = run("plan", "--compute", "1e22", "--loss", p, "--json", "--interval", "delta")
+    plan = json.loads(res.stdout)
+    assert plan["N_lower"] is None and plan["tokens_per_param_upper"] is None and plan["loss_lower"] is not None
+    assert sum("cannot separate the N and D terms" in w for w in plan["warnings"]) == 1
+    # a fixed split (--tokens-per-param) does not depend on it: bands kept, no warning
+    plan = json.loads(run("plan", "--compute", "1e22", "--loss", p, "--json", "--tokens-per-param", "20",
+                          "--interval", "delta").stdout)
+    assert not any("cannot separate" in w for w in plan["warnings"])
+    # runs spread over ratios (the helpers' ladder: 10-80 tokens per parameter) get no such line
+    g = fit("chinchilla", ladder(noise=0.01, seed=4), objective="lsq-log")
+    g.save(tmp_path / "spread.json")
+    res = run("optimum", tmp_path / "spread.json", "--compute", "1e22", "--json", "--interval", "delta")
+    assert "cannot separate" not in res.stderr and json.loads(res.stdout)["N_opt_lower"] is not None

@@ -291,9 +291,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     if loss_fit is None:
         raise ScalelawError("a plan needs a loss fit; give --loss FIT (a fit JSON from `scalelaw fit -o` "
                             "or a published fit name such as epoch-2024)")
-    from ..calibration import interval_fit
+    from ..calibration import interval_fit, split_not_identified
 
-    loss_fit, interval_notes = interval_fit(loss_fit, interval, role="loss")
+    loss_fit, interval_notes = interval_fit(loss_fit, interval, role="loss", verb="plan")
     fits = {"loss": loss_fit}
     for key, option, given in (("lr", "--lr", lr_fit), ("batch_tokens", "--bs", bs_fit),
                                ("error", "--downstream", downstream_fit)):
@@ -487,6 +487,12 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
                          "there; mind the convention when mixing laws")
     if not S:
         warnings_.append("no fit carries parameter uncertainty (bootstrap or covariance); values have no intervals")
+    split = split_not_identified(loss_fit, role="loss") if mode == "compute-optimal" else None
+    if split:   # one warning line instead of N and D bands that look precise
+        warnings_.append(split)
+        for key in ("N", "D", "tokens_per_param"):
+            if key in out:
+                out[f"{key}_lower"] = out[f"{key}_upper"] = None
     out["extrapolation"] = ex
     out["max_extrapolation"] = worst
     out["warn_factor"] = warn_factor

@@ -108,14 +108,14 @@ def level_option(default: float | None = 0.95):
     return click.option("--level", type=LEVEL, default=default, help=what, **extra)
 
 
-def interval_option(what: str = "intervals"):
+def interval_option(verb: str, what: str = "intervals"):
     """--interval METHOD: how the intervals of a saved fit are formed (scalelaw.calibration.INTERVALS);
-    default: the measured default (DEFAULT_INTERVAL, docs/uncertainty.md)."""
+    default: the verb's measured default (DEFAULT_INTERVAL[verb], docs/uncertainty.md)."""
     from ..calibration import DEFAULT_INTERVAL, INTERVALS
 
     return click.option("--interval", "interval", type=click.Choice(list(INTERVALS)), default=None,
                         help=f"How the {what} are formed: " + "; ".join(f"{k}: {v}" for k, v in INTERVALS.items())
-                             + f" [default: {DEFAULT_INTERVAL}, the method that kept nominal coverage at "
+                             + f" [default: {DEFAULT_INTERVAL[verb]}, the method that kept nominal coverage at "
                                "extrapolated targets in docs/uncertainty.md].")
 
 

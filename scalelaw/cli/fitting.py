@@ -203,11 +203,11 @@ def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
              "intervals assume the law holds that far")
 
 
-def _with_interval(f, interval):
-    """The fit with the intervals of --interval (default: the measured default), its notes warned."""
+def _with_interval(f, interval, verb):
+    """The fit with the intervals of --interval (default: the verb's measured default), its notes warned."""
     from ..calibration import interval_fit
 
-    f, notes = interval_fit(f, interval)
+    f, notes = interval_fit(f, interval, verb=verb)
     for note in notes:
         warn(note)
     return f
@@ -223,7 +223,7 @@ def _with_interval(f, interval):
                    "both with intervals.")
 @click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
-@interval_option("intervals and new-run bands")
+@interval_option("predict", "intervals and new-run bands")
 @json_option("Print a JSON list of rows.")
 def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
     """Predict from a saved FIT (or a published fit name) with intervals.
@@ -254,7 +254,7 @@ def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
     else:
         if not fit:
             raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
-        f = _with_interval(load_fit(fit, law=law_name), interval)
+        f = _with_interval(load_fit(fit, law=law_name), interval, "predict")
         out = f.predict(X, level=level)
         name, fits = fit, (f,)
     _warn_extrapolation(out, name, fits)
@@ -270,13 +270,13 @@ def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
               help="Training budget in FLOPs; repeat for several budgets (a line each; a JSON list with --json).")
 @click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)
-@interval_option()
+@interval_option("optimum")
 @json_option()
 def optimum_cmd(fit, computes, law_name, level, interval, as_json):
     """Compute-optimal N, D and loss (with intervals) for laws that define an allocation."""
     from ..result import load_fit
 
-    f = _with_interval(load_fit(fit, law=law_name), interval)
+    f = _with_interval(load_fit(fit, law=law_name), interval, "optimum")
     rows = []
     for c in computes:
         if not (c > 0 and math.isfinite(c)):
@@ -290,6 +290,15 @@ def optimum_cmd(fit, computes, law_name, level, interval, as_json):
     note = no_range_warning(f)
     if note:
         warn(note)
+    from ..calibration import split_not_identified
+
+    split = split_not_identified(f)
+    if split:   # one warning line instead of N and D bands that look precise
+        warn(split)
+        for r in rows:
+            for k in ("N_opt", "D_opt"):
+                if f"{k}_lower" in r:
+                    r[f"{k}_lower"] = r[f"{k}_upper"] = None
     for r in rows:
         if r["extrapolation"] is not None and r["extrapolation"] > EXTRAPOLATION_WARN:
             warn(f"C={r['C']:.3g}: the optimum lies {r['extrapolation']:.0f}x beyond the fitted range")
@@ -300,7 +309,7 @@ def optimum_cmd(fit, computes, law_name, level, interval, as_json):
             parts = [f"C={r['C']:.4g}"]
             for k in ("N_opt", "D_opt", "loss"):
                 if k in r:
-                    iv = f" [{r[k + '_lower']:.4g}, {r[k + '_upper']:.4g}]" if f"{k}_lower" in r else ""
+                    iv = f" [{r[k + '_lower']:.4g}, {r[k + '_upper']:.4g}]" if r.get(f"{k}_lower") is not None else ""
                     parts.append(f"{k}={r[k]:.4g}{iv}")
             click.echo("  ".join(parts))
 

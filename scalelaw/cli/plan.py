@@ -27,7 +27,7 @@ from .common import emit_json, force_option, interval_option, json_option, level
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE",
               help="Value of a further law input the plan does not compute (e.g. U=25e9).")
 @level_option()
-@interval_option("loss fit's intervals (the other fits keep their own)")
+@interval_option("plan", "loss fit's intervals (the other fits keep their own)")
 @click.option("--warn-factor", type=click.FloatRange(1), default=10.0, show_default=True,
               help="Warn when an input lies this many times beyond a fit's data.")
 @json_option("Print the plan as one JSON object.")
