@@ -415,5 +415,49 @@ def plot_plan(result: Mapping, loss_fit, span_decades: float = 1.5, n: int = 121
     return fig
 
 
-__all__ = ["plot_fit", "plot_parity", "plot_residuals", "plot_backtest", "plot_plan", "residuals",
+def design_figure(result: Mapping, title: str | None = None):
+    """A run design (:func:`scalelaw.analysis.design.design`) in the (N, D) plane: the candidate
+    runs, the runs chosen (sized by their compute), lines of equal compute through the budget
+    share, and the target model (or the compute-optimal line of the target budget)."""
+    go = _go()
+    cand = result.get("candidates") or {}
+    N, D = np.asarray(cand.get("N", []), dtype=float), np.asarray(cand.get("D", []), dtype=float)
+    chosen = np.asarray(cand.get("chosen", [False] * len(N)), dtype=bool)
+    fig = go.Figure()
+    if len(N):
+        fig.add_trace(go.Scatter(x=N[~chosen], y=D[~chosen], mode="markers", name="candidate runs",
+                                 marker=dict(color="#bbbbbb", size=5), hovertemplate="N %{x:.3g}<br>D %{y:.3g}"))
+    runs = result.get("runs") or []
+    if runs:
+        rn = np.array([r["N"] for r in runs])
+        rd = np.array([r["D"] for r in runs])
+        share = np.array([r["cost_share"] for r in runs])
+        size = 8 + 22 * np.sqrt(share / max(share.max(), 1e-300))
+        fig.add_trace(go.Scatter(x=rn, y=rd, mode="markers", name="proposed runs",
+                                 marker=dict(color=_PALETTE[3], size=size, line=dict(width=1, color="white")),
+                                 customdata=100 * share,
+                                 hovertemplate="N %{x:.3g}<br>D %{y:.3g}<br>%{customdata:.1f}% of the budget"))
+    tgt = result.get("target") or {}
+    if "N" in tgt and "D" in tgt:
+        fig.add_trace(go.Scatter(x=[tgt["N"]], y=[tgt["D"]], mode="markers", name="target model",
+                                 marker=dict(color=_PALETTE[0], size=14, symbol="star")))
+    lo = min([v for v in (N.min() if len(N) else None, tgt.get("N")) if v is not None] or [1.0])
+    hi = max([v for v in (N.max() if len(N) else None, tgt.get("N")) if v is not None] or [10.0])
+    xs = np.geomspace(lo, hi, 50)
+    for m in (20.0,):
+        fig.add_trace(go.Scatter(x=xs, y=m * xs, mode="lines", name=f"{m:g} tokens per parameter",
+                                 line=dict(color="#888888", dash="dot", width=1), hoverinfo="skip"))
+    lvl = int(round(100 * result.get("level", 0.95)))
+    b, a = (result.get("before") or {}), (result.get("after") or {})
+    sub = (f"expected {lvl}% width at the target: {100 * b['relative_width']:.3g}% -> {100 * a['relative_width']:.3g}%"
+           if "relative_width" in b and "relative_width" in a else "")
+    fig.update_layout(title=title or f"run design for {result.get('quantity', 'the target')}<br><sub>{sub}</sub>",
+                      template="plotly_white", xaxis_title=_axis_title("N"), yaxis_title=_axis_title("D"),
+                      height=460, margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_xaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+__all__ = ["plot_fit", "plot_parity", "plot_residuals", "plot_backtest", "plot_plan", "design_figure", "residuals",
            "fit_rows", "choose_grouping"]
