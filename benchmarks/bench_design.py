@@ -7,18 +7,19 @@ trains three ladders of the same total compute (``--budget``):
   fixed-ratio   16 runs at 20 tokens per parameter, N spaced evenly in log over 1.5 decades;
   isoflop-5     5 IsoFLOP budgets a factor 3 apart, 7 runs each at 1/4 .. 4x the prior's
                 compute-optimal N (Chinchilla's approach 2 layout);
-  designed      ``scalelaw design`` from nothing: the published prior widened x3, k = 16 runs,
-                chosen once (the design never sees the truth).
+  designed      ``scalelaw design`` from nothing: the published prior widened x3 (the default),
+                k = 16 runs, chosen once (the design never sees the truth).
 
 Losses get 1% lognormal noise (``--noise``; ``--t3`` for Student t with 3 dof scaled to the
-same sd); each ladder is fitted with the default objective and a bootstrap over runs
-(``--boot``), and the 95% interval of the loss at the target model (the prior's compute-optimal
-model at ``--target-compute``) is scored: its median relative width, and whether it covers
-the truth. Run:  python benchmarks/bench_design.py --studies 200  (about 10 min on 2 cores).
+same sd); each ladder is fitted with the default objective, and the 95% intervals of the loss at the
+target model (the prior's compute-optimal model at ``--target-compute``) from the delta method
+and from a bootstrap over runs (``--boot``) are scored: median relative width, and whether they
+cover the truth. Run:  python benchmarks/bench_design.py --studies 200  (about 10 min on 2 cores).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -93,12 +94,18 @@ def one(args):
         rec = {"study": study, "ladder": name, "runs": len(runs), "compute": float((6 * df.N * df.D).sum())}
         try:
             f = fit("chinchilla", df, boot=boot, seed=study, n_jobs=1)
-            p = f.predict({"N": [target["N"]], "D": [target["D"]]}).iloc[0]
-            lo, hi, m = float(p["lower"]), float(p["upper"]), float(p["mean"])
-            rec.update(ok=bool(np.isfinite(lo) and np.isfinite(hi)), width=(hi - lo) / true_target,
-                       covered=bool(lo <= true_target <= hi), error=(m - true_target) / true_target)
+            at = {"N": [target["N"]], "D": [target["D"]]}
+            for method, g in (("boot", f), ("delta", dataclasses.replace(f, boot=None))):
+                p = g.predict(at).iloc[0]
+                lo, hi, m = float(p["lower"]), float(p["upper"]), float(p["mean"])
+                ok = bool(np.isfinite(lo) and np.isfinite(hi))
+                rec[f"{method}_width"] = (hi - lo) / true_target if ok else float("inf")
+                rec[f"{method}_covered"] = bool(ok and lo <= true_target <= hi)
+            rec.update(ok=True, error=(m - true_target) / true_target)
         except (ScalelawError, Exception) as exc:  # a failed fit counts as a miss, and is listed
-            rec.update(ok=False, width=float("inf"), covered=False, error=float("nan"), failure=str(exc)[:120])
+            rec.update(ok=False, error=float("nan"), failure=str(exc)[:120],
+                       **{f"{m}_{k}": v for m in ("boot", "delta") for k, v in (("width", float("inf")),
+                                                                                ("covered", False))})
         out.append(rec)
     return out
 
@@ -141,18 +148,20 @@ def main(argv=None):
     noise = f"{'t3' if a.t3 else 'lognormal'} {100 * a.noise:g}%"
     print(f"\n{a.studies} studies, budget {a.budget:.3g} FLOPs, target {target['N']:.3g} params x {target['D']:.3g} "
           f"tokens, noise {noise}, bootstrap {a.boot}, {el:.0f} s")
-    print("| ladder | runs | median 95% width | coverage | median abs error | failed fits |")
-    print("|---|---|---|---|---|---|")
+    print("| ladder | runs | interval | median 95% width | coverage | median abs error | failed fits |")
+    print("|---|---|---|---|---|---|---|")
     med = {}
     for name in layouts:
         s = df[df.ladder == name]
-        med[name] = float(np.median(s.width))
-        print(f"| {name} | {int(s.runs.iloc[0])} | {100 * med[name]:.2f}% | {100 * s.covered.mean():.1f}% | "
-              f"{100 * np.nanmedian(np.abs(s.error)):.2f}% | {int((~s.ok).sum())} |")
-    for base in ("fixed-ratio", "isoflop-5"):
-        print(f"designed width / {base} width (medians): {med['designed'] / med[base]:.3f} "
-              f"({100 * (1 - med['designed'] / med[base]):.0f}% narrower)")
-
+        for m, label in (("delta", "delta method"), ("boot", f"bootstrap ({a.boot})")):
+            med[name, m] = float(np.median(s[f"{m}_width"]))
+            print(f"| {name} | {int(s.runs.iloc[0])} | {label} | {100 * med[name, m]:.2f}% | "
+                  f"{100 * s[f'{m}_covered'].mean():.1f}% | {100 * np.nanmedian(np.abs(s.error)):.2f}% | "
+                  f"{int((~s.ok).sum())} |")
+    for m in ("delta", "boot"):
+        for base in ("fixed-ratio", "isoflop-5"):
+            r = med["designed", m] / med[base, m]
+            print(f"{m}: designed width / {base} width (medians): {r:.3f} ({100 * (1 - r):.0f}% narrower)")
 
 if __name__ == "__main__":
     main()

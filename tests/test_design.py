@@ -20,14 +20,14 @@ TARGET = {"N": 7e10, "D": 1.4e12}
 
 def _criterion(fit, runs, target, noise, draws=64, seed=0, widen=None):
     """The design criterion recomputed from scratch (no rank-one updates, no standardising)."""
-    theta0, cov, _ = dz._prior(fit, widen)
+    theta0, cov, _, own = dz._prior(fit, widen)
     th = dz._draws(fit, theta0, cov, draws, seed)
     g, _ = dz._quantity(fit, target, None, "loss", 6.0)
     G = dz._gradient(g, th)
     N = np.array([r["N"] for r in runs])
     D = np.array([r["D"] for r in runs])
     J = dz._sensitivities(fit, th, N, D, 6.0)
-    H = np.linalg.inv(cov)[None] + np.einsum("mcp,mcq->mpq", J, J) / noise ** 2
+    H = np.linalg.inv(cov)[None] * (1.0 if own else dz.PRIOR_WEIGHT) + np.einsum("mcp,mcq->mpq", J, J) / noise ** 2
     return float(np.mean(np.einsum("mp,mpq,mq->m", G, np.linalg.inv(H), G)))
 
 

@@ -12,17 +12,22 @@ approximation the engine's delta method uses too),
 where j(x; theta) = d ln f(x; theta) / d theta is the sensitivity of a run's log loss to the
 parameters (internal coordinates: ln of log-scaled parameters), sigma the scatter of one run
 around the law (log units), and Sigma0 what is known before the new runs: the fit's own
-parameter covariance (from its bootstrap draws, else its delta-method covariance), or, with no
-data yet, a prior from published constants widened by a documented factor (``PRIOR_WIDEN``).
+parameter covariance (from its bootstrap draws, else its delta-method covariance: information
+from the user's runs, which a refit on old and new runs keeps), or, with no data yet, a prior
+from published constants widened by a documented factor (``PRIOR_WIDEN``). A published prior is
+NOT information the later fit will have (it fits the new runs alone), so it enters H with the
+small weight ``PRIOR_WEIGHT`` only to keep H invertible; its role is to say where the parameters
+probably are.
 
 Because the law is nonlinear, the criterion is averaged over M parameter draws from Sigma0
 ("pseudo-Bayesian" design): a design that is good only for the point estimate is not chosen.
 
 Algorithm (documented in docs/design.md): candidates are distinct runs (a grid or a table),
 each usable once. A cost-benefit greedy pass adds the run with the largest variance reduction per
-FLOP that still fits the budget; a plain greedy pass adds the largest reduction; the better of
-the two is then improved by exchange (swap a chosen run for an unchosen one while the criterion
-falls and the budget holds). Each step is a rank-one (Sherman-Morrison) update of the M inverse
+FLOP that still fits the budget; a plain greedy pass adds the largest reduction; each is then
+improved by exchange (swap a chosen run for an unchosen one while the criterion
+falls and the budget holds); a few random feasible designs are improved the same way, and the
+best end point wins. Each step is a rank-one (Sherman-Morrison) update of the M inverse
 matrices, so thousands of candidates are scored at once.
 """
 from __future__ import annotations
@@ -39,8 +44,10 @@ FLOPS_PER_TOKEN_PARAM = 6.0
 PRIOR_WIDEN = 3.0            # published standard errors are multiplied by this for a prior
 DEFAULT_NOISE = 0.01         # scatter of one run around the law (log units, i.e. ~1%) without a fit
 DEFAULT_DRAWS = 64           # parameter draws the criterion is averaged over
+RESTARTS = 6                 # random feasible starts improved by exchange, besides the two greedy ones
+PRIOR_WEIGHT = 1e-3          # weight of a published prior's precision in the information (see design())
 DEFAULT_GRID = 24            # points per axis of the default candidate grid
-DEFAULT_RATIO = (5.0, 500.0)  # tokens per parameter the default grid spans (ladders people train)
+DEFAULT_RATIO = (1.0, 1000.0)  # tokens per parameter of the default grid (the span of Chinchilla's IsoFLOP runs)
 # Published standard errors of constants whose papers report them (natural units). Epoch's
 # replication, Table 1 (Besiroglu et al. 2024, arXiv:2404.10102): E 0.0257, A 124.52,
 # B 1293.28, alpha 0.0154, beta 0.0206.
@@ -59,7 +66,9 @@ _SUPPORTED_INPUTS = {"N", "D", "C"}
 # the prior: mean and covariance of the free parameters in internal coordinates
 # --------------------------------------------------------------------------------------------
 def _prior(fit: Fit, widen: float | None):
-    """(theta0 (P,), Sigma0 (P, P), source text) of the fit's free parameters, internal coords."""
+    """(theta0 (P,), Sigma0 (P, P), source text, own_data) of the fit's free parameters in internal
+    coordinates; own_data is True when Sigma0 comes from the user's runs (a fit), False for a prior
+    from published constants."""
     law = fit.law
     free = [p for p in law.params if p.name in fit.free]
     theta0 = np.array([float(p.to_internal(fit.params[p.name])) for p in free])
@@ -73,11 +82,11 @@ def _prior(fit: Fit, widen: float | None):
         if len(internal) >= 20:
             cov = np.cov(internal, rowvar=False).reshape(len(free), len(free))
             source = f"the fit's bootstrap ({len(internal)} draws)"
-            return theta0, _scale(cov, widen or 1.0), source + _widened(widen)
+            return theta0, _scale(cov, widen or 1.0), source + _widened(widen), True
     if fit.cov is not None and np.all(np.isfinite(fit.cov)) and fit.theta is not None:
         cov = np.asarray(fit.cov, dtype=float).reshape(len(free), len(free))
         return np.asarray(fit.theta, dtype=float), _scale(cov, widen or 1.0), \
-            "the fit's delta-method covariance" + _widened(widen)
+            "the fit's delta-method covariance" + _widened(widen), True
     # published constants: reported standard errors, else the documented default, widened
     label = (fit.settings or {}).get("published")
     se = PUBLISHED_SE.get((law.name, label))
@@ -93,7 +102,7 @@ def _prior(fit: Fit, widen: float | None):
     w = PRIOR_WIDEN if widen is None else widen
     what = (f"published standard errors of {label}" if se else
             f"default prior sd (ln-scale {DEFAULT_LOG_SD:g}; others 0.05 + 10%) around {label or 'the constants'}")
-    return theta0, np.diag((np.asarray(sd) * w) ** 2), f"{what}, widened x{w:g}"
+    return theta0, np.diag((np.asarray(sd) * w) ** 2), f"{what}, widened x{w:g}", False
 
 
 def _widened(widen) -> str:
@@ -232,7 +241,7 @@ def candidate_grid(budget: float, grid: Mapping | None = None, points: int = DEF
     """Candidate runs (N, D) as two arrays.
 
     With ``grid={"N": (lo, hi), "D": (lo, hi)}``: a log grid of ``points`` x ``points``. Without
-    it: runs of compute budget/1000 to budget/2 and DEFAULT_RATIO (5 to 500) tokens per parameter
+    it: runs of compute budget/1000 to budget/2 and DEFAULT_RATIO (1 to 1000) tokens per parameter
     (a log grid of ``points`` x ``points`` in (compute, tokens per parameter)), so any budget gets
     a sensible neighbourhood of runs people actually train."""
     if grid:
@@ -328,6 +337,18 @@ def _exchange(state, J, cost, budget, chosen, s2, max_passes: int = 20):
     return chosen, state
 
 
+def _random_feasible(rng, cost, budget, k) -> list:
+    """Up to k distinct candidates in random order whose total cost fits the budget."""
+    chosen, spent = [], 0.0
+    for i in rng.permutation(len(cost)):
+        if spent + cost[i] <= budget * (1 + 1e-9):
+            chosen.append(int(i))
+            spent += cost[i]
+            if len(chosen) == k:
+                break
+    return chosen
+
+
 def design(fit, *, target: Mapping | None = None, target_compute: float | None = None,
            quantity: str = "loss", budget: float, candidates=None, grid: Mapping | None = None,
            k: int = 8, noise: float | None = None, widen: float | None = None, draws: int = DEFAULT_DRAWS,
@@ -400,7 +421,7 @@ def design(fit, *, target: Mapping | None = None, target_compute: float | None =
                             "raise the budget or give smaller candidates")
     N, D, cost = N[fits_budget], D[fits_budget], cost[fits_budget]
 
-    theta0, cov, prior_text = _prior(fit, widen)
+    theta0, cov, prior_text, own_data = _prior(fit, widen)
     th = _draws(fit, theta0, cov, int(draws), seed)
     g, what = _quantity(fit, target, target_compute, quantity, fpt)
     G = _gradient(g, th)
@@ -429,18 +450,34 @@ def design(fit, *, target: Mapping | None = None, target_compute: float | None =
     # directions (ln A and alpha over a narrow N range) are then far better conditioned
     S = np.sqrt(np.clip(np.diag(cov), 1e-300, None))
     cov, G, J = cov / np.outer(S, S), G * S, J * S
-    # the prior's precision; a tiny ridge keeps a parameter the data fixed exactly invertible
+    # What is known before the new runs, as a precision. A fit's covariance is information from
+    # the user's own runs, which a refit on old + new runs keeps. Published constants are not: a
+    # fit on the new runs does not know them, so they only choose where to look (the draws) and
+    # enter the information with weight PRIOR_WEIGHT, just enough to keep it invertible.
+    # A tiny ridge keeps a parameter the data fixed exactly invertible.
     H0 = np.linalg.inv(cov + 1e-12 * max(1.0, float(np.max(np.diag(cov)))) * np.eye(P))
+    if not own_data:
+        H0 = H0 * PRIOR_WEIGHT
+    before = float(np.mean(np.einsum("mp,pq,mq->m", G, cov, G)))
     start = _State(np.broadcast_to(H0, (G.shape[0], P, P)).copy(), G)
-    before = start.value()
     best = None
-    for per_cost in (True, False):
-        chosen, st = _greedy(start, J, cost, budget, k, s2, per_cost)
-        if chosen and (best is None or st.value() < best[1].value()):
+    rng = np.random.default_rng(seed)
+    for attempt in range(2 + RESTARTS):
+        if attempt < 2:   # cost-benefit greedy, then plain greedy
+            chosen, st = _greedy(start, J, cost, budget, k, s2, per_cost=attempt == 0)
+        else:             # a random feasible design of the size the greedy passes found
+            chosen = _random_feasible(rng, cost, budget, len(best[0]) if best else k)
+            st = start
+            for i in chosen:
+                st = st.add(J[:, i, :], s2)
+        if not chosen:
+            continue
+        chosen, st = _exchange(st, J, cost, budget, chosen, s2)
+        if best is None or st.value() < best[1].value():
             best = (chosen, st)
     if best is None:
         raise ScalelawError("no candidate run reduces the uncertainty at the target; widen the candidate grid")
-    chosen, st = _exchange(best[1], J, cost, budget, best[0], s2)
+    chosen, st = best
     after = st.value()
     order = sorted(chosen, key=lambda i: cost[i])
 
@@ -478,7 +515,8 @@ def design(fit, *, target: Mapping | None = None, target_compute: float | None =
         "extrapolation": tc / biggest,
         "method": {"prior": prior_text, "noise_sd": sd, "noise_from": noise_text, "draws": int(G.shape[0]),
                    "candidates": grid_text, "n_candidates": int(len(N)),
-                   "algorithm": "cost-benefit and plain greedy, best improved by exchange; criterion averaged over draws"},
+                   "algorithm": f"cost-benefit greedy, plain greedy and {RESTARTS} random feasible starts, each improved by "
+                                  "exchange; criterion averaged over draws"},
         "warnings": warnings,
         "candidates": {"N": N.tolist(), "D": D.tolist(), "C": cost.tolist(),
                        "chosen": [bool(i in set(chosen)) for i in range(len(N))]},

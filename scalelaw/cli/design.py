@@ -45,7 +45,7 @@ def _grid(values) -> dict | None:
               help="Table (file or dataset name) of possible runs with columns N and D.")
 @click.option("--grid", "grid", multiple=True, metavar="N=LO:HI D=LO:HI",
               help="Candidate grid: a log grid over these N and D ranges (default: runs of budget/1000 to "
-                   "budget/2 FLOPs at 5 to 500 tokens per parameter).")
+                   "budget/2 FLOPs at 1 to 1000 tokens per parameter).")
 @click.option("--k", "k", type=click.IntRange(1, 1000), default=8, show_default=True,
               help="Propose at most this many runs.")
 @click.option("--noise", type=float, default=None, metavar="SD",
