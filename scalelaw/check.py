@@ -9,6 +9,7 @@ kinds delegate to their family's checker ("kind": "mixture", "reference-values")
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -44,20 +45,43 @@ def refit(d: dict):
                source=src)
 
 
+def bad_params(d: dict) -> list[str]:
+    """Messages for recorded parameters that are missing, null, NaN or infinite (a reference fit
+    holding one checks nothing: the comparison with the refit would silently skip it)."""
+    from .law import get_law
+
+    params = d.get("params")
+    if not isinstance(params, dict):
+        return [f"its 'params' is {type(params).__name__}, not an object of parameter values"]
+    msgs = []
+    for k in get_law(d["law"]).param_names:
+        v = params.get(k, "missing")
+        if v == "missing":
+            msgs.append(f"parameter {k} is missing")
+        elif v is None:
+            msgs.append(f"parameter {k} is null")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            msgs.append(f"parameter {k} is {v!r}, not a number")
+        elif not math.isfinite(v):
+            msgs.append(f"parameter {k} is {v} (not finite)")
+    return msgs
+
+
 def check_law_fit(d: dict, name: str) -> list[str]:
-    msgs: list[str] = []
+    msgs: list[str] = [f"{name}: {m}; rebuild the reference fit" for m in bad_params(d)]
     new = refit(d)
     ref = d.get("reference") or {}
     rtol = ref.get("rtol_refit", DEFAULT_RTOL)
     if not new.diagnostics.get("converged"):
         msgs.append(f"{name}: refit did not converge ({new.diagnostics.get('message')})")
+    msgs += [f"{name}: refit is NOT IDENTIFIED: {m}" for m in new.problems]
     old_hash, new_hash = (d.get("data") or {}).get("sha256"), new.data.get("sha256")
     if old_hash and new_hash and old_hash != new_hash:
         msgs.append(f"{name}: the data of {new.data.get('source')!r} changed since the fit was recorded "
                     f"(sha256 {old_hash[:12]}... now {new_hash[:12]}...)")
     for k, v in d["params"].items():
-        if v is None:
-            continue
+        if k not in new.params or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue   # reported by bad_params
         if _rel(new.params[k], v) > rtol:
             msgs.append(f"{name}: {k} refit {new.params[k]:.6g} vs recorded {v:.6g} (rtol {rtol})")
     # against published values

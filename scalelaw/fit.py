@@ -516,6 +516,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
     n_best = max(int(np.sum(f <= best_f + 1e-3 * abs(best_f) + 1e-15)), 1)
 
     diagnostics, cov, resid = _diagnostics(prob, best_t, best_f, best_res, n_best, S, int(finite.sum()), iters)
+    diagnostics.update(identifiability(prob, best_t, best_f, diagnostics["params_at_bounds"]))
 
     # uncertainty
     boot_samples = None
@@ -559,6 +560,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
         settings=settings, residuals=resid, log_residuals=prob.log_obj,
     )
     fitres.diagnostics["seconds"] = round(time.perf_counter() - t0, 4)
+    fitres.diagnostics["problems"] = list(diagnostics["problems"])
+    fitres.diagnostics["identified"] = fitres.identified   # with the intervals' own checks
     if not diagnostics["converged"]:
         import warnings
         warnings.warn(f"fit of {law.name!r} did NOT converge: {diagnostics['message']}", stacklevel=2)
@@ -618,3 +621,116 @@ def _diagnostics(prob: Problem, t, f, res, n_best, n_starts, n_finite, iters):
         "message": msg,
     }
     return checks, cov, r[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Identifiability: can these data determine these parameters? (docs/fitting.md, "Identifiability")
+# --------------------------------------------------------------------------------------------
+# Thresholds chosen by simulation (benchmarks/bench_identifiability.py; measured false-alarm and
+# miss rates in docs/fitting.md):
+FLAT_RATIO = 1e-4        # smallest / largest singular value of the column-normalised Jacobian
+CONSTANT_P = 0.05        # p-value of the F test of the law against a constant fit
+FLAT_LOADING = 0.2       # a parameter "takes part" in a flat direction with a loading above this
+
+
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """The distinct values of x, equal up to a relative 1e-9 (values read from text round)."""
+    return np.unique(_significant(x))
+
+
+def _significant(x: np.ndarray, digits: int = 9) -> np.ndarray:
+    """x rounded to ``digits`` significant digits (so 1e8 and 1.00000000001e8 are one value)."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        e = np.where(x != 0, np.floor(np.log10(np.abs(x))), 0.0)
+    scale = 10.0 ** (e - (digits - 1))
+    return np.round(x / scale) * scale
+
+
+def _constant_objective(prob: Problem) -> float:
+    """The objective of the best constant prediction (the law's target not depending on anything)."""
+    w = prob.weights
+    z = prob.ylog if prob.log_obj else prob.y
+    lo, hi = float(np.min(z)), float(np.max(z))
+    if hi - lo <= 0:
+        return 0.0
+    f = lambda c: float(np.sum(w * prob.rho(z - c)))  # noqa: E731
+    res = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12 * max(1.0, abs(hi))})
+    return min(float(res.fun), f(float(np.median(z))))
+
+
+def identifiability(prob: Problem, t: np.ndarray, f: float, at_bounds) -> dict:
+    """What the data cannot determine, as one-line problem strings (empty when healthy).
+
+    Checks, at the optimum: the target is not constant; there are more distinct input points than
+    free parameters; no parameter sits at a bound; the Jacobian (columns normalised) leaves no
+    flat direction (near-perfect correlation of estimates, e.g. every run at one N); the law fits
+    better than a constant (F test). The intervals' own checks (a bound inside the interval, a
+    failed bootstrap) are :attr:`scalelaw.result.Fit.problems`. Returns {"problems": [...], "flat_direction": [names], "flatness": ratio,
+    "constant_p": p-value}."""
+    from scipy import stats
+
+    law, names = prob.law, list(prob.free)
+    n_rows = int(np.count_nonzero(prob.weights))
+    problems: list[str] = []
+    y = prob.y[prob.weights > 0]
+    if y.size and np.ptp(y) <= 1e-12 * max(abs(float(y[0])), 1e-300):
+        problems.append(f"{law.target} is constant ({y[0]:.6g} on all {y.size} rows): there is no trend for the law to fit")
+    # distinct input points and distinct values per input
+    Xw = [np.asarray(x, dtype=float)[prob.weights > 0] for x in prob.X]
+    few = []
+    for c, x in zip(law.inputs, Xw):
+        d = _distinct(x)
+        if d.size <= 2:
+            few.append(f"{c} takes {'only one value' if d.size == 1 else 'only two values'} "
+                       f"({', '.join(f'{v:.4g}' for v in d)})")
+    n_points = int(np.unique(_significant(np.column_stack(Xw)), axis=0).shape[0]) if Xw else 1
+    if n_points <= prob.P:
+        problems.append(f"only {n_points} distinct input point{'s' if n_points != 1 else ''} ({', '.join(law.inputs)}) "
+                        f"among {n_rows} rows for {prob.P} free parameters: repeated runs do not pin down the law's shape; "
+                        f"give runs at more than {prob.P} distinct settings")
+    for name in at_bounds:
+        p = prob.pdefs[names.index(name)]
+        j = names.index(name)
+        lo, hi = prob.lo[j], prob.hi[j]
+        which = "lower" if abs(t[j] - lo) <= abs(t[j] - hi) else "upper"
+        val = p.lower if which == "lower" else p.upper
+        problems.append(f"{name} is at its {which} bound {val:g}: the data do not show the trend the law assumes "
+                        f"({p.doc or name}); the optimum lies outside the allowed range")
+    # flat directions of the Jacobian (internal coordinates, columns normalised)
+    flat, ratio = [], math.nan
+    r, pred = prob.residuals(t[None, :])
+    J = prob.jacobian(t[None, :], r, pred)[0] * np.sqrt(prob.weights)[None, :]
+    if np.all(np.isfinite(J)):
+        norms = np.linalg.norm(J, axis=1)
+        dead = [names[j] for j in range(prob.P) if not norms[j] > 0]
+        if dead:
+            flat = dead
+            ratio = 0.0
+        else:
+            U, s, _ = np.linalg.svd(J / norms[:, None], full_matrices=False)
+            ratio = float(s[-1] / s[0]) if s[0] > 0 else 0.0
+            if ratio < FLAT_RATIO:   # every flat direction: the parameters that load on any of them
+                v = np.max(np.abs(U[:, s < FLAT_RATIO * s[0]]), axis=1)
+                flat = [names[j] for j in np.flatnonzero(v >= FLAT_LOADING)]
+        if flat:
+            why = f" ({'; '.join(few)})" if few else ""
+            if dead:
+                problems.append(f"{', '.join(dead)} change{'s' if len(dead) == 1 else ''} nothing in the fitted curve on "
+                                f"these data{why}: not identified")
+            else:
+                problems.append(f"{', '.join(flat)} cannot be told apart on these data{why}: their estimates are "
+                                f"near-perfectly correlated (flatness {ratio:.1e} < {FLAT_RATIO:g}), so the fit has a "
+                                "flat direction; spread the runs over more sizes and token counts")
+    # better than a constant? F test of the fitted objective against the best constant's
+    pval = math.nan
+    f0 = _constant_objective(prob)
+    df1, df2 = prob.P - 1, n_rows - prob.P
+    if df1 >= 1 and df2 >= 1 and f0 > 0 and np.isfinite(f):
+        F = ((f0 - f) / df1) / (f / df2) if f > 0 else math.inf
+        pval = float(stats.f.sf(F, df1, df2)) if F > 0 else 1.0
+        if pval > CONSTANT_P:
+            problems.append(f"the law fits no better than a constant {law.target} (F test p = {pval:.2g} > {CONSTANT_P:g}): "
+                            f"the values look like noise around one level, or follow a trend the law cannot take "
+                            f"(e.g. {law.target} rising with an input)")
+    return {"problems": problems, "flat_direction": flat, "flatness": ratio, "constant_p": pval}

@@ -40,6 +40,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     return {
         "law": law.name, "train": train, "n_train": int(len(tr)), "n_test": int(len(te)),
         "params": f.params, "converged": bool(f.diagnostics.get("converged")),
+        "identified": f.identified, "problems": f.problems,
         "mean_rel_error": float(np.mean(np.abs(rel))), "max_rel_error": float(np.max(np.abs(rel))),
         "coverage": float(np.mean(inside)), "rows": rows.to_dict(orient="records"),
     }

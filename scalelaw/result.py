@@ -24,6 +24,8 @@ from .util import atomic_write_text, dumps
 
 SCHEMA = 1
 EXTRAPOLATION_WARN = 10.0  # warn when an input is this many times beyond the fitted range
+BOOT_MIN_SUCCESS = 0.9     # a bootstrap with fewer finite resamples than this share gives no intervals
+SKEW_RATIO = 2.0           # stderr is not shown when one side of the interval is this many times the other
 
 
 def _versions() -> dict:
@@ -60,11 +62,15 @@ class Fit:
 
     # ---- parameter uncertainty ------------------------------------------------------------
     def param_samples(self, k: int = 4000, seed: int = 0) -> np.ndarray | None:
-        """Samples of all parameters (natural units), from the bootstrap or the delta method."""
+        """Samples of all parameters (natural units), from the bootstrap or the delta method.
+
+        None (no intervals anywhere) when they would mislead: a bootstrap where fewer than 90% of
+        the resamples gave a finite fit or whose distribution is degenerate, a delta method along
+        a flat direction of the fit (a singular covariance gives intervals of width 0 there)."""
         if self.boot is not None and len(self.boot):
-            s = self.boot
-            return s[np.all(np.isfinite(s), axis=1)]
-        if self.cov is None or self.theta is None or not np.all(np.isfinite(self.cov)):
+            return self._boot_check()[0]
+        if (self.cov is None or self.theta is None or not np.all(np.isfinite(self.cov))
+                or self.diagnostics.get("flat_direction")):
             return None
         if (k, seed) in self._draws:   # stderr, ci, derived and predict all ask for the same draws
             return self._draws[(k, seed)]
@@ -75,12 +81,73 @@ class Fit:
         out = np.empty((k, len(self.law.param_names)))
         for i, p in enumerate(self.law.params):
             if p.name in self.free:
-                with np.errstate(over="ignore"):
-                    out[:, i] = p.to_natural(th[:, self.free.index(p.name)])
+                with np.errstate(over="ignore"):   # draws stay inside the parameter's bounds
+                    out[:, i] = p.to_natural(np.clip(th[:, self.free.index(p.name)], *p.internal_bounds()))
             else:
                 out[:, i] = self.params[p.name]
         self._draws[(k, seed)] = out
         return out
+
+    def _boot_check(self):
+        """(usable bootstrap samples or None, problems): a bootstrap in which fewer than
+        ``BOOT_MIN_SUCCESS`` of the resamples gave a finite fit, or where a free parameter takes
+        fewer than 3 distinct values (a degenerate distribution), gives no samples."""
+        s = np.asarray(self.boot, dtype=float)
+        ok = np.all(np.isfinite(s), axis=1)
+        K, k = len(s), int(ok.sum())
+        if k < BOOT_MIN_SUCCESS * K:
+            return None, [f"only {k} of {K} bootstrap resamples ({k / K:.0%}) gave a finite fit (fewer than "
+                          f"{BOOT_MIN_SUCCESS:.0%}): no intervals are reported; the data cannot support a bootstrap"]
+        good = s[ok]
+        stuck = [n for i, n in enumerate(self.law.param_names)
+                 if n in self.free and np.unique(good[:, i]).size < 3]
+        if stuck:
+            return None, [f"the bootstrap distribution of {', '.join(stuck)} is degenerate (fewer than 3 distinct values "
+                          f"among {k} resamples): no intervals are reported"]
+        return good, []
+
+    def _interval_problems(self) -> list:
+        """Problems of the reported intervals themselves: a failed or degenerate bootstrap, a
+        non-finite covariance, an interval that runs into a parameter bound (more than its tail
+        share of the samples sit at the bound), a bootstrap interval that excluded its estimate."""
+        boot = self.boot is not None and len(self.boot)
+        problems = self._boot_check()[1] if boot else []
+        if not boot and self.cov is not None and not np.all(np.isfinite(self.cov)):
+            problems.append("the delta-method covariance is not finite (some parameter has unbounded variance): "
+                            "no intervals are reported")
+        s = self.param_samples()
+        if s is None:
+            return problems
+        tail = (1 - self.level) / 2
+        lvl = round(100 * self.level)
+        lo, hi = percentile_interval(s, self.level)
+        for i, p in enumerate(self.law.params):
+            if p.name not in self.free or p.name in (self.diagnostics.get("params_at_bounds") or []):
+                continue
+            v = self.params[p.name]
+            for b, side in ((p.lower, "lower"), (p.upper, "upper")):
+                if math.isfinite(b) and np.mean(np.abs(s[:, i] - b) <= 1e-9 * max(1.0, abs(b))) > tail:
+                    problems.append(f"the {lvl}% interval of {p.name} runs into its {side} bound {b:g}: the data "
+                                    f"cannot rule out {p.name} = {b:g}")
+            if boot and not lo[i] <= v <= hi[i]:
+                problems.append(f"the bootstrap interval of {p.name} [{lo[i]:.4g}, {hi[i]:.4g}] excludes its estimate "
+                                f"{v:.4g} (the resamples do not centre on the fit); it is widened to reach the estimate")
+        return problems
+
+    @property
+    def problems(self) -> list:
+        """Why the data cannot determine this fit (one line each; empty when healthy): the checks
+        made at the optimum (``diagnostics["problems"]``) and those of the intervals."""
+        out = list(self.diagnostics.get("problems") or [])
+        for m in self._interval_problems():
+            if m not in out:
+                out.append(m)
+        return out
+
+    @property
+    def identified(self) -> bool:
+        """True when no problem was found (docs/fitting.md, "Identifiability")."""
+        return not self.problems
 
     @property
     def interval_method(self) -> str:
@@ -97,30 +164,46 @@ class Fit:
 
     @property
     def stderr(self) -> dict:
+        """The standard deviation of the samples the intervals come from (bootstrap estimates or
+        delta-method draws); None where the interval is skewed (one side more than SKEW_RATIO
+        times the other), as an sd then misleads: read the interval."""
         s = self.param_samples()
         if s is None:
             return {n: None for n in self.law.param_names}
         sd = np.nanstd(s, axis=0, ddof=1)
-        return {n: (None if n not in self.free else float(v)) for n, v in zip(self.law.param_names, sd)}
+        ci = self.ci
+        out = {}
+        for n, v in zip(self.law.param_names, sd):
+            if n not in self.free or n not in ci:
+                out[n] = None
+                continue
+            below, above = self.params[n] - ci[n][0], ci[n][1] - self.params[n]
+            out[n] = float(v) if min(below, above) * SKEW_RATIO >= max(below, above) else None
+        return out
 
     @property
     def ci(self) -> dict:
+        """Percentile intervals of the free parameters, widened where needed to reach the
+        estimate (so every interval contains it; the bootstrap case is reported in problems)."""
         s = self.param_samples()
         if s is None:
             return {}
         lo, hi = percentile_interval(s, self.level)
-        return {n: [float(a), float(b)] for n, a, b in zip(self.law.param_names, lo, hi) if n in self.free}
+        return {n: [min(float(a), self.params[n]), max(float(b), self.params[n])]
+                for n, a, b in zip(self.law.param_names, lo, hi) if n in self.free}
 
     def derived(self) -> dict:
         """Derived quantities with intervals: {name: {value, lower, upper}}."""
         out = {}
         s = self.param_samples()
         for name, fn in self.law.derived.items():
-            v = float(fn(self.params))
+            with np.errstate(all="ignore"):   # exponents at 0 give 0/0: NaN (null), not an error
+                v = float(fn(_floats(self.params)))
             row = {"value": v, "lower": None, "upper": None}
-            if s is not None:
-                vals = np.asarray(fn({n: s[:, i] for i, n in enumerate(self.law.param_names)}), dtype=float)
-                lo, hi = percentile_interval(vals, self.level)
+            if s is not None and math.isfinite(v):
+                with np.errstate(all="ignore"):
+                    vals = np.asarray(fn({n: s[:, i] for i, n in enumerate(self.law.param_names)}), dtype=float)
+                lo, hi = contain(v, *percentile_interval(vals, self.level))
                 row.update(lower=float(lo), upper=float(hi), sd=float(np.nanstd(vals, ddof=1)))
             out[name] = row
         return out
@@ -202,7 +285,7 @@ class Fit:
             draws = np.broadcast_to(draws, (s.shape[0], len(df)))
             if bounded:
                 _, (draws,), beyond = clip_to_target(self, level, draws=(draws,))
-            lo, hi = percentile_interval(draws, level)
+            lo, hi = contain(mean, *percentile_interval(draws, level))
         else:
             lo = hi = np.full(len(df), np.nan)
         out["lower"], out["upper"] = lo, hi
@@ -245,14 +328,16 @@ class Fit:
             have = ", ".join(l.name for l in all_laws() if l.optimum is not None and not l.name.startswith("_"))
             raise ScalelawError(f"law {self.law.name!r} defines no optimum; laws with one: {have}")
         level = level or self.level
-        point = self.law.optimum(self.params, **given)
+        with np.errstate(all="ignore"):   # exponents at 0 give 0/0: NaN (null), not an error
+            point = self.law.optimum(_floats(self.params), **given)
         out = {k: float(np.asarray(v)) for k, v in point.items()}
         s = self.param_samples()
         if s is not None:
             P = {n: s[:, i] for i, n in enumerate(self.law.param_names)}
-            draws = self.law.optimum(P, **given)
+            with np.errstate(all="ignore"):
+                draws = self.law.optimum(P, **given)
             for k, v in draws.items():
-                lo, hi = percentile_interval(np.asarray(v, dtype=float), level)
+                lo, hi = contain(out[k], *percentile_interval(np.asarray(v, dtype=float), level))
                 out[f"{k}_lower"], out[f"{k}_upper"] = float(lo), float(hi)
         return out
 
@@ -285,7 +370,7 @@ class Fit:
             "objective": self.objective,
             "n_obs": self.n_obs,
             "input_ranges": self.input_ranges,
-            "diagnostics": self.diagnostics,
+            "diagnostics": {**self.diagnostics, "identified": self.identified, "problems": self.problems},
             # the recorded rows (data.runs) go with the samples: a file keeps both, a printout neither
             "data": self.data if include_boot else {k: v for k, v in self.data.items() if k != "runs"},
             "settings": self.settings,
@@ -365,6 +450,34 @@ def load_fit(path, law: str | None = None) -> Fit:
     if law is not None and d["law"] != get_law(law).name:
         raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
     return Fit.from_dict(d)
+
+
+def _floats(params: Mapping) -> dict:
+    """Parameters as numpy floats, so a law's formula divides by zero into inf/NaN instead of
+    raising (exponents at their bound 0 make alpha + beta = 0)."""
+    return {k: np.float64(v) for k, v in params.items()}
+
+
+def contain(v, lo, hi):
+    """An interval (lo, hi) widened where needed to contain its estimate v (element-wise; NaN ends
+    stay NaN): a percentile interval of skewed draws can exclude the point it is about."""
+    with np.errstate(invalid="ignore"):
+        return np.fmin(lo, np.where(np.isnan(lo), np.nan, v)), np.fmax(hi, np.where(np.isnan(hi), np.nan, v))
+
+
+def health_warning(fit: Fit, role: str | None = None) -> str | None:
+    """One line for a fit that did not converge or is not identified (None when healthy): what
+    predict, optimum, plan, backtest, hparams and report print for every fit they use."""
+    if fit.label:   # published constants: nothing was fitted here
+        return None
+    who = f"{role} fit ({fit.law.name})" if role else f"fit ({fit.law.name})"
+    if not fit.diagnostics.get("converged", True):
+        return f"{who} did NOT converge ({fit.diagnostics.get('message')}); its numbers are not reliable"
+    problems = fit.problems
+    if problems:
+        more = f" (+{len(problems) - 1} more: see its summary)" if len(problems) > 1 else ""
+        return f"{who} is NOT IDENTIFIED: {problems[0]}{more}"
+    return None
 
 
 def clip_to_target(fit: Fit, level: float, values=(), draws=(), beyond=None):
@@ -496,7 +609,10 @@ class Summary:
         for p in f.law.params:
             v = f.params[p.name]
             lo, hi = ci.get(p.name, [None, None])
-            rows.append((p.name, v, se.get(p.name), lo, hi,
+            sd = se.get(p.name)
+            if sd is None and lo is not None and p.name in f.free:
+                sd = "skewed"   # an sd would mislead (stderr_note); the interval is the answer
+            rows.append((p.name, v, sd, lo, hi,
                          "fixed" if p.name not in f.free else ("AT BOUND" if p.name in f.diagnostics.get("params_at_bounds", []) else "")))
         return rows
 
@@ -553,12 +669,28 @@ class Summary:
             ("residual sd", num("residual_sd", ".4g", "n/a") + (" (log)" if self.fit.log_residuals else "")),
             ("intervals", self.fit.interval_method),
         ]
+        if d.get("flat_direction") and not (self.fit.boot is not None and len(self.fit.boot)):
+            items[-1] = ("intervals", "none (the delta method has no width along the flat direction)")
         return items
+
+    def health_title(self) -> str:
+        """'health:' or 'health: NOT IDENTIFIED' (the problems follow, one line each)."""
+        return "health:" if self.fit.label or self.fit.identified else "health: NOT IDENTIFIED"
+
+    def stderr_note(self) -> str:
+        """What the stderr column is."""
+        f = self.fit
+        if f.param_samples() is None:
+            return ""
+        src = (f"the {len(f.boot)} bootstrap estimates" if f.boot is not None and len(f.boot)
+               else "delta-method draws")
+        return (f"stderr: standard deviation of {src}; 'skewed' where one side of the interval is over "
+                f"{SKEW_RATIO:g}x the other (an sd would mislead): read the interval")
 
     def __str__(self) -> str:
         f = self.fit
         lvl = int(round(f.level * 100))
-        fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+        fmt = lambda x: x if isinstance(x, str) else "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
         w = max([10] + [len(p.name) + 2 for p in f.law.params] + [len(k) + 2 for k in f.law.derived])
         lines = [f"scalelaw fit: {f.law.name} (v{f.law.version})   {f.law.formula}"]
         if f.label:
@@ -582,8 +714,12 @@ class Summary:
             for k, r in der.items():
                 iv = f"  [{r['lower']:.4g}, {r['upper']:.4g}]" if r.get("lower") is not None else ""
                 lines.append(f"{k:<{w}}{r['value']:>14.5g}{iv}")
+        import textwrap
+        lines += textwrap.wrap(self.stderr_note(), width=96)
         lines.append("")
-        lines.append("health:")
+        lines.append(self.health_title())
+        for m in ([] if f.label else f.problems):
+            lines += textwrap.wrap(m, width=96, initial_indent="  - ", subsequent_indent="    ")
         for k, v in self.checklist():
             lines.append(f"  {k:<22}{v}")
         return "\n".join(lines)
@@ -593,14 +729,16 @@ class Summary:
         f = self.fit
         lvl = int(round(f.level * 100))
         esc = html.escape
-        fmt = lambda x: "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
+        fmt = lambda x: x if isinstance(x, str) else "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.5g}"
         prow = list(self._rows())
         notes = any(note for *_, note in prow)  # a note column only when a parameter has one
         rows = "".join(
             f"<tr><td>{esc(n)}</td><td>{fmt(v)}</td><td>{fmt(se)}</td><td>{fmt(lo)}</td><td>{fmt(hi)}</td>"
             + (f"<td style='color:#b00'>{esc(note)}</td>" if notes else "") + "</tr>"
             for n, v, se, lo, hi, note in prow)
-        checks = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
+        checks = "".join(f"<tr><td colspan=2 style='color:#b00'>{esc(m)}</td></tr>"
+                         for m in ([] if f.label else f.problems))
+        checks += "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
         head = (f"<tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th>"
                 + ("<th>note</th>" if notes else "") + "</tr>")
         return (f"<div class='scalelaw-summary'><p><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
@@ -608,4 +746,5 @@ class Summary:
                 + (f" ({esc(why)})" if (why := self.rows_why()) else "")
                 + f"; objective: {esc(str(f.objective.get('name')))}</p>"
                 f"<table>{head}{rows}</table>"
-                f"<table><tr><th colspan=2>health</th></tr>{checks}</table></div>")
+                + (f"<p>{esc(note)}</p>" if (note := self.stderr_note()) else "")
+                + f"<table><tr><th colspan=2>{esc(self.health_title())}</th></tr>{checks}</table></div>")

@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ScalelawError
-from ..result import EXTRAPOLATION_WARN, Fit, bound_warning, clip_to_target, no_range_warning
+from ..result import EXTRAPOLATION_WARN, Fit, bound_warning, clip_to_target, health_warning, no_range_warning
 from ..uncertainty import percentile_interval
 
 FLOPS_PER_TOKEN_PARAM = 6.0
@@ -466,6 +466,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
     # then None (JSON null), not 1.0, which would claim the plan lies inside every fit's data
     ex, worst = {}, 1.0
     for key, f in fits.items():
+        note = health_warning(f, key)
+        if note:
+            warnings_.append(note)
         note = no_range_warning(f, key)
         if note:
             warnings_.append(note)

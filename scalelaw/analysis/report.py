@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalelawError
-from ..result import Fit
+from ..result import Fit, health_warning
 
 BACKTEST_QUANTILE = 0.75   # default backtest: fit on the smallest 75% of runs by compute
 
@@ -199,6 +199,9 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
     law = fit.law
     page.add(f"<h2 id='{anchor}'>{_esc(name)}: {_esc(law.name)}</h2>")
     page.add(f"<p><code>{_esc(law.formula)}</code> &mdash; {_esc(law.citation)}</p>")
+    health = health_warning(fit)
+    if health:
+        page.note(health, name)
     page.add(fit.summary()._repr_html_())
     if law.derived:
         der = fit.derived()
@@ -227,6 +230,10 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
         except Exception as exc:
             page.note(f"backtest not run: {exc}", name)
             return
+        if not bt["converged"] or not bt["identified"]:
+            page.note(f"backtest: the refit on {bt['n_train']} runs ({bt['train']}) "
+                      + ("did NOT converge" if not bt["converged"] else f"is NOT IDENTIFIED: {bt['problems'][0]}")
+                      + "; its errors are not reliable", name)
         page.add(f"<p>Refit on {bt['n_train']} runs ({_esc(bt['train'])}), predicted the other {bt['n_test']}: "
                  f"mean |relative error| <b>{100 * bt['mean_rel_error']:.2f}%</b>, max "
                  f"{100 * bt['max_rel_error']:.2f}%, {100 * bt['coverage']:.0f}% inside the prediction band.</p>")

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
-from ..result import EXTRAPOLATION_WARN, no_range_warning
+from ..result import EXTRAPOLATION_WARN, health_warning, no_range_warning
 from .common import (bootstrap_options, coerce, emit_json, fail, force_option, interval_option, json_option,
                      level_option, load_data, parse_pairs, table_options, warn, where_option)
 
@@ -159,6 +159,9 @@ def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method,
              "no result is reported. Check units, add runs, or fix a parameter with --fix")
     if res.diagnostics.get("params_at_bounds"):
         warn(f"parameter(s) at a bound: {', '.join(res.diagnostics['params_at_bounds'])}; the optimum may lie outside the allowed range")
+    note = health_warning(res)
+    if note:
+        warn(note)
     if output:
         res.save(output, force=force)
     if as_json:
@@ -191,11 +194,12 @@ def _grid_from_at(at) -> pd.DataFrame:
 
 
 def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
-    """Warn when predicting far beyond the fitted range, or when a fit records none (published constants)."""
+    """Warn when a fit is unidentified or did not converge, when predicting far beyond the fitted
+    range, or when a fit records none (published constants)."""
     for f in fits:
-        note = no_range_warning(f)
-        if note:
-            warn(note)
+        for note in (health_warning(f), no_range_warning(f)):
+            if note:
+                warn(note)
     ex = pd.to_numeric(df["extrapolation"], errors="coerce").to_numpy(dtype=float) if "extrapolation" in df else []
     ex = ex[np.isfinite(ex)] if len(ex) else ex
     if len(ex) and ex.max() > EXTRAPOLATION_WARN:
@@ -283,13 +287,21 @@ def optimum_cmd(fit, computes, law_name, level, interval, as_json):
             raise ScalelawError(f"--compute must be a positive number of FLOPs; got {c!r}")
         r = {"C": c}
         r.update(f.optimum(level=level, compute=c))
-        ex = f.extrapolation({k: [r[f"{k}_opt"]] for k in ("N", "D") if f"{k}_opt" in r})
+        at = {k: [r[f"{k}_opt"]] for k in ("N", "D") if f"{k}_opt" in r}
+        if not all(math.isfinite(v[0]) for v in at.values()):
+            warn(f"C={c:.3g}: the fit gives no finite optimum ("
+                 + ", ".join(f"{k}_opt={v[0]:.3g}" for k, v in at.items())
+                 + "): its exponents cannot set an allocation; see the fit's health")
+            r["extrapolation"] = None
+            rows.append(r)
+            continue
+        ex = f.extrapolation(at)
         # None (JSON null) without a recorded range: it cannot be judged (1.0 would claim "inside")
         r["extrapolation"] = float(max(v.max() for v in ex.values())) if ex and f.has_range else None
         rows.append(r)
-    note = no_range_warning(f)
-    if note:
-        warn(note)
+    for note in (health_warning(f), no_range_warning(f)):
+        if note:
+            warn(note)
     from ..calibration import split_not_identified
 
     split = split_not_identified(f)
@@ -331,6 +343,9 @@ def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weig
                    **_fit_kwargs(where, objective, delta, fixes, options, weights, method))
     if not res["converged"]:
         warn("the fit on the --train rows did NOT converge; treat these errors as unreliable")
+    elif not res["identified"]:
+        warn(f"the fit on the --train rows is NOT IDENTIFIED: {res['problems'][0]}"
+             + (f" (+{len(res['problems']) - 1} more)" if len(res["problems"]) > 1 else ""))
     if as_json:
         emit_json(res)
     else:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..errors import ScalelawError
 from .app import main
-from ..result import EXTRAPOLATION_WARN, no_range_warning
+from ..result import EXTRAPOLATION_WARN, health_warning, no_range_warning
 from .fitting import frame_text
 from .common import (count, emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
                      warn, where_option)
@@ -68,9 +68,9 @@ def hparams_cmd(lr_fit, bs_fit, N, D, seq_len, level, as_json):
     bf = load_hparam_fit(bs_fit, law="bs_opt")
     r = hparams_predict(lf, bf, N, D, seq_len=seq_len, level=level)
     for role, f in (("lr", lf), ("bs", bf)):
-        note = no_range_warning(f, role)
-        if note:
-            warn(note)
+        for note in (health_warning(f, role), no_range_warning(f, role)):
+            if note:
+                warn(note)
     far = max((x for x in (r["lr_extrapolation"], r["bs_extrapolation"]) if x is not None), default=None)
     if far is not None and far > EXTRAPOLATION_WARN:
         warn(f"N={N:.3g}, D={D:.3g} lies {far:.0f}x beyond the range the fits saw; "
