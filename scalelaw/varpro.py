@@ -30,7 +30,10 @@ from .errors import ScalelawError
 from .fit import LOG_OBJECTIVES, fit, prepare
 from .law import OBJECTIVES, get_law
 
-METHODS = ("multistart", "varpro")
+METHODS = ("auto", "multistart", "varpro")
+#: objectives where VarPro was measured to reach the engine's optimum (benchmarks/bench_laws.py,
+#: bench_varpro.py; docs/fitting.md): method "auto" uses it there
+VARPRO_OBJECTIVES = ("lsq", "lsq-log")
 _BIG = 1e20          # a bound at least this large counts as no bound for the inner solve
 
 
@@ -186,6 +189,7 @@ def search(law, data, *, objective=None, delta=1e-3, where=None, weights=None, f
                 break
             if not proj.nonlin or all(np.max(np.abs(starts[k] - starts[j])) > 1e-9 for j in chosen):
                 chosen.append(k)
+        ends = []
         for k in chosen:
             t = starts[k]
             if not proj.nonlin:
@@ -194,6 +198,7 @@ def search(law, data, *, objective=None, delta=1e-3, where=None, weights=None, f
                 res = optimize.minimize(fun, t, method="L-BFGS-B", bounds=proj.bounds(),
                                         options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-10, "eps": 1e-7})
                 v, x = float(res.fun), np.asarray(res.x, dtype=float)
+            ends.append(v)
             if v < best_v:
                 best_v, best_t = v, x
     if best_t is None or not math.isfinite(best_v):
@@ -208,7 +213,9 @@ def search(law, data, *, objective=None, delta=1e-3, where=None, weights=None, f
     g0, G = proj.basis(best_t)
     sv = np.linalg.svd(G * proj.sw[:, None], compute_uv=False)
     return {"params": {n: params[n] for n in law.param_names}, "value": float(v), "nonlinear": list(proj.nonlin),
-            "linear": list(proj.lin), "outer_starts": int(len(starts)), "evaluations": int(n_eval),
+            "linear": list(proj.lin), "outer_starts": int(len(starts)), "refined": int(len(ends)),
+            "refined_at_best": int(sum(1 for e in ends if e <= best_v + 1e-6 * abs(best_v) + 1e-15)),
+            "evaluations": int(n_eval),
             "seconds": round(time.perf_counter() - t0, 4),
             "basis_condition": float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf}
 
@@ -229,14 +236,32 @@ def fit_varpro(law, data, *, objective=None, delta=1e-3, where=None, weights=Non
               starts=[[found["params"][n] for n in free]], **fit_kwargs)
     res.settings["method"] = "varpro"
     res.settings["starts"] = "varpro"
-    res.diagnostics["varpro"] = {k: found[k] for k in ("nonlinear", "linear", "outer_starts", "evaluations",
-                                                       "seconds", "basis_condition")}
+    res.diagnostics["varpro"] = {k: found[k] for k in ("nonlinear", "linear", "outer_starts", "refined",
+                                                       "refined_at_best", "evaluations", "seconds",
+                                                       "basis_condition")}
+    # the health checklist counts the search's starts: grid points of the nonlinear parameters,
+    # and how many of the refined ones reached the best
+    res.diagnostics["n_starts"] = found["outer_starts"]
+    res.diagnostics["starts_finite"] = found["outer_starts"]
+    res.diagnostics["starts_at_best"] = found["refined_at_best"]
     res.diagnostics["seconds"] = round(res.diagnostics.get("seconds", 0.0) + found["seconds"], 4)
     return res
 
 
+def choose_method(law, objective=None, fixed=None, delta=1e-3) -> str:
+    """'varpro' where it is at least as good as the engine (a law with free linear parameters
+    and an objective in VARPRO_OBJECTIVES), else 'multistart'."""
+    law = get_law(law)
+    free_linear = [n for n in law.linear if n not in (fixed or {})]
+    obj = objective or law.default_objective
+    return "varpro" if free_linear and obj in VARPRO_OBJECTIVES and delta != "auto" else "multistart"
+
+
 def fit_with(method: str, law, data, **kwargs):
-    """``fit`` (method 'multistart', the engine) or :func:`fit_varpro` ('varpro')."""
+    """``fit`` (method 'multistart', the engine), :func:`fit_varpro` ('varpro'), or 'auto'
+    (:func:`choose_method`)."""
+    if method == "auto":
+        method = choose_method(law, kwargs.get("objective"), kwargs.get("fixed"), kwargs.get("delta", 1e-3))
     if method in (None, "multistart"):
         return fit(law, data, **kwargs)
     if method == "varpro":

@@ -90,3 +90,29 @@ def test_cli_method_varpro(tmp_path):
     assert d["settings"]["method"] == "varpro" and d["diagnostics"]["varpro"]["linear"] == ["E", "A", "B"]
     r = CliRunner().invoke(main, ["fit", "kaplan_n", str(p), "--method", "varpro"])
     assert r.exit_code == 2 and "declares no linear parameters" in r.output
+
+
+def test_auto_uses_varpro_only_where_it_was_measured_as_good():
+    from scalelaw.varpro import choose_method
+
+    assert choose_method("chinchilla", "lsq") == "varpro"
+    assert choose_method("chinchilla", "lsq-log") == "varpro"
+    assert choose_method("chinchilla", None) == "multistart"             # default huber-log
+    assert choose_method("chinchilla", "huber-log") == "multistart"
+    assert choose_method("kaplan_n", "lsq") == "multistart"              # no linear parameters
+    assert choose_method("chinchilla", "lsq", fixed={"E": 1, "A": 2, "B": 3}) == "multistart"
+
+
+def test_cli_auto_method_and_varpro_health(tmp_path):
+    df = _chinchilla_runs()
+    p = tmp_path / "runs.csv"
+    df.to_csv(p, index=False)
+    r = CliRunner().invoke(main, ["fit", "chinchilla", str(p), "--objective", "lsq-log", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["settings"]["method"] == "varpro"
+    # the health checklist counts the search's grid over (alpha, beta) and its refined starts
+    assert d["diagnostics"]["n_starts"] == 25 and 1 <= d["diagnostics"]["starts_at_best"] <= 3
+    r = CliRunner().invoke(main, ["fit", "chinchilla", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "method" not in json.loads(r.output)["settings"]                # huber-log: the engine
