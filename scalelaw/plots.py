@@ -333,13 +333,14 @@ def plot_residuals(fit, data: pd.DataFrame, x: str | None = None, group: str | N
     return fig
 
 
-def plot_backtest(result: Mapping, x: str | None = None, title: str | None = None):
+def plot_backtest(result: Mapping, x: str | None = None, title: str | None = None, law=None):
     """Relative error of each held-out run (from :func:`scalelaw.predict.backtest`), with the
-    prediction band as error bars, against compute (C, or 6ND) when known, else the law's main input."""
+    prediction band as error bars, against compute (C, or 6ND) when known, else the law's main input.
+    ``law``: the Law when it is not registered (a formula law); default: looked up by name."""
     go = _go()
     from .law import get_law
 
-    law = get_law(result["law"])
+    law = law if law is not None else get_law(result["law"])
     rows = pd.DataFrame(result["rows"])
     if len(rows) == 0:
         raise ScalelawError("the backtest has no held-out rows to draw")

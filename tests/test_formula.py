@@ -187,3 +187,19 @@ def test_entry_point_group_registers_laws(monkeypatch):
         added = load_entry_points()
     assert added == ["_plugin_law"] and get_law("_plugin_law") is shipped
     monkeypatch.delitem(lawmod._REGISTRY, "_plugin_law")
+
+
+def test_backtest_figure_of_a_formula_law(runs):
+    """The report's backtest figure takes the fit's own law (a formula law is not registered)."""
+    from scalelaw.plots import plot_backtest
+    from scalelaw.predict import backtest
+
+    df, _ = runs
+    law = Law.from_formula("loss = E + A/N^alpha + B/D^beta", inputs=("N", "D"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(law, df, train="N < 3e9", n_jobs=1, objective="lsq-log")
+    with pytest.raises(ScalelawError):
+        get_law(res["law"])
+    fig = plot_backtest(res, law=law)
+    assert len(fig.data) >= 1

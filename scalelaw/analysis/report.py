@@ -237,7 +237,7 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
         page.add(f"<p>Refit on {bt['n_train']} runs ({_esc(bt['train'])}), predicted the other {bt['n_test']}: "
                  f"mean |relative error| <b>{100 * bt['mean_rel_error']:.2f}%</b>, max "
                  f"{100 * bt['max_rel_error']:.2f}%, {100 * bt['coverage']:.0f}% inside the prediction band.</p>")
-        page.attempt("backtest figure", name, lambda: plots.plot_backtest(bt))
+        page.attempt("backtest figure", name, lambda: plots.plot_backtest(bt, law=fit.law))
 
 
 def _plan_section(page: _Page, roles: dict, compute: float, level: float):
