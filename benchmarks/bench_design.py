@@ -12,8 +12,8 @@ trains three ladders of the same total compute (``--budget``):
 
 Losses get 1% lognormal noise (``--noise``; ``--t3`` for Student t with 3 dof scaled to the
 same sd); each ladder is fitted with the default objective, and the 95% intervals of the loss at the
-target model (the prior's compute-optimal model at ``--target-compute``) from the delta method
-and from a bootstrap over runs (``--boot``) are scored: median relative width, and whether they
+target model (the prior's compute-optimal model at ``--target-compute``) from every interval
+method `predict --interval` offers (``--boot`` resamples each) are scored: median relative width, and whether they
 cover the truth. Run:  python benchmarks/bench_design.py --studies 200  (about 10 min on 2 cores).
 """
 from __future__ import annotations
@@ -40,6 +40,8 @@ from scalelaw.law import get_law  # noqa: E402
 from scalelaw.result import load_fit  # noqa: E402
 
 LAW = get_law("chinchilla")
+# every interval method predict offers (scalelaw.calibration.INTERVALS); its default is marked
+METHODS = ("delta", "bootstrap", "bootstrap-t", "residual-t")
 PRIOR = load_fit("epoch-2024")
 
 
@@ -81,6 +83,7 @@ def ladders(budget: float, design_runs) -> dict:
 def one(args):
     study, truth, layouts, target, noise, t3, boot = args
     warnings.simplefilter("ignore")
+    from scalelaw.calibration import with_interval
     from scalelaw.errors import ScalelawError
     from scalelaw.fit import fit
 
@@ -93,9 +96,10 @@ def one(args):
         df = runs.assign(loss=y * np.exp(noise * e))
         rec = {"study": study, "ladder": name, "runs": len(runs), "compute": float((6 * df.N * df.D).sum())}
         try:
-            f = fit("chinchilla", df, boot=boot, seed=study, n_jobs=1)
+            f = fit("chinchilla", df, seed=study, n_jobs=1)
             at = {"N": [target["N"]], "D": [target["D"]]}
-            for method, g in (("boot", f), ("delta", dataclasses.replace(f, boot=None))):
+            for method in METHODS:
+                g = with_interval(f, method, k=boot)
                 p = g.predict(at).iloc[0]
                 lo, hi, m = float(p["lower"]), float(p["upper"]), float(p["mean"])
                 ok = bool(np.isfinite(lo) and np.isfinite(hi))
@@ -104,8 +108,7 @@ def one(args):
             rec.update(ok=True, error=(m - true_target) / true_target)
         except (ScalelawError, Exception) as exc:  # a failed fit counts as a miss, and is listed
             rec.update(ok=False, error=float("nan"), failure=str(exc)[:120],
-                       **{f"{m}_{k}": v for m in ("boot", "delta") for k, v in (("width", float("inf")),
-                                                                                ("covered", False))})
+                       **{f"{m}_{k}": v for m in METHODS for k, v in (("width", float("inf")), ("covered", False))})
         out.append(rec)
     return out
 
@@ -117,7 +120,7 @@ def main(argv=None):
     ap.add_argument("--target-compute", type=float, default=1e23)
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--t3", action="store_true")
-    ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--boot", type=int, default=200, help="resamples of each refitting interval method")
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -147,18 +150,21 @@ def main(argv=None):
                 fh.write(json.dumps(r) + "\n")
     noise = f"{'t3' if a.t3 else 'lognormal'} {100 * a.noise:g}%"
     print(f"\n{a.studies} studies, budget {a.budget:.3g} FLOPs, target {target['N']:.3g} params x {target['D']:.3g} "
-          f"tokens, noise {noise}, bootstrap {a.boot}, {el:.0f} s")
+          f"tokens, noise {noise}, {a.boot} resamples per interval, {el:.0f} s")
     print("| ladder | runs | interval | median 95% width | coverage | median abs error | failed fits |")
     print("|---|---|---|---|---|---|---|")
+    from scalelaw.calibration import DEFAULT_INTERVAL
+
     med = {}
     for name in layouts:
         s = df[df.ladder == name]
-        for m, label in (("delta", "delta method"), ("boot", f"bootstrap ({a.boot})")):
+        for m in METHODS:
             med[name, m] = float(np.median(s[f"{m}_width"]))
+            label = m + (" (default)" if m == DEFAULT_INTERVAL["predict"] else "")
             print(f"| {name} | {int(s.runs.iloc[0])} | {label} | {100 * med[name, m]:.2f}% | "
                   f"{100 * s[f'{m}_covered'].mean():.1f}% | {100 * np.nanmedian(np.abs(s.error)):.2f}% | "
                   f"{int((~s.ok).sum())} |")
-    for m in ("delta", "boot"):
+    for m in METHODS:
         for base in ("fixed-ratio", "isoflop-5"):
             r = med["designed", m] / med[base, m]
             print(f"{m}: designed width / {base} width (medians): {r:.3f} ({100 * (1 - r):.0f}% narrower)")
