@@ -155,3 +155,17 @@ def test_cli_design_text_and_errors():
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.output
     stray = r.invoke(main, ["design", "epoch-2024", "other.json", "--budget", "1e20", "--target-compute", "1e23"])
     assert stray.exit_code == 2 and "unexpected argument" in stray.stderr
+
+
+def test_design_from_an_unidentified_fit_warns():
+    law = get_law("chinchilla")
+    truth = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
+    N = np.geomspace(1e7, 3e8, 12)
+    D = 20 * N        # one tokens-per-parameter ratio: the N and D terms cannot be told apart
+    y = law.evaluate({"N": N, "D": D}, truth) * np.exp(np.random.default_rng(2).normal(0, 0.01, len(N)))
+    from scalelaw.fit import fit as do_fit
+
+    f = do_fit("chinchilla", pd.DataFrame({"N": N, "D": D, "loss": y}), n_jobs=1)
+    assert f.diagnostics.get("identified") is False
+    res = dz.design(f, target=TARGET, budget=1e20, k=4)
+    assert any("identif" in w.lower() for w in res["warnings"])

@@ -491,6 +491,10 @@ def design(fit, *, target: Mapping | None = None, target_compute: float | None =
     runs = [{"N": float(N[i]), "D": float(D[i]), "C": float(cost[i]),
              "tokens_per_param": float(D[i] / N[i]), "cost_share": float(cost[i] / budget)} for i in order]
     warnings = []
+    from ..result import health_warning
+    note = health_warning(fit)
+    if note:   # the prior (and so the whole design) rests on this fit's uncertainty
+        warnings.append(note)
     if len(chosen) < k:
         warnings.append(f"only {len(chosen)} of the {k} runs asked for fit the budget or reduce the uncertainty")
     if target is not None:
