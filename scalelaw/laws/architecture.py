@@ -118,6 +118,8 @@ MOE = register(Law(
                 "(column experts; E = 1 is the dense model). Logs are base 10 as in the paper; E_start "
                 "must stay below E_max.",
     domain={"N": (1e7, 1e10), "experts": (1.0, 512.0)},
+    # magnitudes of the kind Clark et al. report for S-BASE, NOT verified against their table:
+    # contract-test values only, hence no ``published`` label
     example={"a": -0.082, "b": -0.108, "c": 0.009, "d": 1.104, "E_start": 1.85, "E_max": 315.0},
 ))
 
