@@ -169,3 +169,75 @@ def test_ingest_several_per_step_logs_without_run_ids(tmp_path):
     assert out["N"].tolist() == pytest.approx([1e8, 2e8, 4e8, 8e8])
     r = CliRunner().invoke(main, ["inspect", logs[0], "--units", "N=B"])
     assert r.exit_code == 0 and "21 rows, 1 run\n" in r.output
+
+
+def _two_runs_one_file(path, run_col=None):
+    """Two runs' per-step logs concatenated in one CSV (steps 0..500 twice), told apart by the
+    text column ``model``; with ``run_col`` both runs carry one id there."""
+    import numpy as np
+
+    parts = []
+    for model, n in (("small", 0.1), ("large", 0.4)):
+        st = np.arange(0, 6) * 100
+        parts.append(pd.DataFrame({"model": model, "step": st, "N": n, "D": st * 1e6,
+                                   "loss": 4 - np.log1p(st / 100) / 3 - n}))
+    df = pd.concat(parts, ignore_index=True)
+    if run_col:
+        df.insert(0, run_col, "exp")
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_ingest_refuses_several_runs_in_one_file_without_run_id(tmp_path):
+    """Issue 12.6: per-step rows whose steps repeat are several runs: refused with the --map
+    run=COLUMN that tells them apart, never reduced into one row (with or without --reduce)."""
+    p = _two_runs_one_file(tmp_path / "mixed.csv")
+    for extra in (["--reduce", "final"], []):
+        r = run("ingest", p, "--units", "N=B", *extra, "-o", tmp_path / "out.parquet")
+        assert_one_line_error(r)
+        assert "steps repeat" in r.output and "--map run=model" in r.output
+        assert not (tmp_path / "out.parquet").exists()
+    r = run("ingest", p, "--units", "N=B", "--reduce", "final", "--map", "run=model", "-o", tmp_path / "ok.parquet")
+    assert r.exit_code == 0, r.output
+    out = pd.read_parquet(tmp_path / "ok.parquet").sort_values("run")
+    assert out["run"].tolist() == ["large", "small"] and out["step"].tolist() == [500, 500]
+
+
+def test_ingest_refuses_a_run_id_whose_steps_repeat(tmp_path, monkeypatch):
+    """A run id under which a step is logged twice (several runs sharing the id) is refused the
+    same way, by the in-memory reducer and by the streaming one."""
+    from scalelaw.io import tabular
+
+    p = _two_runs_one_file(tmp_path / "shared.csv", run_col="run")
+    r = run("ingest", p, "--units", "N=B", "--reduce", "final", "-o", tmp_path / "out.parquet")
+    assert_one_line_error(r)
+    assert "run 'exp' logs a loss more than once at one step" in r.output and "--map run=model" in r.output
+    # interleaved by step (each step twice in a row): the streaming reducer hands it over too
+    pd.read_csv(p).sort_values("step", kind="stable").to_csv(p, index=False)
+    assert tabular.try_stream_reduce(p, "final", units={"N": 1e9}, min_bytes=0) is None
+    monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 0)
+    r2 = run("ingest", p, "--units", "N=B", "--reduce", "final", "-o", tmp_path / "out.parquet")
+    assert_one_line_error(r2)
+    assert "run 'exp' logs a loss more than once at one step" in r2.output
+
+
+def test_ingest_repeated_steps_without_a_telling_column(tmp_path):
+    """No column tells the runs apart: the message says to add a run id column."""
+    import numpy as np
+
+    st = np.r_[np.arange(6), np.arange(6)] * 100.0
+    pd.DataFrame({"step": st, "N": 1e8, "loss": 4 - st / 1000}).to_csv(tmp_path / "x.csv", index=False)
+    r = run("ingest", tmp_path / "x.csv", "--reduce", "final", "-o", tmp_path / "o.parquet")
+    assert_one_line_error(r)
+    assert "add a column with a run id per row" in r.output
+
+
+@pytest.mark.parametrize("name", ["current_steps", "global_step", "iteration", "iter", "trainer/global_step"])
+def test_step_column_names_seen_in_the_wild(tmp_path, name):
+    """Issue 12.6: these step columns are the step: --reduce final picks each run's last one."""
+    pd.DataFrame({"run": ["a"] * 3 + ["b"] * 3, name: [0, 10, 20] * 2, "N": [1e8] * 3 + [2e8] * 3,
+                  "D": [0, 1e7, 2e7] * 2, "loss": [5, 4, 3.5, 5, 3.9, 3.2]}).to_csv(tmp_path / "s.csv", index=False)
+    r = run("ingest", tmp_path / "s.csv", "--reduce", "final", "-o", tmp_path / "o.parquet")
+    assert r.exit_code == 0, r.output
+    out = pd.read_parquet(tmp_path / "o.parquet").sort_values("run")
+    assert out["step"].tolist() == [20, 20] and out["loss"].tolist() == [3.5, 3.2]

@@ -58,6 +58,7 @@ def reduce_runs(df: pd.DataFrame, how: str = "final", *, warmup: float = 0, ema:
                                 f"columns are: {', '.join(map(str, df.columns[:25]))}; name it with --map {col}=<col>")
     attrs = dict(df.attrs)
     d = df  # not changed in place: every step below makes a new table
+    refuse_repeated_steps(d, source)
     if "run" not in d.columns:
         d = _run_named_after_file(d, source)
         attrs["run_paths"] = d.attrs.get("run_paths", attrs.get("run_paths"))
@@ -98,6 +99,59 @@ def _reduce_settings(how: str, warmup: float, ema: float, window: int | None) ->
     """What a reduced table records of its reduction (``attrs["reduce"]``), here and in the
     streaming reducer: the smoothing window, else the EMA weight when smoothing."""
     return {"how": how, "warmup": warmup, **({"window": window} if window else {"ema": ema} if how == "smooth" else {})}
+
+
+def refuse_repeated_steps(df: pd.DataFrame, source: str) -> None:
+    """Refuse a per-step table in which one run (or, without a run column, the table) logs a loss
+    twice at one step: several runs in one file, or one run id shared by several runs. Reducing
+    would merge them into one row. The message names a column that tells the runs apart
+    (``--map run=COLUMN``) when one does (:func:`_run_column_candidate`)."""
+    if "step" not in df.columns or "loss" not in df.columns:
+        return
+    d = df[df["step"].notna() & df["loss"].notna()]
+    by = ["run", "step"] if "run" in d.columns else ["step"]
+    dup = d.duplicated(subset=by, keep=False).to_numpy()
+    if not dup.any():
+        return
+    rows = np.flatnonzero(dup)
+    first = d.iloc[rows[0]]
+    at = f"step {first['step']:g} appears {int((d[by] == first[by]).all(axis=1).sum())} times"
+    named = df.attrs.get("columns_from") or {}
+    cand = _run_column_candidate(d, by[:-1])
+    if cand is not None:
+        fix = f"name the column that tells the runs apart: --map run={named.get(cand, cand)}"
+    else:
+        fix = ("add a column with a run id per row and name it with --map run=<column>, or split the file "
+               "into one file per run")
+    if "run" in d.columns:
+        what = (f"run {first['run']!r} logs a loss more than once at one step ({at} with a loss, rows of "
+                "several runs under one id, or a run's log given twice)")
+    else:
+        what = (f"the table has no run column and its steps repeat ({at} with a loss): it holds several "
+                "runs")
+    raise ScalelawError(f"{source}: {what}, so reducing would merge them into one row; {fix}; "
+                        "a resumed run that logged steps again: keep one copy of those rows")
+
+
+def _run_column_candidate(d: pd.DataFrame, within: list) -> str | None:
+    """A column (besides ``within`` + the step, the loss and the other losses) that, with
+    ``within``, makes every (run, step) of ``d`` unique while taking far fewer values than there
+    are rows (a run setting, not a per-step quantity such as tokens): text columns first, then
+    the one with the fewest values."""
+    best = None
+    for c in d.columns:
+        if c in ("step", "loss", "run", *within) or _is_other_loss(c) or c in ("D", "C"):
+            continue
+        col = d[c]
+        k = col.nunique(dropna=True)
+        if k < 2 or col.isna().any() or 2 * k > len(d):
+            continue
+        if d.duplicated(subset=[*within, c, "step"]).any():
+            continue
+        rank = (not (pd.api.types.is_string_dtype(col) or pd.api.types.is_object_dtype(col)), k)
+        if best is None or rank < best[0]:
+            best = (rank, c)
+    return None if best is None else str(best[1])
 
 
 def refuse_rows_without_run_id(run: pd.Series, source: str) -> None:
@@ -772,6 +826,7 @@ def _normalized(df: pd.DataFrame, name: str, *, mapping, units) -> pd.DataFrame:
     _refuse_mixed_losses(df, mapping, name)
     df = normalize(df, mapping=mapping, units=units, source=name)
     df.attrs.pop("mixed_losses", None)  # the loss is chosen now
+    refuse_repeated_steps(df, name)  # several runs in one log: refused with or without --reduce
     return df
 
 

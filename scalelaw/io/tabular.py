@@ -199,8 +199,9 @@ def try_stream_reduce(p: Path, how: str, *, mapping=None, units=None, warmup: fl
     """Reduce a large long-format CSV (``run``, ``step``, ``loss``, ...) to one row per run in
     batches with pyarrow; None when the file is smaller than ``min_bytes`` (default
     ``STREAM_MIN_BYTES``), not such a CSV, or when the in-memory path must read it: a run's steps
-    are out of order, or a W&B history has run settings beside it, a row without a ``_step`` or a
-    step logged twice (:func:`scalelaw.io.wandb.read_history` adds the one and refuses the others).
+    are out of order or a run logs a loss twice at one step (refused there, see
+    :func:`scalelaw.io.refuse_repeated_steps`), or a W&B history has run settings beside it or a
+    row without a ``_step`` (:func:`scalelaw.io.wandb.read_history` adds the one and refuses the other).
     Same results as ``reduce_runs``, and the same errors for runs the reduced table would leave
     out (:func:`scalelaw.io.refuse_dropped_runs`), except that gaps in other columns are not
     filled forward. Memory stays near ``40 x block_size`` (pyarrow's parse buffers), whatever
@@ -371,14 +372,14 @@ def _stream_reduce(p, how, run_col, step_col, loss_col, header, warmup, ema, win
         same = np.ones(len(gid) - 1, bool)
         same[brk - 1] = False
         back = np.diff(step)[same]
-        if (back < 0).any() or (wandb and (back == 0).any()):  # a W&B history logs a step once per run
+        if (back <= 0).any():  # out of order, or a step logged twice (refused by the in-memory path)
             raise _Unsorted
         starts = np.r_[0, brk]
         ends = np.r_[brk, len(gid)]
         picks: list[tuple[list, int, int]] = []  # (state list, run id, row in this batch)
         for a, b in zip(starts.tolist(), ends.tolist()):
             g = int(gid[a])
-            if step[a] < last_step[g] or (wandb and step[a] == last_step[g]):
+            if step[a] <= last_step[g]:
                 raise _Unsorted
             last_step[g] = step[b - 1]
             picks.append((final, g, b - 1))
