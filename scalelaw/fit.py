@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -313,9 +314,46 @@ def select_rows(data: pd.DataFrame, where: str | None, src: str) -> pd.DataFrame
 
 
 def prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
-            source: str | None = None, prepare_options: Mapping | None = None):
+            source: str | None = None, prepare_options: Mapping | None = None, best_per_cell: bool = False):
     """Select rows and extract inputs/target with clear errors. Returns (law, frame, X, y, w)."""
-    return _prepare(law, data, where=where, weights=weights, source=source, prepare_options=prepare_options)[:5]
+    return _prepare(law, data, where=where, weights=weights, source=source, prepare_options=prepare_options,
+                    best_per_cell=best_per_cell)[:5]
+
+
+#: columns of the settings a sweep varies within one (N, D) cell
+SWEPT_SETTINGS = ("lr", "batch_tokens")
+
+
+def _several_runs_per_cell(law, df: pd.DataFrame, src: str, best_per_cell: bool) -> tuple[pd.DataFrame, str | None]:
+    """A loss law fits every row, so a table with several runs per cell of the law's inputs (e.g.
+    (N, D)) that differ in lr or batch (a hyperparameter sweep) pulls it towards the sub-optimal
+    settings: warn, with the option that keeps each cell's lowest-loss run; with
+    ``best_per_cell`` keep it (and return the note the fit records)."""
+    if law.target != "loss" or "step" in law.inputs or not set(law.inputs) <= set(df.columns) or len(df) < 2:
+        return df, None
+    keys = [np.round(np.log(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)), 6)
+            if pd.api.types.is_numeric_dtype(df[c]) else df[c].to_numpy() for c in law.inputs]
+    cell = pd.Series(list(zip(*keys)), index=df.index)
+    sizes = cell.map(cell.value_counts())
+    if not (sizes > 1).any():
+        return df, None
+    cells = "(" + ", ".join(law.inputs) + ")"
+    if best_per_cell:
+        loss = pd.to_numeric(df["loss"], errors="coerce")
+        keep = loss.groupby(cell.to_numpy()).idxmin().dropna()
+        out = df.loc[sorted(keep.tolist(), key=df.index.get_loc)]
+        return out, f"the best (lowest-loss) run of each {cells} cell ({len(out)} cells, --best-per-cell)"
+    swept = [c for c in SWEPT_SETTINGS if c in df.columns]
+    differ = [c for c in swept if df[c].groupby(cell.to_numpy()).nunique(dropna=False).gt(1).any()]
+    if not differ:
+        return df, None
+    multi = cell[sizes > 1]
+    n_multi, n_cells = multi.nunique(), cell.nunique()
+    warnings.warn(f"{src}: {n_multi} of {n_cells} {cells} cells hold several runs that differ in {' or '.join(differ)} "
+                  f"(up to {int(sizes.max())} runs in one cell), and law {law.name!r} fits every run, so the runs at "
+                  "sub-optimal settings bias it; keep the best run of each cell with --best-per-cell "
+                  "(library: best_per_cell=True)", stacklevel=3)
+    return df, None
 
 
 def _refuse_per_step(df: pd.DataFrame, law, src: str) -> None:
@@ -338,7 +376,7 @@ def _refuse_per_step(df: pd.DataFrame, law, src: str) -> None:
 
 
 def _prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
-             source: str | None = None, prepare_options: Mapping | None = None):
+             source: str | None = None, prepare_options: Mapping | None = None, best_per_cell: bool = False):
     """:func:`prepare`, plus what happened to the rows: {"table", "selected" (after --where),
     "fitted" (after the law's prepare step), "prepare" (the step's own account of what it kept,
     ``attrs["prepare_note"]`` of its output, when it changed the rows)}."""
@@ -351,6 +389,13 @@ def _prepare(law, data: pd.DataFrame, *, where: str | None = None, weights=None,
     if law.prepare is None and "step" not in law.inputs:
         _refuse_per_step(df, law, src)
     n_selected, note = len(df), None
+    if best_per_cell and weights is not None and not isinstance(weights, str):
+        raise ScalelawError("--best-per-cell chooses rows, so weights must be a column name (not one value per row)")
+    if law.prepare is None:
+        df, note = _several_runs_per_cell(law, df, src, best_per_cell)
+    elif best_per_cell:
+        raise ScalelawError(f"--best-per-cell keeps the best run of each cell for loss laws; law {law.name!r} "
+                            "chooses its rows itself (see its --option select=...)")
     if law.prepare is not None:
         attrs = dict(data.attrs)
         df = law.prepare(df, **options)
@@ -410,7 +455,8 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
         boot_groups=None,
         level: float = 0.95, n_jobs: int | None = None, scheduler: str | None = None,
         polish_top: int = 8, progress: bool = False, source: str | None = None,
-        max_iter: int = 60, ftol: float = 1e-6, prepare_options: Mapping | None = None):
+        max_iter: int = 60, ftol: float = 1e-6, prepare_options: Mapping | None = None,
+        best_per_cell: bool = False):
     """Fit ``law`` to the rows of ``data``; returns a :class:`scalelaw.result.Fit`.
 
     objective: 'huber-log' (default for loss laws), 'lsq-log', 'lsq', 'huber'.
@@ -424,6 +470,9 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
         e.g. the (N, D) cells of a sweep, whose runs are not independent.
     scheduler: a Dask scheduler address; otherwise local processes for large jobs.
     prepare_options: keyword options for the law's ``prepare`` step (e.g. plateau tolerance).
+    best_per_cell: a loss law on a table with several runs per cell of its inputs (an lr or
+        batch sweep at each (N, D)) keeps each cell's lowest-loss run; without it such a table
+        is fitted whole, with a warning when the runs of a cell differ in lr or batch.
     """
     from .result import Fit
     from .progress import Progress
@@ -438,10 +487,11 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
         return fit_auto_delta(law, data, where=where, weights=weights, fixed=fixed, starts=starts, boot=boot,
                               seed=seed, boot_groups=boot_groups, level=level, n_jobs=n_jobs,
                               scheduler=scheduler, polish_top=polish_top, progress=progress, source=source,
-                              max_iter=max_iter, ftol=ftol, prepare_options=prepare_options)
+                              max_iter=max_iter, ftol=ftol, prepare_options=prepare_options,
+                              best_per_cell=best_per_cell)
     t0 = time.perf_counter()
     law, df, X, y, w, rows = _prepare(law, data, where=where, weights=weights, source=source,
-                                      prepare_options=prepare_options)
+                                      prepare_options=prepare_options, best_per_cell=best_per_cell)
     objective = objective or law.default_objective
     if objective not in OBJECTIVES:
         raise ScalelawError(f"--objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
@@ -544,7 +594,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
     settings = {"objective": objective, "delta": delta, "where": where, "fixed": fixed,
                 "starts": grid_name, "n_starts": S, "boot": int(boot), "seed": int(seed),
                 "boot_groups": boot_groups if isinstance(boot_groups, str) else (None if boot_groups is None else "array"),
-                "level": level, "prepare_options": dict(prepare_options or {}), "weights": weights if isinstance(weights, str) else (None if weights is None else "array")}
+                "level": level, "prepare_options": dict(prepare_options or {}), "best_per_cell": bool(best_per_cell), "weights": weights if isinstance(weights, str) else (None if weights is None else "array")}
     fitres = Fit(
         law=law, params=params, free=free, theta=best_t, cov=cov, boot=boot_samples, level=level,
         objective={"name": objective, "delta": delta if objective in ("huber-log", "huber") else None,

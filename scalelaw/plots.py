@@ -52,6 +52,10 @@ def fit_rows(fit, data: pd.DataFrame) -> pd.DataFrame:
             df = expr.select(df, where, "the fit's filter")
         except ScalelawError:
             pass  # the fit's filter may name columns this table lacks: show every row
+    if law.prepare is None and (fit.settings or {}).get("best_per_cell"):
+        from .fit import _several_runs_per_cell
+
+        df = _several_runs_per_cell(law, df, data.attrs.get("source", "the data table"), True)[0]
     if law.prepare is not None:
         attrs = dict(df.attrs)
         try:

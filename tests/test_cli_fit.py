@@ -314,3 +314,31 @@ def test_help_says_how_repeated_options_and_missing_values_behave():
     out = " ".join(run("plan", "--help").output.split())
     assert "published name" in out.split("--lr FIT")[1].split("--bs")[0]
     assert "exactly one of --compute and --target-loss" in out
+
+
+def test_loss_law_on_a_sweep_warns_and_best_per_cell_keeps_the_best(tmp_path):
+    """Issue 12.5: several runs per (N, D) that differ in lr are a sweep; a loss law fitted on all
+    of them warns with the option, and --best-per-cell fits each cell's lowest-loss run."""
+    import numpy as np
+    import pandas as pd
+
+    base = pd.read_csv(EXAMPLE)
+    rows = []
+    for _, r in base.iterrows():
+        for k, lr in enumerate((1e-4, 3e-4, 1e-3)):
+            rows.append({**r.to_dict(), "run": f"{r['run']}-lr{k}", "lr": lr, "loss": r["loss"] * (1 + 0.02 * (k != 1))})
+    p = tmp_path / "sweep.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    r = CliRunner().invoke(main, ["fit", "chinchilla", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "differ in lr" in r.stderr and "--best-per-cell" in r.stderr
+    r2 = CliRunner().invoke(main, ["fit", "chinchilla", str(p), "--best-per-cell", "--json"])
+    assert r2.exit_code == 0, r2.output
+    assert "differ in lr" not in r2.stderr
+    d = json.loads(r2.stdout)
+    assert d["data"]["rows"]["fitted"] == len(base) and "best (lowest-loss) run" in d["data"]["rows"]["prepare"]
+    ref = json.loads(run("fit", "chinchilla", EXAMPLE, "--json").stdout)
+    for k in ("alpha", "beta"):
+        assert d["params"][k] == pytest.approx(ref["params"][k], rel=1e-3)
+    msg = one_line_error(run("fit", "lr_opt", str(p), "--best-per-cell", ok=False))
+    assert "--best-per-cell" in msg

@@ -295,3 +295,70 @@ def test_cell_bootstrap():
         S.bootstrap_cells(f, df[(df.D == 4e9) & (df.N < 8e8)], k=10)
     with pytest.raises(ScalelawError, match="identifiable"):
         S.bootstrap_cells(f, df[df.D == 4e9], k=10)  # one D: beta not identifiable
+
+
+# ---- sweeps as people run them: lr only, censored optima (issue 12.5) ----------------------
+def lr_only_sweep(cells=((2e8, 4e9), (2e8, 2e10), (4e8, 8e9), (4e8, 4e10), (8e8, 1.6e10), (8e8, 8e10)),
+                  batch=2 ** 19, noise=0.0, seed=0, grid=LR_GRID, with_batch=True):
+    """One batch size per cell (the usual sweep): loss a parabola in ln lr around the true lr*."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for N, D in cells:
+        x0 = np.log(lr_star(N, D))
+        for lr in grid:
+            u = np.log(lr) - x0
+            loss = 2.5 * (1 + 0.004 * u * u) + noise * rng.standard_normal()
+            rows.append({"N": N, "D": D, "lr": lr, **({"batch_tokens": batch} if with_batch else {}), "loss": loss})
+    df = pd.DataFrame(rows)
+    df.attrs["source"] = "lr sweep"
+    return df
+
+
+@pytest.mark.parametrize("with_batch", [True, False])
+def test_lr_opt_fits_a_sweep_that_varies_only_lr(with_batch):
+    """A cell needs 3 lr values; its batch need not vary (nor be given) for lr_opt, while the batch
+    laws still refuse such a cell."""
+    from scalelaw.fit import fit
+
+    df = lr_only_sweep(with_batch=with_batch)
+    f = fit("lr_opt", df, prepare_options={"select": "bowl"})   # a parabola in ln lr per cell: exact
+    assert f.n_obs == 6
+    assert f.params["alpha"] == pytest.approx(TRUE_LR["alpha"], abs=1e-6)
+    assert f.params["beta"] == pytest.approx(TRUE_LR["beta"], abs=1e-6)
+    assert fit("lr_opt", df, prepare_options={"select": "best"}).n_obs == 6
+    assert fit("lr_opt", df).n_obs >= 6                                      # plateau: the default
+    if with_batch:
+        with pytest.raises(ScalelawError, match="only 1 distinct batch_tokens"):
+            fit("bs_opt", df)
+    few = df[df["lr"].isin(LR_GRID[5:7])]
+    with pytest.raises(ScalelawError, match="only 2 distinct lr value"):
+        fit("lr_opt", few)
+
+
+def test_cell_with_best_lr_at_the_edge_is_censored():
+    """A cell whose best run is at the smallest or largest lr it swept only bounds its optimum:
+    warned and left out (censored=drop, default), kept with censored=keep, refused when every
+    cell is censored."""
+    from scalelaw.fit import fit
+
+    df = lr_only_sweep()
+    lo = lr_star(8e8, 8e10)
+    cut = df[~((df["N"] == 8e8) & (df["D"] == 8e10) & (df["lr"] < lo * 1.5))]  # that cell swept only above lr*
+    with pytest.warns(UserWarning, match=r"1 of 6 cells .* edge of the lr sweep.*N=8e\+08, D=8e\+10.*left out"):
+        f = fit("lr_opt", cut, prepare_options={"select": "bowl"})
+    assert f.n_obs == 5 and "1 censored cell left out" in f.data["rows"]["prepare"]
+    assert f.params["alpha"] == pytest.approx(TRUE_LR["alpha"], abs=1e-6)
+    with pytest.warns(UserWarning, match="kept \\(censored=keep\\)"):
+        k = fit("lr_opt", cut, prepare_options={"select": "bowl", "censored": "keep"})
+    assert k.n_obs == 6 and abs(k.params["alpha"] - TRUE_LR["alpha"]) > 1e-3   # biased by the bound
+    edge = lr_only_sweep(grid=2.0 ** np.arange(-4, -1.5, 0.5))  # every cell swept above its lr*
+    with pytest.raises(ScalelawError, match="every cell .* edge of its lr sweep.*censored=keep"):
+        fit("lr_opt", edge)
+    with pytest.raises(ScalelawError, match="censored must be one of drop, keep"):
+        fit("lr_opt", df, prepare_options={"censored": "maybe"})
+
+
+def test_step_law_grid_has_no_censored_cell(dense):
+    """The dense Step Law grid brackets every cell's best lr and batch: nothing is left out."""
+    t, loss, _, keys = S.validate_sweep(dense)
+    assert S.censored_cells(t, loss, keys, "lr") == [] and S.censored_cells(t, loss, keys, "batch_tokens") == []

@@ -36,6 +36,8 @@ DEFAULT_TOL = 0.0025          # Step Law: within 0.25% of the cell's best smooth
 DEFAULT_BOWL_TOL = 0.01       # runs used to fit the bowl: within 1% of the cell's best
 SELECTS = ("plateau", "best", "bowl", "none")
 MIN_DISTINCT = 3
+VARY_BOTH = ("lr", "batch_tokens")   # settings a cell must sweep (validate_sweep's default)
+CENSORED = ("drop", "keep")          # what prepare_sweep does with a cell whose optimum is censored
 STEPLAW_SEQ_LEN = 2048
 
 _BATCH_UNKNOWN = ("bs", "batch", "batch_size", "bsz", "global_batch_size")
@@ -109,12 +111,15 @@ def _batch_tokens(df: pd.DataFrame) -> pd.Series:
 
 
 def validate_sweep(df: pd.DataFrame, loss_col: str | None = None, n: str | None = None,
-                   min_distinct: int = MIN_DISTINCT) -> tuple[pd.DataFrame, str, str, list]:
+                   min_distinct: int = MIN_DISTINCT, vary: Sequence[str] = VARY_BOTH
+                   ) -> tuple[pd.DataFrame, str, str, list]:
     """Check a sweep and return (table with numeric batch_tokens, loss column, N column, cell keys).
 
     Raises ScalelawError for: missing columns, non-positive or non-numeric lr / batch / N / D,
-    batch sizes in unknown units, and cells with fewer than ``min_distinct`` distinct lr or
-    batch values.
+    batch sizes in unknown units, and cells with fewer than ``min_distinct`` distinct values of
+    each setting in ``vary`` (lr and batch_tokens; the lr laws pass ``("lr",)``: most sweeps vary
+    only the learning rate at a fixed batch, and a table without any batch column is then read
+    without one).
     """
     if not isinstance(df, pd.DataFrame):
         raise ScalelawError("a sweep must be a run table (pandas DataFrame); load files with scalelaw.io.load_table")
@@ -124,8 +129,11 @@ def validate_sweep(df: pd.DataFrame, loss_col: str | None = None, n: str | None 
         raise ScalelawError(f"{src} has no loss column (smooth_loss or loss); give one with loss_col=<column>")
     ncol = resolve_n_col(df, n)
     out = df.copy()
-    out["batch_tokens"] = _batch_tokens(df)
-    for c in ("N", ncol, "D", "lr", "batch_tokens", loss):
+    has_batch = "batch_tokens" in vary or any(c in df.columns for c in ("batch_tokens", "batch_sequences")
+                                              + _BATCH_UNKNOWN)
+    if has_batch:
+        out["batch_tokens"] = _batch_tokens(df)
+    for c in ("N", ncol, "D", "lr", *(("batch_tokens",) if has_batch else ()), loss):
         if c not in out.columns:
             raise ScalelawError(f"sweep {src} needs column {c!r}; add it or map yours with --map {c}=<column>")
         v = pd.to_numeric(out[c], errors="coerce")
@@ -142,7 +150,7 @@ def validate_sweep(df: pd.DataFrame, loss_col: str | None = None, n: str | None 
     keys = cell_keys(out)
     for key, g in out.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        for c in ("lr", "batch_tokens"):
+        for c in vary:
             k = _n_distinct(g[c].to_numpy())
             if k < min_distinct:
                 where = " and ".join(f"{kc} == {kv:.6g}" for kc, kv in zip(keys, key))
@@ -196,16 +204,15 @@ def fit_bowl(lr, batch, loss, bowl_tol: float = DEFAULT_BOWL_TOL, min_points: in
     convex, falls back to the best run (``method`` says which).
     """
     x = np.log(np.asarray(lr, dtype=float))
-    y = np.log(np.asarray(batch, dtype=float))
     L = np.asarray(loss, dtype=float)
+    batch = np.full(len(x), np.nan) if batch is None else np.asarray(batch, dtype=float)
+    if not (np.isfinite(batch).all() and _n_distinct(batch) >= 3):  # an lr-only sweep: a parabola in ln lr
+        return _fit_lr_parabola(x, batch, L, bowl_tol)
+    y = np.log(batch)
     ib = int(np.argmin(L))
     out = {"lr": float(np.exp(x[ib])), "batch_tokens": float(np.exp(y[ib])), "loss": float(L[ib]),
            "method": "best-run"}
-    order = np.argsort(L)
-    keep = L <= L[ib] * (1 + bowl_tol)
-    if keep.sum() < min_points:
-        keep = np.zeros_like(keep)
-        keep[order[:min_points]] = True
+    keep = _near_best(L, bowl_tol, min_points)
     if keep.sum() < 6 or _n_distinct(np.exp(x[keep])) < 3 or _n_distinct(np.exp(y[keep])) < 3:
         return out
     xs, ys, Ls = x[keep], y[keep], L[keep]
@@ -227,6 +234,48 @@ def fit_bowl(lr, batch, loss, bowl_tol: float = DEFAULT_BOWL_TOL, min_points: in
     clipped = (abs(xo - x0 - us) > 1e-12) or (abs(yo - y0 - vs) > 1e-12)
     return {"lr": math.exp(xo), "batch_tokens": math.exp(yo), "loss": Lo,
             "method": "bowl-clipped" if clipped else "bowl"}
+
+
+def _near_best(L: np.ndarray, bowl_tol: float, min_points: int) -> np.ndarray:
+    """The runs within ``bowl_tol`` of the best loss, or the ``min_points`` lowest when fewer."""
+    keep = L <= L.min() * (1 + bowl_tol)
+    if keep.sum() < min_points:
+        keep = np.zeros_like(keep)
+        keep[np.argsort(L)[:min_points]] = True
+    return keep
+
+
+def _fit_lr_parabola(x, batch, L, bowl_tol: float) -> dict:
+    """The bowl of a cell that sweeps only the learning rate: a parabola in ln lr through the runs
+    within ``bowl_tol`` of the best (at least the 5 lowest), minimised and clipped to the swept
+    lr range; the best run when it is not convex. The batch is the best run's."""
+    ib = int(np.argmin(L))
+    out = {"lr": float(np.exp(x[ib])), "batch_tokens": float(batch[ib]), "loss": float(L[ib]), "method": "best-run"}
+    keep = _near_best(L, bowl_tol, 5)
+    if _n_distinct(np.exp(x[keep])) < 3:
+        return out
+    x0 = x[keep].mean()
+    c2, c1, c0 = np.polyfit(x[keep] - x0, L[keep], 2)
+    if not c2 > 0:
+        return out
+    us = -c1 / (2 * c2)
+    xo = float(np.clip(us + x0, x.min(), x.max()))
+    return {"lr": math.exp(xo), "batch_tokens": float(batch[ib]), "loss": float(np.polyval([c2, c1, c0], xo - x0)),
+            "method": "bowl-clipped" if abs(xo - x0 - us) > 1e-12 else "bowl"}
+
+
+def censored_cells(t: pd.DataFrame, loss: str, keys: list, setting: str = "lr") -> list:
+    """Cell keys whose best run sits at the edge of the cell's sweep of ``setting``: its lr (or
+    batch) is the smallest or the largest the cell swept (up to the 1% rounding of
+    :func:`_n_distinct`). The optimum then lies at or beyond the edge: the run only bounds it
+    (a censored optimum)."""
+    out = []
+    for key, g in t.groupby(keys, sort=True):
+        v = np.log(g[setting].to_numpy(dtype=float))
+        best = v[int(np.argmin(g[loss].to_numpy(dtype=float)))]
+        if best - v.min() <= 0.01 or v.max() - best <= 0.01:
+            out.append(key if isinstance(key, tuple) else (key,))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,8 +315,25 @@ def cells(df: pd.DataFrame, tol: float = DEFAULT_TOL, loss_col: str | None = Non
 
 def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAULT_TOL,
                   loss_col: str | None = None, n: str | None = None,
-                  bowl_tol: float = DEFAULT_BOWL_TOL) -> pd.DataFrame:
+                  bowl_tol: float = DEFAULT_BOWL_TOL, censored: str = "drop") -> pd.DataFrame:
+    """A sweep -> the rows a law of the optimal lr and batch is fitted on: every cell sweeps lr
+    and batch; cells whose best lr or best batch sits at the edge of the sweep are censored
+    (see :func:`prepare_sweep_for`, which the laws' ``prepare`` hooks call for their setting)."""
+    return prepare_sweep_for(df, VARY_BOTH, select=select, tol=tol, loss_col=loss_col, n=n, bowl_tol=bowl_tol,
+                             censored=censored)
+
+
+def prepare_sweep_for(df: pd.DataFrame, vary: Sequence[str], select: str = "plateau", tol: float = DEFAULT_TOL,
+                      loss_col: str | None = None, n: str | None = None,
+                      bowl_tol: float = DEFAULT_BOWL_TOL, censored: str = "drop") -> pd.DataFrame:
     """A sweep -> the rows an optimum law is fitted on (the laws' ``prepare`` hook).
+
+    vary: the settings whose optimum the law describes, which every cell must sweep (3 or more
+    distinct values): ``("lr",)`` for the lr laws (the batch may be fixed), ``("lr",
+    "batch_tokens")`` for the batch laws. censored: a cell whose best run sits at the edge of its
+    sweep of a setting in ``vary`` (:func:`censored_cells`) only bounds the optimum; "drop"
+    (default) leaves its rows out of the fit, "keep" keeps them; both warn, naming the cells.
+    Every cell censored is an error (extend the sweeps, or ``censored=keep``).
 
     select: "plateau" (every run within ``tol`` of its cell's best; Step Law), "best" (one row
     per cell), "bowl" (one row per cell at the quadratic-bowl optimum) or "none" (the rows are
@@ -281,6 +347,9 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
                             "(e.g. --option select=plateau)")
     tol = _check_tol(tol)
     bowl_tol = _check_tol(bowl_tol, "bowl_tol")
+    if censored not in CENSORED:
+        raise ScalelawError(f"censored must be one of {', '.join(CENSORED)}; got {censored!r} "
+                            "(e.g. --option censored=keep)")
     if select == "none" or (loss_col is None and resolve_loss_col(df) is None):
         out = df.copy()
         if "batch_tokens" not in out.columns and any(c in out.columns for c in ("batch_sequences",) + _BATCH_UNKNOWN):
@@ -289,7 +358,25 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
             out["N"] = out[resolve_n_col(df, n)]
         out.attrs.pop("prepare_note", None)   # the rows are used as given
         return out
-    t, loss, ncol, keys = validate_sweep(df, loss_col, n)
+    t, loss, ncol, keys = validate_sweep(df, loss_col, n, vary=vary)
+    n_cells = int(t.groupby(keys, sort=True).ngroups)
+    cens = sorted({k for v in vary for k in censored_cells(t, loss, keys, v)})
+    dropped = ""
+    if cens:
+        names = "; ".join(f"({_cell_label(keys, k)})" for k in cens[:4]) + (f"; and {len(cens) - 4} more" if len(cens) > 4 else "")
+        what = " or ".join("lr" if v == "lr" else "batch" for v in vary)
+        if censored == "drop" and len(cens) == n_cells:
+            raise ScalelawError(f"every cell of {_src(df)} has its best run at the edge of its {what} sweep ({names}), so "
+                                "no cell brackets its optimum; extend the sweeps beyond the best values, or fit the "
+                                "bounds anyway with --option censored=keep")
+        warnings.warn(f"{len(cens)} of {n_cells} cells of {_src(df)} have their best run at the edge of the {what} "
+                      f"sweep, so their optimum is censored (it lies at or beyond the edge): {names}; "
+                      + ("left out of the fit (extend those sweeps, or keep them with --option censored=keep)"
+                         if censored == "drop" else "kept (censored=keep): the fit is biased towards the swept range"),
+                      stacklevel=2)
+        if censored == "drop":
+            t = t[~t.set_index(keys).index.isin(cens)]
+            dropped = f"; {len(cens)} censored cell{'s' if len(cens) > 1 else ''} left out"
     t = _mark_plateau(t, loss, keys, tol)
     if select == "plateau":
         out = t[t["plateau"]].copy()
@@ -299,9 +386,11 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
         rows = []
         for key, g in t.groupby(keys, sort=True):
             key = key if isinstance(key, tuple) else (key,)
-            bw = fit_bowl(g["lr"], g["batch_tokens"], g[loss], bowl_tol)
+            bw = fit_bowl(g["lr"], g["batch_tokens"] if "batch_tokens" in g else None, g[loss], bowl_tol)
             r = g.iloc[[0]].copy()
-            r["lr"], r["batch_tokens"], r[loss] = bw["lr"], bw["batch_tokens"], bw["loss"]
+            r["lr"], r[loss] = bw["lr"], bw["loss"]
+            if "batch_tokens" in g:
+                r["batch_tokens"] = bw["batch_tokens"]
             r["gap"] = bw["loss"] / g[loss].min() - 1
             r["bowl_method"] = bw["method"]
             rows.append(r)
@@ -315,10 +404,11 @@ def prepare_sweep(df: pd.DataFrame, select: str = "plateau", tol: float = DEFAUL
     out.attrs.update({k: v for k, v in df.attrs.items()})
     cell = "(" + ", ".join(keys) + ") cell"
     n_cells = int(t.groupby(keys, sort=True).ngroups)
-    note = {"plateau": f"the plateau runs, {loss} within {100 * tol:g}% of the best of their {cell} ({n_cells} cells)",
-            "best": f"the best run of each {cell} ({n_cells} cells)",
-            "bowl": f"the quadratic-bowl optimum of each {cell} ({n_cells} cells)"}[select]
-    out.attrs.update({"select": select, "tol": tol, "loss_col": loss, "n": ncol, "prepare_note": note})
+    note = {"plateau": f"the plateau runs, {loss} within {100 * tol:g}% of the best of their {cell} ({n_cells} cells",
+            "best": f"the best run of each {cell} ({n_cells} cells",
+            "bowl": f"the quadratic-bowl optimum of each {cell} ({n_cells} cells"}[select] + dropped + ")"
+    out.attrs.update({"select": select, "tol": tol, "loss_col": loss, "n": ncol, "prepare_note": note,
+                      "censored_cells": [list(map(float, k)) for k in cens]})
     return out
 
 

@@ -64,6 +64,9 @@ def _fit_options(f):
                           "the others; auto: varpro for lsq / lsq-log on such laws (measured: the same optimum, "
                           "several times faster), else multistart (docs/fitting.md).")(f)
     f = law_options(f)
+    f = click.option("--best-per-cell", is_flag=True, default=False,
+                     help="Loss laws: keep only the lowest-loss run of each (N, D) cell (a table holding an lr "
+                          "or batch sweep per cell).")(f)
     f = table_options(f)
     return f
 
@@ -86,17 +89,17 @@ def resolve_law(law, table, law_files=(), bounds=()):
     return resolve(law, columns=[str(c) for c in table.columns], law_files=law_files, bounds=parse_bounds(bounds))
 
 
-def _fit_kwargs(where, objective, delta, fixes, options, weights, method="auto") -> dict:
+def _fit_kwargs(where, objective, delta, fixes, options, weights, method="auto", best_per_cell=False) -> dict:
     """The options every fitting verb shares, parsed into fit() keyword arguments (plus ``method``
     for scalelaw.varpro.fit_with)."""
     fixed = parse_pairs(fixes, "--fix", numeric=True)
     opts = {k: coerce(v) for k, v in parse_pairs(options, "--option").items()}
     return {"where": where, "objective": objective, "delta": parse_delta(delta), "weights": weights,
-            "fixed": fixed or None, "prepare_options": opts or None, "method": method}
+            "fixed": fixed or None, "prepare_options": opts or None, "method": method, "best_per_cell": best_per_cell}
 
 
 def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot=0, seed=0,
-            level=0.95, jobs=None, scheduler=None, method="auto", law_files=(), bounds=()):
+            level=0.95, jobs=None, scheduler=None, method="auto", law_files=(), bounds=(), best_per_cell=False):
     from ..progress import enabled_by_default
     from ..varpro import fit_with
 
@@ -104,7 +107,7 @@ def _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, u
     law = resolve_law(law, table, law_files, bounds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method)
+        kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method, best_per_cell)
         res = fit_with(kw.pop("method"), law, table, boot=boot, seed=seed, level=level, n_jobs=jobs,
                        scheduler=scheduler, progress=enabled_by_default(), source=data, **kw)
     relay_warnings(caught, skip=("did NOT converge",))
@@ -142,8 +145,8 @@ def relay_warnings(caught, skip=()) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
 @force_option()
 @json_option("Print the fit as one JSON object.")
-def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, law_files, bounds, maps, units,
-            boot, seed, level, jobs, scheduler, output, force, as_json):
+def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, law_files, bounds, best_per_cell,
+            maps, units, boot, seed, level, jobs, scheduler, output, force, as_json):
     """Fit LAW to DATA (a run-table file or a dataset name).
 
     LAW is a registered law name, a law of a --laws file, or a formula "TARGET = EXPR" whose
@@ -154,7 +157,7 @@ def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method,
     if output:
         check_writable(output, force)
     res = _do_fit(law, data, where, objective, delta, fixes, options, weights, maps, units, boot, seed,
-                  level, jobs, scheduler, method, law_files, bounds)
+                  level, jobs, scheduler, method, law_files, bounds, best_per_cell)
     if not res.diagnostics.get("converged"):
         fail(f"the fit of {res.law.name!r} did NOT converge ({res.diagnostics.get('message')}); "
              "no result is reported. Check units, add runs, or fix a parameter with --fix")
@@ -333,15 +336,15 @@ def optimum_cmd(fit, computes, law_name, level, interval, as_json):
 @click.option("--train", required=True, metavar="EXPR", help='Rows to fit on (filter expression, e.g. "C < 1e21"); the rest are predicted.')
 @_fit_options
 @json_option()
-def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, method, law_files, bounds, maps,
-                 units, as_json):
+def backtest_cmd(law, data, train, where, objective, delta, fixes, options, weights, method, law_files, bounds,
+                 best_per_cell, maps, units, as_json):
     """Fit on the rows matching --train, predict the rest, report relative errors."""
     from ..predict import backtest
 
     table = load_data(data, maps, units)
     law = resolve_law(law, table, law_files, bounds)
     res = backtest(law, table, train=train, source=data,
-                   **_fit_kwargs(where, objective, delta, fixes, options, weights, method))
+                   **_fit_kwargs(where, objective, delta, fixes, options, weights, method, best_per_cell))
     if not res["converged"]:
         warn("the fit on the --train rows did NOT converge; treat these errors as unreliable")
     elif not res["identified"]:

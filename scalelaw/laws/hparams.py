@@ -18,24 +18,26 @@ from ..law import Law, Param, register
 _INF = float("inf")
 # the keyword options of scalelaw.analysis.sweep.prepare_sweep (--option KEY=VALUE); the prepare
 # hooks below forward **options, so the laws declare them (tests/test_hparams.py checks they match)
-SWEEP_OPTIONS = ("select", "tol", "loss_col", "n", "bowl_tol")
+SWEEP_OPTIONS = ("select", "tol", "loss_col", "n", "bowl_tol", "censored")
 CRITICAL_OPTIONS = ("loss_col", "min_batches")   # of scalelaw.analysis.sweep.critical_batch_table
 
 
-def _prep_sweep(df, **options):
-    from ..analysis.sweep import prepare_sweep
+def _prep_sweep(df, _vary=("lr", "batch_tokens"), **options):
+    """The sweep's selected rows for a law of the optimum of ``_vary``: the lr laws need cells that
+    sweep lr (the batch may be fixed, as in most sweeps), the batch laws cells that sweep both."""
+    from ..analysis.sweep import prepare_sweep_for
     from ..result import aggregated_note
 
-    out = prepare_sweep(df, **options)
+    out = prepare_sweep_for(df, _vary, **options)
     # select=bowl makes one new row per cell (the fitted bowl's optimum), not a subset of the runs
     if out.attrs.get("select") == "bowl" and out.attrs.get("prepare_note"):
         out.attrs["prepare_note"] = aggregated_note("cell optima", out.attrs["prepare_note"])
     return out
 
 
-def _prep_sweep_n(df, **options):
+def _prep_sweep_n(df, _vary=("lr", "batch_tokens"), **options):
     """As _prep_sweep, warning when N barely varies (its exponent is then not identifiable)."""
-    out = _prep_sweep(df, **options)
+    out = _prep_sweep(df, _vary, **options)
     if "N" in out.columns and len(out):
         n = np.asarray(out["N"], dtype=float)
         if np.all(n > 0) and 1.0 < n.max() / n.min() < 1.05:
@@ -44,6 +46,15 @@ def _prep_sweep_n(df, **options):
             warnings.warn(f"N spans only {100 * (n.max() / n.min() - 1):.2g}% ({n.min():.5g} to {n.max():.5g}); its "
                           "exponent is not identifiable: for MoE use n=active, or hold it with --fix", stacklevel=2)
     return out
+
+
+def _prep_lr_sweep(df, **options):
+    """The lr laws' rows: cells need 3 or more lr values; the batch may be fixed."""
+    return _prep_sweep(df, ("lr",), **options)
+
+
+def _prep_lr_sweep_n(df, **options):
+    return _prep_sweep_n(df, ("lr",), **options)
 
 
 def _prep_critical(df, **options):
@@ -123,7 +134,7 @@ LR_OPT = register(Law(
     published={"steplaw-2025": {"c": 1.79, "alpha": -0.713, "beta": 0.307}},
     default_objective="lsq-log",
     starts=_ols_starts(_nd_design),
-    prepare=_prep_sweep_n,
+    prepare=_prep_lr_sweep_n,
     options=SWEEP_OPTIONS,
 ))
 
@@ -226,7 +237,7 @@ LR_POWER = register(Law(
     default_objective="lsq-log",
     starts=_ols_starts(lambda X: np.column_stack([np.ones_like(X["D"]), np.log(X["D"])]),
                        transform=lambda y, X: np.log(y) - np.log(X["batch_tokens"])),
-    prepare=_prep_sweep,
+    prepare=_prep_lr_sweep,
     options=SWEEP_OPTIONS,
 ))
 
