@@ -33,6 +33,7 @@ GADRE = ("mlfoundations", "scaling", "a003c4913793ac2ae7ef87b28ecb562955d026d5")
 STEPLAW = ("step-law", "steplaw", "32a8f4cc50247695fb56cc6c9117abdf67c97763")
 REGMIX = ("sail-sg", "regmix", "b004d3a3f39846dcec6b3740da22bcd1ba95a5d0")
 OBSSCALING = ("ryoungj", "ObsScaling", "4d6e1e43fd2635d04654aa77d1df9d5266ea0382")
+OPEN_ATHENA = ("Open-Athena", "scaling-law-analysis", "3e0656ee3dce1a2c89aa67691920f5eb9d30f0fc")
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,32 @@ def _obsscaling(files: list[Path]) -> pd.DataFrame:
     return read_obsscaling(files[0])
 
 
+def _open_athena(files: list[Path], experiment: str | None = None) -> pd.DataFrame:
+    """Open-Athena's IsoFLOP collection: N = params, D = tokens, C = budget (the study's nominal
+    IsoFLOP budget), loss; ``outlier`` and ``reason`` where the file flags them; one experiment
+    (one study's IsoFLOP set) when ``experiment`` is given."""
+    from .io.tabular import read_csv
+
+    raw = read_csv(files[0])
+    need = {"experiment", "params", "tokens", "budget", "loss"}
+    if not need <= set(raw.columns):
+        raise ScalelawError(f"{files[0]}: expected columns {sorted(need)}; the file changed upstream")
+    if experiment is not None:
+        raw = raw[raw["experiment"] == experiment].reset_index(drop=True)
+        if raw.empty:
+            raise ScalelawError(f"{files[0]}: no rows of experiment {experiment!r}; the file changed upstream")
+    df = pd.DataFrame({"run": [f"{e}-{i:03d}" for i, e in enumerate(raw["experiment"])],
+                       "experiment": raw["experiment"].astype(str), "study": raw["source"].astype(str),
+                       "N": raw["params"].astype(float), "D": raw["tokens"].astype(float),
+                       "C": raw["budget"].astype(float), "loss": raw["loss"].astype(float)})
+    if "outlier" in raw.columns:
+        df["outlier"] = raw["outlier"].astype(str).str.lower().eq("true").to_numpy()
+        df["reason"] = raw["reason"].astype(str).to_numpy()
+    df.attrs.update({"C_convention": "the study's IsoFLOP budget (column budget)",
+                     "note": "Open-Athena's standardised IsoFLOP sets" + (f": {experiment}" if experiment else "")})
+    return df
+
+
 _CITE_CHIN = ("Besiroglu, Erdil, Barnett, You (2024). Chinchilla Scaling: A replication attempt. arXiv:2404.10102; "
               "original data: Hoffmann et al. (2022), arXiv:2203.15556")
 _CITE_GADRE = ("Gadre et al. (2024). Language models scale reliably with over-training and on downstream tasks. "
@@ -201,6 +228,40 @@ for _split, _n, _files in (("1m-train", 512, ("train_mixture_1m.csv", "train_pil
 _add(Dataset("obsscaling-base", *OBSSCALING, ("eval_results/base_llm_benchmark_eval.csv",), "Apache-2.0", _CITE_OBS,
              "148 public base models: model, family, N = Model Size (B) x 1e9, D = Pretraining Data Size (T) x 1e12, "
              "C = FLOPs (1E21) x 1e21, score_<benchmark> in [0, 1].", _obsscaling, ("N",), 148))
+_CITE_OA = ("Czech, Xu, Elmatad, Wang, Held (2026). Problems with Chinchilla Approach 2: Systematic Biases in "
+            "IsoFLOP Parabola Fits. arXiv:2603.22339 (collection and outlier flags)")
+_OA_FILE = "data/isoflops/transform/isoflops.csv"
+#: name: (experiment, rows, the source study)
+OPEN_ATHENA_SETS = {
+    "isoflops-chinchilla-epoch": ("epochai_chinchilla__massivetext__chinchilla", 123,
+                                  "Hoffmann et al. (2022), arXiv:2203.15556, IsoFLOP runs digitised by Besiroglu et al. "
+                                  "(2024), arXiv:2404.10102"),
+    "isoflops-chinchilla-scalefit": ("ml_scalefit__massivetext__chinchilla", 124,
+                                     "Hoffmann et al. (2022), arXiv:2203.15556, runs as released with apple/ml-scalefit "
+                                     "(arXiv:2507.09404)"),
+    "isoflops-llama3": ("llama_3__raw_loss", 133, "Llama Team (2024), The Llama 3 Herd of Models, arXiv:2407.21783, "
+                                                  "Figure 2 digitised (eric-czech/llama3_isoflop_extraction)"),
+    "isoflops-llama3-exp": ("llama_3__exp_loss", 133, "as isoflops-llama3, loss exponentiated as in the collection"),
+    "isoflops-marin-comma": ("marin_202603__comma__llama_2", 85, "Marin community scaling ladders (W&B report "
+                                                                 "'Scaling Ladders', 2026), Comma data"),
+    "isoflops-marin-dclm": ("marin_202603__dclm__llama_2", 85, "Marin community scaling ladders (W&B report "
+                                                               "'Scaling Ladders', 2026), DCLM data"),
+    "isoflops-marin-nemotron": ("marin_202603__nemotron__llama_2", 88, "Marin community scaling ladders (W&B report "
+                                                                       "'Scaling Ladders', 2026), Nemotron data"),
+    "isoflops-misfitting": ("misfitting__fineweb_c4__transformer", 176, "(Mis)Fitting scaling laws survey, "
+                                                                        "arXiv:2502.18969 (hadasah/scaling_laws)"),
+}
+_add(Dataset("isoflops-open-athena", *OPEN_ATHENA, (_OA_FILE,), "none stated (cite each source study)", _CITE_OA,
+             "Eight published IsoFLOP sets standardised by Open-Athena (column experiment): N = params, D = tokens, "
+             "C = the IsoFLOP budget, loss, and their outlier flags (outlier, reason).", _open_athena,
+             ("N", "D", "C", "loss"), 947))
+_add(Dataset("isoflops-open-athena-raw", *OPEN_ATHENA, ("data/isoflops/extract/isoflops.csv",),
+             "none stated (cite each source study)", _CITE_OA,
+             "As isoflops-open-athena, before outlier flagging.", _open_athena, ("N", "D", "C", "loss"), 947))
+for _name, (_exp, _rows, _cite) in OPEN_ATHENA_SETS.items():
+    _add(Dataset(_name, *OPEN_ATHENA, (_OA_FILE,), "none stated (cite the source study)", f"{_cite}; {_CITE_OA}",
+                 f"IsoFLOP set {_exp} of isoflops-open-athena (N, D, C = budget, loss, outlier flags).",
+                 lambda f, e=_exp: _open_athena(f, e), ("N", "D", "C", "loss"), _rows))
 _add(Dataset("release-dates", None, None, None, ("extra/release_dates.csv",), "compiled facts (cite the source column)",
              "see the 'source' column of each row",
              "First public release date of each obsscaling-base model (model, family, release_date, precision, "

@@ -15,7 +15,11 @@ from scalelaw.util import sha256_file
 
 EXPECTED_ROWS = {"chinchilla-epoch": 240, "chinchilla-epoch-all": 245, "gadre-overtrain": 104, "steplaw-dense": 1911,
                  "steplaw-moe": 708, "steplaw-bootstrap": 1000, "regmix-1m-train": 512, "regmix-1m-test": 256,
-                 "regmix-60m-test": 256, "regmix-1b-test": 64, "obsscaling-base": 148, "release-dates": 148}
+                 "regmix-60m-test": 256, "regmix-1b-test": 64, "obsscaling-base": 148, "release-dates": 148,
+                 "isoflops-open-athena": 947, "isoflops-open-athena-raw": 947, "isoflops-chinchilla-epoch": 123,
+                 "isoflops-chinchilla-scalefit": 124, "isoflops-llama3": 133, "isoflops-llama3-exp": 133,
+                 "isoflops-marin-comma": 85, "isoflops-marin-dclm": 85, "isoflops-marin-nemotron": 88,
+                 "isoflops-misfitting": 176}
 
 
 def test_names_are_the_contract():
@@ -134,7 +138,7 @@ def test_unknown_name():
 
 def test_manifest_is_small_and_complete():
     man = json.loads(datasets.MANIFEST.read_text())
-    assert sum(len(v) for v in man.values()) == 223
+    assert sum(len(v) for v in man.values()) == 225
     assert len(man["mlfoundations/scaling@a003c4913793ac2ae7ef87b28ecb562955d026d5"]) == 209
     assert datasets.MANIFEST.stat().st_size < 64_000
     assert datasets.combined_sha256({"a": "1"}) == hashlib.sha256(b"a\x001\n").hexdigest()

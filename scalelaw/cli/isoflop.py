@@ -11,9 +11,15 @@ from .common import bootstrap_options, emit_json, json_option, load_data, parse_
 
 @main.command("isoflop")
 @click.argument("data")
-@click.option("--degree", type=click.Choice(["2", "3"]), default="2", show_default=True,
-              help="Polynomial in ln N fitted per budget: 2 = parabola (Hoffmann et al.), 3 = cubic "
-                   "(less biased when the sizes sit off-centre; see docs/isoflop.md).")
+@click.option("--method", type=click.Choice(["local", "parabola", "cubic"]), default=None,
+              help="Per-budget minimum: local (default) = a parabola in ln N through the runs near the budget's "
+                   "minimum, re-centred until it settles, robust to outliers; parabola = one parabola through "
+                   "all of a budget's runs (Hoffmann et al.); cubic = one cubic (docs/isoflop.md).")
+@click.option("--degree", type=click.Choice(["2", "3"]), default=None,
+              help="Older spelling: 2 = --method parabola, 3 = --method cubic.")
+@click.option("--window", type=float, default=4.0, show_default=True,
+              help="--method local: runs within this factor of the minimum's N (each side) are fitted, widened "
+                   "to hold 5 sizes.")
 @where_option("C >= 1e19")
 @click.option("--tol", type=float, default=0.1, show_default=True,
               help="Runs within this relative distance in C of a budget's first run form one budget.")
@@ -22,9 +28,10 @@ from .common import bootstrap_options, emit_json, json_option, load_data, parse_
               help="Predict N_opt and D_opt (with intervals) at these compute budgets, e.g. --at C=5.76e23.")
 @table_options
 @json_option("Machine-readable output (one JSON document).")
-def isoflop_cmd(data, degree, where, tol, boot, seed, level, at, maps, units, as_json):
+def isoflop_cmd(data, method, degree, window, where, tol, boot, seed, level, at, maps, units, as_json):
     """IsoFLOP analysis of DATA: per compute budget, the loss minimum over model size, then
-    N_opt = k C^a (and D_opt) through the minima. Needs columns N, loss and C (or D: C = 6ND)."""
+    N_opt = k C^a (and D_opt) through the minima. Needs columns N, loss and C (or D: C = 6ND; or C
+    and D: N = C/(6D)); budget, compute and flops columns are read as C."""
     from ..analysis.isoflop import isoflop
 
     given = parse_pairs(at, "--at", numeric=True)
@@ -33,8 +40,8 @@ def isoflop_cmd(data, degree, where, tol, boot, seed, level, at, maps, units, as
     budgets = given.get("C", [])
     budgets = budgets if isinstance(budgets, list) else [budgets]
     table = load_data(data, maps, units)
-    res = isoflop(table, degree=int(degree), where=where, tol=tol, boot=boot, seed=seed, level=level,
-                  source=data)
+    res = isoflop(table, method=method, degree=None if degree is None else int(degree), window=window, where=where,
+                  tol=tol, boot=boot, seed=seed, level=level, source=data)
     preds = res.predict(budgets) if budgets else []
     for p in preds:
         if p["extrapolation"] > EXTRAPOLATION_WARN:
