@@ -132,6 +132,11 @@ def test_cells_table():
     assert (c["n_lr"] == len(LR_GRID)).all() and (c["n_batch"] == len(BS_GRID)).all()
     assert (c["n_plateau"] >= 1).all()
     np.testing.assert_allclose(c["bowl_lr"], lr_star(c["N"], c["D"]), rtol=1e-6)
+    assert not c["lr_censored"].any() and not c["batch_censored"].any()
+    df = synthetic_sweep()
+    cut = df[~((df["N"] == 8e8) & (df["D"] == 8e10) & (df["lr"] < lr_star(8e8, 8e10) * 1.5))]
+    c = S.cells(cut)   # that cell swept lr only above its optimum: its best lr is at the sweep's edge
+    assert c["lr_censored"].tolist() == [False] * 5 + [True] and not c["batch_censored"].any()
 
 
 def test_moe_cells_keep_models_apart():

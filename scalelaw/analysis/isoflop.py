@@ -552,8 +552,9 @@ def _bootstrap(N, y, groups, degree, lnC, K, seed, window=None):
     for j, (_, idx) in enumerate(groups):
         x = np.log(N[idx])
         W = resample_weights(len(idx), K, rng)               # one generator across budgets
-        if window is not None:
-            lnNopt[:, j] = local_minima(x, y[idx], W, window=window)[0]
+        if window is not None:  # a resample's minimum stays within the budget's sampled sizes, as the
+            # point estimate's must (a budget whose minimum lies beyond them is flagged and left out)
+            lnNopt[:, j] = np.clip(local_minima(x, y[idx], W, window=window)[0], x.min(), x.max())
             continue
         centre = float(np.mean(x))
         X = _design(x - centre, degree)                       # (n, p)

@@ -283,11 +283,14 @@ def censored_cells(t: pd.DataFrame, loss: str, keys: list, setting: str = "lr") 
 # ---------------------------------------------------------------------------------------------
 def cells(df: pd.DataFrame, tol: float = DEFAULT_TOL, loss_col: str | None = None, n: str | None = None,
           bowl_tol: float = DEFAULT_BOWL_TOL) -> pd.DataFrame:
-    """One row per cell: run counts, the best run, the plateau's extent and the bowl optimum."""
+    """One row per cell: run counts, the best run, the plateau's extent, the bowl optimum, and
+    whether the best lr / batch sits at the edge of the cell's sweep (``lr_censored``,
+    ``batch_censored``: :func:`censored_cells`)."""
     tol = _check_tol(tol)
     bowl_tol = _check_tol(bowl_tol, "bowl_tol")
     t, loss, ncol, keys = validate_sweep(df, loss_col, n)
     t = _mark_plateau(t, loss, keys, tol)
+    cens = {v: set(censored_cells(t, loss, keys, v)) for v in VARY_BOTH}
     rows = []
     for key, g in t.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -306,6 +309,7 @@ def cells(df: pd.DataFrame, tol: float = DEFAULT_TOL, loss_col: str | None = Non
             "plateau_batch_geomean": float(np.exp(np.log(p["batch_tokens"]).mean())),
             "bowl_lr": bw["lr"], "bowl_batch_tokens": bw["batch_tokens"], "bowl_loss": bw["loss"],
             "bowl_method": bw["method"],
+            "lr_censored": key in cens["lr"], "batch_censored": key in cens["batch_tokens"],
         })
         rows.append(r)
     out = pd.DataFrame(rows)

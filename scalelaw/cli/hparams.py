@@ -110,7 +110,8 @@ def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
         emit_json({"source": data, "tol": tol, "loss_col": c.attrs.get("loss_col"), "cells": c.to_dict(orient="records")})
         return
     cols = [k for k in ("N", "N_active", "D") if k in c.columns] + [
-        "n_runs", "n_plateau", "best_loss", "best_lr", "best_batch_tokens", "bowl_lr", "bowl_batch_tokens", "bowl_method"]
+        "n_runs", "n_plateau", "best_loss", "best_lr", "best_batch_tokens", "bowl_lr", "bowl_batch_tokens", "bowl_method",
+        "lr_censored", "batch_censored"]
     click.echo(frame_text(c[cols], digits=4))
 
 
