@@ -127,7 +127,15 @@ def main():
             methods.append((m, {"method": m}))
     df = run(methods, args.grids, args.boot, args.seed, args.scenarios.split(","), args.surfaces.split(","))
     print()
-    print(df.to_markdown(index=False, floatfmt=".4f"))
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    local = df[df["method"] == "local"]
+    if len(local):
+        ok = local["mean_abs_err"] <= 0.02
+        if args.boot:
+            ok &= local["coverage"] >= 0.90
+        print(f"\ndefault (local): mean |error| <= 0.02{' and coverage >= 90%' if args.boot else ''} in "
+              f"{int(ok.sum())} of {len(local)} rows" + ("" if ok.all() else ": NOT MET in "
+                                                         + ", ".join(local.loc[~ok, "scenario"])))
 
 
 if __name__ == "__main__":
