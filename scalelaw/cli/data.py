@@ -41,8 +41,9 @@ def data_list(as_json):
         return
     lic = [r["licence"].split(" (")[0] for r in rows]  # the full text: data info NAME
     wl = max(map(len, lic)) if rows else 0
+    wn = max([22] + [len(r["name"]) for r in rows])  # names as long as isoflops-chinchilla-scalefit stay aligned
     for r, lc in zip(rows, lic):
-        click.echo(f"{r['name']:<22} {str(r['rows'] or '-'):>6}  {lc:<{wl}}  {_short(r['description'])}")
+        click.echo(f"{r['name']:<{wn}} {str(r['rows'] or '-'):>6}  {lc:<{wl}}  {_short(r['description'])}")
 
 
 @data.command("info")
