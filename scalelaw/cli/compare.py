@@ -25,7 +25,7 @@ from .fitting import _fit_kwargs, _fit_options, frame_text, resolve_law
 @force_option("Overwrite --output / --plot if they exist.")
 @json_option("Print the comparison as one JSON document.")
 def compare_cmd(laws_and_data, train, where, objective, delta, fixes, options, weights, method, law_files, bounds,
-                maps, units, level, n_boot, seed, output, plot_path, force, as_json):
+                best_per_cell, maps, units, level, n_boot, seed, output, plot_path, force, as_json):
     """Fit each LAW on the --train rows of DATA and score it on the rest.
 
     LAW: a registered name, a law of a --laws file, or a formula "TARGET = EXPR". Reports held-out
@@ -51,7 +51,7 @@ def compare_cmd(laws_and_data, train, where, objective, delta, fixes, options, w
         laws = [from_formula(a, columns=[str(c) for c in table.columns], name=f"formula{i + 1}",
                              bounds=parse_bounds(bounds)) if l.name == "formula" else l
                 for i, (a, l) in enumerate(zip(law_args, laws))]
-    kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method)
+    kw = _fit_kwargs(where, objective, delta, fixes, options, weights, method, best_per_cell)
     res = compare(laws, table, train=train, source=data, level=level, n_boot=n_boot, seed=seed,
                   method=kw.pop("method"), **kw)
     for e in res["laws"]:
