@@ -32,7 +32,8 @@ K = 100 by default (2 shared cores): the percentile end points then have a Monte
 
 Results are appended to a JSON-lines file as they come (one line per study), so a run can be
 stopped and resumed; `--report` prints the tables from that file. Usage:
-  nice python benchmarks/bench_target_coverage.py --out cov.jsonl --studies 200   # run / resume
+  nice python benchmarks/bench_target_coverage.py --out cov.jsonl --studies 100   # run / resume
+                                  (100 per noise model: 200 per layout x runs x target cell)
   python benchmarks/bench_target_coverage.py --out cov.jsonl --report             # tables only
   python benchmarks/bench_target_coverage.py --out t.jsonl --studies 2 --time     # time a study
 """
@@ -432,6 +433,50 @@ def markdown(recs, what="L", methods=METHODS) -> str:
     return "\n".join(out)
 
 
+def ratio_spread(r) -> float:
+    """max/min tokens per parameter of a study's runs (what split_not_identified judges)."""
+    rng = np.random.default_rng([DESIGNS.index(r["design"]), r["n"], NOISES.index(r["noise"]), r["i"]])
+    N, D = layout(r["design"], r["n"], rng)
+    return float((D / N).max() / (D / N).min())
+
+
+def pooled(recs, what="L", methods=METHODS, flagged_out=False) -> str:
+    """The selection rule on cells = design x runs x target, both noise models pooled (200 studies
+    per cell at 100 per noise model). ``flagged_out``: leave out the studies whose runs
+    scalelaw.calibration.split_not_identified flags (they get a warning line, not a band)."""
+    from scalelaw.calibration import SEPARATION_SPREAD
+
+    if flagged_out:
+        recs = [r for r in recs if ratio_spread(r) >= SEPARATION_SPREAD]
+    by = {}
+    for r in recs:
+        by.setdefault((r["design"], r["n"]), []).append(r)
+    lines = [f"\npooled over noise{' (flagged designs left out)' if flagged_out else ''}: {what}",
+             "| design | runs | studies | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
+    allc = {m: [] for m in methods}
+    allw = {m: [] for m in methods}
+    for (d, n), rs in sorted(by.items(), key=lambda kv: (DESIGNS.index(kv[0][0]), kv[0][1])):
+        row = []
+        for m in methods:
+            cov = []
+            for j in range(len(MULTS)):
+                c, w = score(rs, m, j, what)
+                cov.append(100 * c.mean())
+                allc[m].append(c.mean())
+                allw[m].append(w)
+            w100 = np.median(score(rs, m, 1, what)[1])
+            txt = "/".join(f"{c:.1f}" for c in cov) + f" ({w100:.2g})"
+            row.append(f"**{txt}**" if min(cov) < 90 else txt)
+        lines.append(f"| {d} | {n} | {len(rs)} | " + " | ".join(row) + " |")
+    med = {m: float(np.median(np.concatenate(allw[m]))) for m in methods}
+    lines.append("| all cells: mean / min coverage, median width | | | " + " | ".join(
+        f"{100 * np.mean(allc[m]):.1f} / {100 * min(allc[m]):.1f}, {med[m]:.3g}" for m in methods) + " |")
+    ok = [m for m in methods if np.mean(allc[m]) >= 0.92 and min(allc[m]) >= 0.90]
+    lines.append(f"meeting >= 92% overall and >= 90% in every cell: {', '.join(ok) or 'none'}"
+                 + (f"; narrowest: {min(ok, key=med.get)}" if ok else ""))
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="JSON-lines file of study records (appended; resumes)")
@@ -488,6 +533,10 @@ def main():
     for what in ("L", "Lnew", "Nopt"):
         print(report(recs, what))
     print(report(recs, "Lnew_emp", ("residual", "residual-t")))
+    for what in ("L", "Lnew"):
+        print(pooled(recs, what))
+    print(pooled(recs, "Nopt", flagged_out=True))
+    print(pooled(recs, "Lnew_emp", ("residual", "residual-t")))
     if args.markdown:
         for what in ("L", "Lnew", "Nopt"):
             print(f"\n{what}\n" + markdown(recs, what))

@@ -293,7 +293,7 @@ def interval_fit(fit, method: str | None = None, role: str | None = None, verb: 
 
 # runs whose tokens per parameter (D/N) span less than this factor cannot separate the N and D
 # terms of a law in N and D: the compute-optimal split is then not determined by the data
-# (measured: the N_opt intervals of every method covered 4-40% on 20-tokens-per-parameter ladders,
+# (measured: the N_opt intervals of every method covered 11-25% on 20-tokens-per-parameter ladders,
 # docs/uncertainty.md)
 SEPARATION_SPREAD = 2.0
 
@@ -318,5 +318,5 @@ def split_not_identified(fit, role: str | None = None) -> str | None:
     span = f"{r.min():.3g}" if r.max() / r.min() < 1.01 else f"{r.min():.3g}-{r.max():.3g}"
     return (f"{who}: every run has {span} tokens per parameter, so the data cannot separate the N and D terms and "
             "do not determine the compute-optimal split: its N and D intervals are left out (every interval method "
-            "covered 4-40% on such ladders, docs/uncertainty.md); add runs at other token counts, e.g. 1/4 and 4x "
+            "covered 11-25% on such ladders, docs/uncertainty.md); add runs at other token counts, e.g. 1/4 and 4x "
             "that ratio")
