@@ -122,7 +122,10 @@ def design(name: str, rng, th: dict):
 
 
 def kind(problem: str) -> str:
-    """A short name for the check that produced a problem string."""
+    """A short name for the check that produced a problem string (with the parameter, for an
+    interval running into a bound)."""
+    if "runs into its" in problem:
+        return "interval-bound:" + problem.split("interval of ")[1].split()[0]
     for key, words in (("constant", "is constant"), ("points", "distinct input point"),
                        ("at-bound", "is at its"), ("flat", "cannot be told apart"), ("dead", "change"),
                        ("no-trend", "no better than a constant"), ("interval-bound", "runs into its"),

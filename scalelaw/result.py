@@ -109,7 +109,7 @@ class Fit:
     def _interval_problems(self) -> list:
         """Problems of the reported intervals themselves: a failed or degenerate bootstrap, a
         non-finite covariance, an interval that runs into a parameter bound (more than its tail
-        share of the samples sit at the bound), a bootstrap interval that excluded its estimate."""
+        share of the samples, plus two Monte-Carlo standard errors, sit at the bound), a bootstrap interval that excluded its estimate."""
         boot = self.boot is not None and len(self.boot)
         problems = self._boot_check()[1] if boot else []
         if not boot and self.cov is not None and not np.all(np.isfinite(self.cov)):
@@ -119,6 +119,9 @@ class Fit:
         if s is None:
             return problems
         tail = (1 - self.level) / 2
+        # more than the tail share at the bound, by over two Monte-Carlo standard errors of that
+        # share (a few stray resamples of 100 must not decide it)
+        at_most = tail + 2 * math.sqrt(tail * (1 - tail) / len(s))
         lvl = round(100 * self.level)
         lo, hi = percentile_interval(s, self.level)
         for i, p in enumerate(self.law.params):
@@ -126,7 +129,7 @@ class Fit:
                 continue
             v = self.params[p.name]
             for b, side in ((p.lower, "lower"), (p.upper, "upper")):
-                if math.isfinite(b) and np.mean(np.abs(s[:, i] - b) <= 1e-9 * max(1.0, abs(b))) > tail:
+                if math.isfinite(b) and np.mean(np.abs(s[:, i] - b) <= 1e-9 * max(1.0, abs(b))) > at_most:
                     problems.append(f"the {lvl}% interval of {p.name} runs into its {side} bound {b:g}: the data "
                                     f"cannot rule out {p.name} = {b:g}")
             if boot and not lo[i] <= v <= hi[i]:
