@@ -1,5 +1,8 @@
 """fit(law, table) -> Fit: the multi-start, batched fitting engine.
 
+(From the package, ``import scalelaw as sl; sl.fit(data, "chinchilla", ...)`` calls this module:
+that is :func:`scalelaw.api.fit`, data first, taking a DataFrame, a path or a dataset name.)
+
 Objective (the literature's): Huber loss on log residuals r = ln f(x; theta) - ln y, SUMMED over
 points, delta 1e-3 by default (Hoffmann et al. 2022; Besiroglu et al. 2024). Averaging instead
 of summing makes L-BFGS-B stop early, so we always sum. Plain least squares (on log or raw
@@ -607,8 +610,14 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
               "runs": {"inputs": {c: x.tolist() for c, x in zip(law.inputs, X)}, "target": y.tolist(),
                        "weights": None if np.all(w == 1) else w.tolist()},
               **({"validation": v} if (v := df.attrs.get("validation") or data.attrs.get("validation")) else {})},
-        settings=settings, residuals=resid, log_residuals=prob.log_obj,
+        settings=settings, residuals=pd.Series(resid, index=df.index, name="residual"),
+        log_residuals=prob.log_obj, table=data,
     )
+    # goodness of fit: RSS of the objective's residuals (log ones for log objectives: what
+    # Fit.loglike/aic/bic use) and the RMSE in the target's units
+    pred = np.asarray(prob.predict(best_t[None, :])[0], dtype=float)
+    fitres.diagnostics["rss"] = float(np.sum(w * resid ** 2))
+    fitres.diagnostics["rmse"] = float(np.sqrt(np.mean((pred - y) ** 2)))
     fitres.diagnostics["seconds"] = round(time.perf_counter() - t0, 4)
     fitres.diagnostics["problems"] = list(diagnostics["problems"])
     fitres.diagnostics["identified"] = fitres.identified   # with the intervals' own checks
@@ -784,3 +793,9 @@ def identifiability(prob: Problem, t: np.ndarray, f: float, at_bounds) -> dict:
                             f"the values look like noise around one level, or follow a trend the law cannot take "
                             f"(e.g. {law.target} rising with an input)")
     return {"problems": problems, "flat_direction": flat, "flatness": ratio, "constant_p": pval}
+
+
+# `import scalelaw as sl; sl.fit(data, law)` calls scalelaw.api.fit (data first; see docs/python.md)
+from ._callable import make_callable  # noqa: E402
+
+make_callable(__name__)

@@ -139,16 +139,59 @@ def choose_grouping(fit, df: pd.DataFrame, x: str | None = None, group: str | No
             return x, c, _ordered(labels, cands[c])
     if not order:
         return x, None, None
-    c = order[0] if group is None else group
-    v = cands[c]
-    if len(np.unique(v)) < 2:
+    # every value distinct: quantile bins. Of the candidates (and bin counts), keep the grouping
+    # whose curves pass closest to their own runs: bins of a column the curve cannot follow
+    # (e.g. decade-wide D bins of an IsoFLOP-shaped table) draw curves far from the points
+    best = None
+    for c in ([group] if group is not None else order):
+        v = cands[c]
+        if len(np.unique(v)) < 2:
+            continue
+        for bins in _BIN_CHOICES:
+            labels = _binned(c, v, bins)
+            miss = _misfit(fit, df, x, labels)
+            if best is None or miss < best[0] - 1e-12:
+                best = (miss, c, labels)
+    if best is None:
         return x, None, None
-    q = np.quantile(np.log(v) if np.all(v > 0) else v, np.linspace(0, 1, _BINS + 1))
+    return x, best[1], best[2]
+
+
+_BIN_CHOICES = (_BINS, 8)
+
+
+def _binned(c: str, v: np.ndarray, bins: int) -> pd.Categorical:
+    """Labels of ``bins`` quantile bins of ``v`` (in logs when positive), ordered by value."""
     t = np.log(v) if np.all(v > 0) else v
-    idx = np.clip(np.searchsorted(q, t, side="right") - 1, 0, _BINS - 1)
+    q = np.quantile(t, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(q, t, side="right") - 1, 0, bins - 1)
     conv = (lambda z: math.exp(z)) if np.all(v > 0) else (lambda z: z)
     labels = np.array([f"{c} {_fmt(conv(q[i]))}-{_fmt(conv(q[i + 1]))}" for i in idx])
-    return x, c, _ordered(labels, v)
+    return _ordered(labels, v)
+
+
+def _misfit(fit, df: pd.DataFrame, x: str, labels) -> float:
+    """The worst group's mean |ln y - ln curve| (|y - curve| when not positive): how far the runs
+    of a group lie from the curve drawn for them (one group whose curve misses its runs is
+    what makes a figure look like a failed fit)."""
+    law = fit.law
+    if x not in law.inputs:
+        return math.inf
+    y = df[law.target].to_numpy(dtype=float)
+    worst = 0.0
+    for g in labels.categories:
+        m = np.asarray(labels == g)
+        if not m.any():
+            continue
+        rows = df[m]
+        Xc = _curve_inputs(fit, rows, x, rows[x].to_numpy(dtype=float))
+        pred = np.asarray(law.evaluate({c: Xc[c].to_numpy() for c in law.inputs}, fit.params), dtype=float) * np.ones(m.sum())
+        with np.errstate(all="ignore"):
+            e = np.abs(np.log(pred) - np.log(y[m])) if np.all(y > 0) else np.abs(pred - y[m])
+        if not np.isfinite(e).any():
+            return math.inf
+        worst = max(worst, float(np.nanmean(e)))
+    return worst
 
 
 def _label(col: str, value: float) -> str:

@@ -11,6 +11,50 @@ from .law import get_law
 from .varpro import fit_with
 
 
+HOLDOUT = 0.25   # the default backtest holds out about the largest quarter of runs by compute
+SPLIT_COLUMN = "backtest_scale_"
+
+
+def split_scale(table: pd.DataFrame, law) -> tuple[str, np.ndarray]:
+    """(label, values) ordering runs by size for the default backtest split: the compute C when
+    every row has it, else 6ND, else the law's main input."""
+    num = lambda c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float)
+    if "C" in table.columns and np.all(np.isfinite(num("C"))):
+        return "C", num("C")
+    if {"N", "D"} <= set(table.columns):
+        v = 6.0 * num("N") * num("D")
+        if np.all(np.isfinite(v)):
+            return "6ND", v
+    c = get_law(law).inputs[0]
+    return c, num(c)
+
+
+def default_split(table: pd.DataFrame, law, where: str | None = None,
+                  holdout: float = HOLDOUT) -> tuple[pd.DataFrame, str, str]:
+    """The default backtest split by compute: runs are ordered by C (else 6ND, else the law's main
+    input); runs whose compute agrees to within ~1% (one IsoFLOP budget) stay on one side; the
+    cut between two compute levels leaves the held-out share of runs closest to ``holdout``,
+    with at least one level on each side. Returns (table with the split column, the train
+    expression, the expression as shown: "C <= 1.2e+21")."""
+    src = table.attrs.get("source", "the table")
+    label, values = split_scale(table, law)
+    out = table.assign(**{SPLIT_COLUMN: values})
+    out.attrs.update(table.attrs)
+    v = select_rows(out, where, src)[SPLIT_COLUMN].to_numpy(dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 2:
+        raise ScalelawError(f"too few rows of {src} with a positive {label} to split for a backtest; give --train")
+    levels = np.round(np.log10(v[ok]), 2)
+    uniq, counts = np.unique(levels, return_counts=True)
+    if len(uniq) < 2:
+        raise ScalelawError(f"every run of {src} has the same {label} ({v[ok][0]:.3g}): a backtest by compute needs "
+                            "at least two sizes; give --train")
+    held = 1.0 - np.cumsum(counts)[:-1] / counts.sum()     # share held out when cutting after level i
+    cut = int(np.argmin(np.abs(held - holdout)))
+    thr = float(np.max(v[ok][levels <= uniq[cut]]))
+    return out, f"{SPLIT_COLUMN} <= {thr!r}", f"{label} <= {thr:.3g}"
+
+
 def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, level: float = 0.95,
              source: str | None = None, method: str = "multistart", **fit_kwargs) -> dict:
     """Fit on rows matching ``train`` (after ``where``), predict every other row.
@@ -39,7 +83,7 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
         rows.insert(0, "run", te["run"].astype(str).to_numpy())
     return {
         "law": law.name, "train": train, "n_train": int(len(tr)), "n_test": int(len(te)),
-        "params": f.params, "converged": bool(f.diagnostics.get("converged")),
+        "params": f.params.to_dict(), "converged": bool(f.diagnostics.get("converged")),
         "identified": f.identified, "problems": f.problems,
         "mean_rel_error": float(np.mean(np.abs(rel))), "max_rel_error": float(np.max(np.abs(rel))),
         "coverage": float(np.mean(inside)), "rows": rows.to_dict(orient="records"),

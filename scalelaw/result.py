@@ -59,6 +59,15 @@ class Fit:
     label: str | None = None                 # e.g. "published: hoffmann-2022"
     # delta-method draws by (k, seed); init=False so dataclasses.replace(fit, cov=...) starts afresh
     _draws: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # the run table a fit was made on in this session (not saved): what .plot() draws by default
+    table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        # params: a pandas Series in the law's order (dict-like: fit.params["E"], .items(), "E" in ...)
+        self.params = pd.Series({n: float(self.params[n]) for n in self.law.param_names}, dtype=float,
+                                name="value")
+        if self.residuals is not None and not isinstance(self.residuals, pd.Series):
+            self.residuals = pd.Series(np.asarray(self.residuals, dtype=float), name="residual")
 
     # ---- parameter uncertainty ------------------------------------------------------------
     def param_samples(self, k: int = 4000, seed: int = 0) -> np.ndarray | None:
@@ -166,23 +175,104 @@ class Fit:
         return "none"
 
     @property
-    def stderr(self) -> dict:
+    def stderr(self) -> pd.Series:
         """The standard deviation of the samples the intervals come from (bootstrap estimates or
-        delta-method draws); None where the interval is skewed (one side more than SKEW_RATIO
-        times the other), as an sd then misleads: read the interval."""
+        delta-method draws), a Series; NaN for fixed parameters, without intervals, and where the
+        interval is skewed (one side more than SKEW_RATIO times the other), as an sd then
+        misleads: read the interval."""
+        names = list(self.law.param_names)
+        out = pd.Series(np.nan, index=names, dtype=float, name="stderr")
         s = self.param_samples()
         if s is None:
-            return {n: None for n in self.law.param_names}
+            return out
         sd = np.nanstd(s, axis=0, ddof=1)
         ci = self.ci
-        out = {}
-        for n, v in zip(self.law.param_names, sd):
+        for n, v in zip(names, sd):
             if n not in self.free or n not in ci:
-                out[n] = None
                 continue
             below, above = self.params[n] - ci[n][0], ci[n][1] - self.params[n]
-            out[n] = float(v) if min(below, above) * SKEW_RATIO >= max(below, above) else None
+            if min(below, above) * SKEW_RATIO >= max(below, above):
+                out[n] = float(v)
         return out
+
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """Interval of each parameter at ``level`` (default the fit's): columns lower, upper; NaN for
+        fixed parameters and without intervals. Bootstrap percentiles, else the delta method's
+        Student-t widened draws (see docs/uncertainty.md)."""
+        level = level or self.level
+        if not 0 < level < 1:
+            raise ScalelawError(f"level must be between 0 and 1; got {level!r}")
+        s = self.param_samples()
+        names = list(self.law.param_names)
+        out = pd.DataFrame(np.nan, index=names, columns=["lower", "upper"])
+        if s is not None:
+            lo, hi = percentile_interval(s, level)
+            for i, n in enumerate(names):
+                if n in self.free:
+                    out.loc[n] = [float(lo[i]), float(hi[i])]
+        out.index.name = "param"
+        return out
+
+    @property
+    def corr(self) -> pd.DataFrame:
+        """Correlation matrix of the free parameters: from the bootstrap samples when there are
+        some, else from the Gauss-Newton covariance (a correlation is unchanged by the log scale
+        the engine fits some parameters on, to first order)."""
+        free = list(self.free)
+        if self.boot is not None and len(self.boot):
+            s = self.param_samples()
+            idx = [self.law.param_names.index(n) for n in free]
+            with np.errstate(all="ignore"):
+                c = np.corrcoef(s[:, idx], rowvar=False) if len(s) > 1 else np.full((len(free),) * 2, np.nan)
+        elif self.cov is not None and np.all(np.isfinite(self.cov)):
+            cov = np.asarray(self.cov, dtype=float)
+            sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+            with np.errstate(all="ignore"):
+                c = cov / np.outer(sd, sd)
+        else:
+            c = np.full((len(free), len(free)), np.nan)
+        return pd.DataFrame(np.atleast_2d(c), index=free, columns=free)
+
+    def high_correlations(self, threshold: float = 0.9) -> list:
+        """[(p, q, r)] for the pairs of free parameters with |correlation| above ``threshold``,
+        largest first (as lmfit's fit report lists them)."""
+        c = self.corr
+        out = [(a, b, float(c.loc[a, b])) for i, a in enumerate(c.index) for b in c.index[i + 1:]
+               if np.isfinite(c.loc[a, b]) and abs(c.loc[a, b]) > threshold]
+        return sorted(out, key=lambda t: -abs(t[2]))
+
+    # ---- goodness of fit ----------------------------------------------------------------------
+    @property
+    def dof(self) -> int:
+        """Residual degrees of freedom: rows fitted minus free parameters."""
+        return max(int(self.n_obs) - len(self.free), 0)
+
+    @property
+    def loglike(self) -> float:
+        """Gaussian log-likelihood of the fit's residuals (log residuals for log objectives) with
+        the variance at its maximum-likelihood value RSS/n: -n/2 (ln(2 pi RSS/n) + 1). NaN for
+        fits that record no residuals (published constants)."""
+        rss, n = (self.diagnostics or {}).get("rss"), self.n_obs
+        if not isinstance(rss, (int, float)) or not n or not rss > 0:
+            return math.nan
+        return -0.5 * n * (math.log(2 * math.pi * rss / n) + 1)
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion -2 loglike + 2k with k the free parameters (as statsmodels and lmfit
+        count them); only comparable between fits to the same rows and target transform."""
+        return -2 * self.loglike + 2 * len(self.free)
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion -2 loglike + k ln(n)."""
+        return -2 * self.loglike + len(self.free) * math.log(self.n_obs) if self.n_obs else math.nan
+
+    @property
+    def rmse(self) -> float:
+        """Root mean square of (prediction - observed) over the fitted rows, in the target's units."""
+        v = (self.diagnostics or {}).get("rmse")
+        return float(v) if isinstance(v, (int, float)) else math.nan
 
     @property
     def ci(self) -> dict:
@@ -266,14 +356,22 @@ class Fit:
             out[c] = f
         return out
 
-    def predict(self, X, level: float | None = None) -> pd.DataFrame:
-        """Predict at the rows of ``X`` (DataFrame or mapping input -> values).
+    def predict(self, X=None, level: float | None = None, **inputs) -> pd.DataFrame:
+        """Predict at the rows of ``X`` (DataFrame or mapping input -> values), or at inputs given
+        as keywords: ``fit.predict(N=7e10, D=1.4e12)`` (arrays of one length, or scalars).
 
         Returns the inputs plus ``mean``, ``lower``/``upper`` (interval of the fitted curve),
         ``pred_lower``/``pred_upper`` (where a new run would land) and ``extrapolation`` (the
         largest factor by which an input lies outside the fitted range).
         """
         level = level or self.level
+        if X is None:
+            if not inputs:
+                raise ScalelawError(f"give the inputs to predict at, e.g. fit.predict({self.law.inputs[0]}=...) "
+                                    "or fit.predict(table)")
+            X = _keyword_frame(inputs)
+        elif inputs:
+            raise ScalelawError("give the inputs either as a table or as keywords, not both")
         df = self._frame(X)
         Xd = {c: df[c].to_numpy(dtype=float) for c in self.law.inputs}
         mean = np.asarray(self.law.evaluate(Xd, self.params), dtype=float) * np.ones(len(df))
@@ -324,8 +422,35 @@ class Fit:
         out["extrapolation"] = np.max(np.vstack(list(ex.values())), axis=0) if ex and self.has_range else np.nan
         return out
 
-    def optimum(self, level: float | None = None, **given) -> dict:
-        """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals."""
+    def optimum(self, level: float | None = None, **given):
+        """The law's optimum (e.g. compute-optimal N, D, loss for compute=C) with intervals.
+
+        One budget gives a dict; a list or array of budgets (``compute=[1e21, 1e22]``) a DataFrame
+        with a row per budget: C, each quantity with its ``_lower``/``_upper`` interval, and the
+        ``extrapolation`` factor beyond the fitted range (NaN when the fit records none)."""
+        vec = {k: v for k, v in given.items() if np.ndim(v) > 0}
+        if vec:
+            return self._optimum_table(level, given, vec)
+        return self._optimum_one(level, **given)
+
+    def _optimum_table(self, level, given: dict, vec: dict) -> pd.DataFrame:
+        sizes = {len(np.ravel(v)) for v in vec.values()}
+        if len(sizes) != 1:
+            raise ScalelawError(f"optimum: give lists of one length; got {', '.join(f'{k} ({len(np.ravel(v))})' for k, v in vec.items())}")
+        rows = []
+        for i in range(sizes.pop()):
+            point = {k: (float(np.ravel(v)[i]) if k in vec else v) for k, v in given.items()}
+            for k, v in point.items():
+                if isinstance(v, float) and not (v > 0 and math.isfinite(v)):
+                    raise ScalelawError(f"optimum: {k} must be a positive finite number; got {v!r}")
+            r = {("C" if k == "compute" else k): v for k, v in point.items()}
+            r.update(self._optimum_one(level, **point))
+            ex = self.extrapolation({k: [r[f"{k}_opt"]] for k in self.law.inputs if f"{k}_opt" in r})
+            r["extrapolation"] = float(max(v.max() for v in ex.values())) if ex and self.has_range else math.nan
+            rows.append(r)
+        return pd.DataFrame(rows)
+
+    def _optimum_one(self, level: float | None = None, **given) -> dict:
         if self.law.optimum is None:
             from .law import all_laws
             have = ", ".join(l.name for l in all_laws() if l.optimum is not None and not l.name.startswith("_"))
@@ -351,6 +476,31 @@ class Fit:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
+    def plot(self, data: pd.DataFrame | None = None, kind: str = "fit", **kwargs):
+        """A plotly Figure: ``kind`` "fit" (data, fitted curves and bands; scalelaw.plots.plot_fit),
+        "residuals", "parity" (predicted vs observed), "compute" (loss vs compute with the
+        compute-optimal frontier) or "optimum" (N_opt and D_opt vs compute; no data needed).
+        ``data`` defaults to the table this fit was made on in this session, else its recorded
+        source (a file or dataset name)."""
+        from . import plots
+
+        kinds = {"fit": plots.plot_fit, "residuals": plots.plot_residuals, "parity": plots.plot_parity,
+                 "compute": plots.plot_compute, "optimum": plots.plot_optimum}
+        if kind not in kinds:
+            raise ScalelawError(f"plot kind must be one of {', '.join(kinds)}; got {kind!r}")
+        if kind == "optimum":
+            return plots.plot_optimum(self, **kwargs)
+        if data is None:
+            data = self.table if self.table is not None else self._source_table()
+        return kinds[kind](self, data, **kwargs)
+
+    def _source_table(self) -> pd.DataFrame:
+        src = (self.data or {}).get("source")
+        if self.label or not src:
+            raise ScalelawError(f"{self.label or 'this fit'} has no data table to draw; pass one: fit.plot(table)")
+        from .io import load_table
+        return load_table(src)
+
     def __repr__(self) -> str:
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         return f"<Fit {self.law.name} v{self.law.version}: {ps}; n_obs={self.n_obs}>"
@@ -363,9 +513,9 @@ class Fit:
             "law_version": self.law.version,
             "formula": self.law.formula,
             **({"law_spec": dict(self.law.spec)} if self.law.spec else {}),
-            "params": self.params,
+            "params": self.params.to_dict(),
             "free": list(self.free),
-            "stderr": self.stderr,
+            "stderr": self.stderr.to_dict(),
             "ci": self.ci,
             "level": self.level,
             "interval_method": self.interval_method,
@@ -427,6 +577,17 @@ class Fit:
     @classmethod
     def from_json(cls, text: str) -> "Fit":
         return cls.from_dict(json.loads(text))
+
+
+def _keyword_frame(inputs: Mapping) -> pd.DataFrame:
+    """Keyword inputs (scalars or arrays of one length) as a DataFrame."""
+    cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in inputs.items()}
+    n = max(len(v) for v in cols.values())
+    bad = [k for k, v in cols.items() if len(v) not in (1, n)]
+    if bad:
+        raise ScalelawError(f"predict: inputs {', '.join(bad)} have another length than the longest ({n}); "
+                            "give scalars or arrays of one length")
+    return pd.DataFrame({k: np.broadcast_to(v, (n,)) for k, v in cols.items()})
 
 
 def load_fit(path, law: str | None = None) -> Fit:
@@ -613,6 +774,7 @@ class Summary:
             v = f.params[p.name]
             lo, hi = ci.get(p.name, [None, None])
             sd = se.get(p.name)
+            sd = None if sd is None or not math.isfinite(sd) else sd
             if sd is None and lo is not None and p.name in f.free:
                 sd = "skewed"   # an sd would mislead (stderr_note); the interval is the answer
             rows.append((p.name, v, sd, lo, hi,
@@ -725,7 +887,37 @@ class Summary:
             lines += textwrap.wrap(m, width=96, initial_indent="  - ", subsequent_indent="    ")
         for k, v in self.checklist():
             lines.append(f"  {k:<22}{v}")
+        stats = self.statistics()
+        if stats:
+            lines += ["", "statistics:"] + [f"  {k:<22}{v}" for k, v in stats]
+        corr = self.correlations()
+        if corr:
+            lines += ["", "correlations above 0.9:"] + [f"  C({a}, {b}){'':<{max(1, 16 - len(a) - len(b))}}{r:+.3f}"
+                                                       for a, b, r in corr]
         return "\n".join(lines)
+
+    def statistics(self) -> list:
+        """(label, text) rows: rows, free parameters, degrees of freedom, log-likelihood, AIC, BIC,
+        RMSE, seed, convergence details. Empty for published constants (no data, no fit)."""
+        f = self.fit
+        if f.label:
+            return []
+        d = f.diagnostics or {}
+        g = lambda v, fmt=".6g": format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+        s = f.settings or {}
+        seed = f"{s.get('seed')}" + (f" (bootstrap, {s.get('boot')} resamples)" if s.get("boot") else
+                                     " (no bootstrap: delta-method draws, seed 0)")
+        conv = (f"{d.get('message', 'n/a')}; largest gradient {g(d.get('gradient_max'), '.3g')}, "
+                f"{g(d.get('mean_iterations'), '.3g')} iterations per start"
+                + (f", {d['seconds']:.3g} s" if isinstance(d.get("seconds"), (int, float)) else ""))
+        return [("n (rows fitted)", f"{f.n_obs}"), ("free parameters", f"{len(f.free)}"),
+                ("degrees of freedom", f"{f.dof}"),
+                ("log-likelihood", g(f.loglike) + (" (Gaussian, log residuals)" if f.log_residuals else " (Gaussian)")),
+                ("AIC / BIC", f"{g(f.aic)} / {g(f.bic)}"), ("RMSE", g(f.rmse, ".4g") + f" ({f.law.target} units)"),
+                ("seed", seed), ("convergence", conv)]
+
+    def correlations(self, threshold: float = 0.9) -> list:
+        return [] if self.fit.label else self.fit.high_correlations(threshold)
 
     def _repr_html_(self) -> str:
         import html
@@ -744,6 +936,13 @@ class Summary:
         checks += "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in self.checklist())
         head = (f"<tr><th>param</th><th>value</th><th>stderr</th><th>{lvl}% lower</th><th>{lvl}% upper</th>"
                 + ("<th>note</th>" if notes else "") + "</tr>")
+        stats = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in self.statistics())
+        if stats:
+            checks += "</table><table><tr><th colspan=2>statistics</th></tr>" + stats
+        corr = self.correlations()
+        if corr:
+            checks += ("</table><table><tr><th colspan=2>correlations above 0.9</th></tr>"
+                       + "".join(f"<tr><td>C({esc(a)}, {esc(b)})</td><td>{r:+.3f}</td></tr>" for a, b, r in corr))
         return (f"<div class='scalelaw-summary'><p><b>{esc(f.law.name)}</b> <code>{esc(f.law.formula)}</code><br>"
                 f"data: {esc(str(f.data.get('source')))}, rows: {esc(self.rows_text())}"
                 + (f" ({esc(why)})" if (why := self.rows_why()) else "")

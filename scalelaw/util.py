@@ -67,6 +67,8 @@ def to_jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays and non-finite floats into plain JSON values (NaN -> None)."""
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if type(obj).__name__ == "Series" and hasattr(obj, "to_dict"):   # pandas, not imported here
+        return to_jsonable(obj.to_dict())
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):

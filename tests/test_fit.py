@@ -68,7 +68,7 @@ def test_parallel_and_serial_agree(monkeypatch):
     monkeypatch.setattr(parallel_mod, "map_chunks", lambda fn, tasks, **kw: calls.append(len(tasks)) or real(fn, tasks, **kw))
     b = fit("chinchilla", df, n_jobs=2, boot=50, seed=1)
     assert calls == [2, 2]                      # multi-start and bootstrap, two chunks each
-    assert a.params == pytest.approx(b.params, rel=1e-10)
+    assert dict(a.params) == pytest.approx(dict(b.params), rel=1e-10)
     assert np.allclose(a.boot, b.boot, rtol=1e-9, equal_nan=True)
 
 
@@ -104,7 +104,7 @@ def test_json_round_trip_and_predict_intervals(tmp_path):
     with pytest.raises(ScalelawError, match="--force"):
         f.save(p)
     g = load_fit(p)
-    assert g.params == f.params
+    assert dict(g.params) == dict(f.params)
     X = {"N": [7e10], "D": [1.4e12]}
     a, b = f.predict(X), g.predict(X)
     assert np.allclose(a[["mean", "lower", "upper"]], b[["mean", "lower", "upper"]])

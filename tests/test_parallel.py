@@ -23,7 +23,7 @@ def test_fit_on_dask_matches_local(cluster):
     df = ladder(noise=0.01, seed=11)
     local = fit("chinchilla", df, n_jobs=1, boot=64, seed=3)
     remote = fit("chinchilla", df, scheduler=cluster.scheduler_address, boot=64, seed=3)
-    assert remote.params == pytest.approx(local.params, rel=1e-9)
+    assert dict(remote.params) == pytest.approx(dict(local.params), rel=1e-9)
     assert np.allclose(remote.boot, local.boot, rtol=1e-8, equal_nan=True)
 
 

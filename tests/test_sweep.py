@@ -292,7 +292,7 @@ def test_cell_bootstrap():
         f = fit("lr_opt", df, prepare_options={"select": "plateau"}, boot=100)
     g = S.bootstrap_cells(f, df, k=200, seed=1)
     assert g.settings["bootstrap"] == "cells" and 100 <= len(g.boot) <= 200
-    assert g.params == f.params
+    assert dict(g.params) == dict(f.params)
     for k in ("alpha", "beta"):
         lo, hi = g.ci[k]
         assert lo <= f.params[k] <= hi

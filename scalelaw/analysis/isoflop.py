@@ -101,6 +101,7 @@ class IsoflopResult:
         every budget with a fitted minimum."""
         ok = [b for b in self.budgets if b.used]
         return ok if len(ok) >= 2 else [b for b in self.budgets if np.isfinite(b.coef).all()]
+    runs: pd.DataFrame | None = field(default=None, repr=False)   # N, loss, C and budget of each run (plots)
 
     @property
     def flops_per_param_token(self) -> float:
@@ -535,7 +536,9 @@ def isoflop(df: pd.DataFrame, *, method: str | None = None, degree: int | None =
                 "tol": tol, "boot": int(boot), "seed": int(seed), "level": level, "source": src, "n_runs": int(len(N))}
     return IsoflopResult(degree=degree, budgets=budgets, a=float(a), k=float(math.exp(lnk)), b=float(1 - a),
                          a_ci=a_ci, k_ci=k_ci, level=level, interval_method=method_ci, warnings=warnings,
-                         settings=settings, boot=samples, cov=cov, method=method)
+                         settings=settings, boot=samples, cov=cov, method=method,
+                         runs=pd.DataFrame({"N": N, "loss": y, "C": C, "budget": np.asarray(
+                             [budgets[int(g)].C for g in lab])}))
 
 
 def _interval(samples, level):

@@ -19,8 +19,6 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..result import Fit, health_warning
 
-BACKTEST_QUANTILE = 0.75   # default backtest: fit on the smallest 75% of runs by compute
-
 _CSS = """
 body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
@@ -94,53 +92,29 @@ def _source_table(fit: Fit, cache: dict | None = None):
     return cache[src]
 
 
-def _scale(df: pd.DataFrame, fit: Fit):
-    """(column name, values) ordering runs by size for the default backtest split."""
-    if "C" in df.columns:
-        v = pd.to_numeric(df["C"], errors="coerce").to_numpy(dtype=float)
-        if np.all(np.isfinite(v)):
-            return "C", v
-    if "N" in df.columns and "D" in df.columns:
-        v = 6.0 * pd.to_numeric(df["N"], errors="coerce").to_numpy(dtype=float) * \
-            pd.to_numeric(df["D"], errors="coerce").to_numpy(dtype=float)
-        if np.all(np.isfinite(v)):
-            return "report_scale_", v
-    c = fit.law.inputs[0]
-    return "report_scale_", pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
-
-
 def run_backtest(fit: Fit, data: pd.DataFrame, train: str | None = None) -> dict:
     """Refit ``fit``'s law with its settings on the smaller runs (or rows matching ``train``) and
-    predict the rest (scalelaw.predict.backtest)."""
+    predict the rest (scalelaw.predict.backtest); the default split is
+    :func:`scalelaw.predict.default_split` (by compute, both sides non-empty)."""
     import warnings
 
-    from ..predict import backtest
+    from ..predict import backtest, default_split
 
     s = fit.settings or {}
+    where = (fit.data or {}).get("filter") or s.get("where")
     table = data
     if train is None:
-        col, v = _scale(data, fit)
-        finite = v[np.isfinite(v)]
-        if finite.size < 3:
-            raise ScalelawError("too few rows with a finite size to backtest")
-        thr = float(np.quantile(finite, BACKTEST_QUANTILE))
-        if col == "report_scale_":
-            table = data.assign(report_scale_=v)
-            table.attrs.update(data.attrs)
-            label = "6ND" if "N" in data.columns and "D" in data.columns else fit.law.inputs[0]
-        else:
-            label = col
-        train = f"{col} <= {thr!r}"
-        shown = f"{label} <= {thr:.3g}"
+        table, train, shown = default_split(data, fit.law, where=where)
     else:
         shown = train
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = backtest(fit.law, table, train=train, where=(fit.data or {}).get("filter") or s.get("where"),
+        res = backtest(fit.law, table, train=train, where=where,
                        level=fit.level, objective=s.get("objective"), delta=s.get("delta", 1e-3),
                        fixed=s.get("fixed") or None, prepare_options=s.get("prepare_options") or None,
                        source=data.attrs.get("source"))
     res["train"] = shown
+    res["level"] = fit.level
     return res
 
 

@@ -35,8 +35,8 @@ BCRIT_KEYS = ("B_star", "alpha_B")
 
 
 def _params(obj, keys, what) -> dict:
-    if hasattr(obj, "params") and isinstance(getattr(obj, "params"), Mapping):
-        obj = obj.params
+    if hasattr(obj, "params") and hasattr(getattr(obj, "params"), "keys"):   # a Fit (params: a Series)
+        obj = dict(obj.params)
     if not isinstance(obj, Mapping):
         raise ScalelawError(f"{what} must be a Fit or a mapping with keys {', '.join(keys)}; got {type(obj).__name__}")
     missing = [k for k in keys if k not in obj]
@@ -68,7 +68,7 @@ def _curve_and_bcrit(curve_params, B_star, alpha_B):
     """Curve constants and (B_star, alpha_B); a kaplan_trajectory fit carries all six, used when
     B_star/alpha_B are left at their defaults."""
     p = _params(curve_params, CURVE_KEYS, "curve_params")
-    src = curve_params.params if hasattr(curve_params, "params") else curve_params
+    src = dict(curve_params.params) if hasattr(curve_params, "params") else curve_params
     if (alpha_B is None and isinstance(B_star, (int, float)) and float(B_star) == KAPLAN_B_STAR
             and isinstance(src, Mapping) and all(k in src for k in BCRIT_KEYS)):
         return p, float(src["B_star"]), float(src["alpha_B"])

@@ -219,7 +219,7 @@ def sweep_cellboot(fit, data, maps, units, k, seed, output, force, as_json):
     g = bootstrap_cells(f, _load(data, maps, units), k=k, seed=seed)
     if output:
         g.save(output, force=force)
-    res = {"law": g.law.name, "params": g.params, "resamples": int(len(g.boot)), "level": g.level,
+    res = {"law": g.law.name, "params": g.params.to_dict(), "resamples": int(len(g.boot)), "level": g.level,
            "ci_cells": g.ci, "ci_before": f.ci, "interval_before": f.interval_method}
     if as_json:
         emit_json(res)

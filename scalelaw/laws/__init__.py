@@ -4,3 +4,8 @@ from . import density  # noqa: F401
 from . import overtrain, downstream  # noqa
 from . import hparams  # noqa
 from . import architecture  # noqa: F401
+
+# `import scalelaw as sl; sl.laws()` calls scalelaw.api.laws (the registered laws as a table)
+from .._callable import make_callable  # noqa: E402
+
+make_callable(__name__)
