@@ -86,6 +86,12 @@ def _finite_rows(df: pd.DataFrame, cols) -> pd.DataFrame:
     return out[np.all(np.isfinite(out[list(cols)].to_numpy(dtype=float)), axis=1)]
 
 
+def _log_axis(v: np.ndarray, law=None) -> bool:
+    """Log scale for positive values spanning a decade, or any positive spread of a power law's
+    inputs and target (the hyperparameter laws: lr, batch size against N and D)."""
+    return _positive_spread(v, 10.0) or (law is not None and law.family == "hparams" and _positive_spread(v, 1.5))
+
+
 def _positive_spread(v: np.ndarray, ratio: float = 20.0) -> bool:
     v = np.asarray(v, dtype=float)
     v = v[np.isfinite(v)]
@@ -269,8 +275,8 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
     x, gcol, labels = choose_grouping(fit, df, x, group)
     xv = df[x].to_numpy(dtype=float)
     y = df[law.target].to_numpy(dtype=float)
-    logx = _positive_spread(xv)
-    logy = _positive_spread(y, 20.0)
+    logx = _log_axis(xv, law)
+    logy = _log_axis(y, law)
     fig = go.Figure()
     groups = [(None, np.ones(len(df), dtype=bool))] if labels is None else [
         (g, np.asarray(labels == g)) for g in labels.categories if np.any(labels == g)]
@@ -280,6 +286,7 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
         fig.add_trace(go.Scatter(x=excluded[x], y=excluded[law.target], mode="markers", name="not in the fit",
                                  marker=dict(color="rgba(120,120,120,0.55)", size=6, symbol="circle-open"),
                                  text=excluded["run"].astype(str).tolist() if "run" in excluded.columns else None))
+    banded = False
     for i, (g, m) in enumerate(groups):
         color = _PALETTE[i % len(_PALETTE)]
         rows = df[m]
@@ -299,7 +306,9 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
             fig.add_trace(go.Scatter(
                 x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([pred["upper"], pred["lower"][::-1]]),
                 fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
-                name=f"{lvl}% interval", legendgroup=str(i), showlegend=False))
+                # one legend entry for every group's band (it shows or hides them all)
+                name=f"{lvl}% interval of the curve", legendgroup="bands", showlegend=not banded))
+            banded = True
         fig.add_trace(go.Scatter(x=xs, y=pred["mean"], mode="lines", line=dict(color=color, width=2),
                                  name=f"fit {name}" if g is not None else "fit", legendgroup=str(i),
                                  showlegend=g is None))
@@ -330,7 +339,11 @@ def plot_parity(fit, data: pd.DataFrame, title: str | None = None):
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="grey", dash="dash"),
                              name="y = x"))
     fig.update_layout(title=title or f"{law.name}: predicted vs observed", template="plotly_white",
-                      xaxis_title=f"observed {law.target}", yaxis_title=f"predicted {law.target}", height=430)
+                      xaxis_title=f"observed {_axis_title(law.target)}", yaxis_title=f"predicted {_axis_title(law.target)}",
+                      height=430)
+    if _log_axis(y, law):
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
     return fig
 
 
@@ -357,7 +370,7 @@ def plot_residuals(fit, data: pd.DataFrame, x: str | None = None, group: str | N
     law = fit.law
     df = residuals(fit, data)
     x, gcol, labels = choose_grouping(fit, df, x, group)
-    logx = _positive_spread(df[x].to_numpy(dtype=float))
+    logx = _log_axis(df[x].to_numpy(dtype=float), law)
     fig = go.Figure()
     groups = [(None, np.ones(len(df), dtype=bool))] if labels is None else [
         (g, np.asarray(labels == g)) for g in labels.categories if np.any(labels == g)]
@@ -421,6 +434,30 @@ def plot_backtest(result: Mapping, x: str | None = None, title: str | None = Non
     return fig
 
 
+def _fitted_range(fig, rng, x_lo: float, x_hi: float, col: str, row=None, col_idx=None, label: bool = True):
+    """Shade the part of a fit's range of ``col`` that lies on a log x axis spanning
+    [x_lo, x_hi] (nothing when they do not overlap: a shape outside the data would stretch the
+    axis to itself), with its label inside the shading and a legend entry. Shapes take data
+    values on a log axis, annotations log10 of them."""
+    if not rng or rng[0] is None or rng[1] is None:
+        return False
+    a, b = max(float(rng[0]), x_lo), min(float(rng[1]), x_hi)
+    if not a < b:
+        return False
+    kw = {} if row is None else {"row": row, "col": col_idx}
+    fig.add_vrect(x0=a, x1=b, fillcolor="grey", opacity=0.12, line_width=0, layer="below", **kw)
+    if label:
+        xref = "x" if row is None or (row, col_idx) == (1, 1) else f"x{(row - 1) * 2 + col_idx}"
+        fig.add_annotation(x=math.log10(a), y=1, xref=xref, yref=f"{xref.replace('x', 'y')} domain",
+                           text=f"fitted {col} range", showarrow=False, xanchor="left", yanchor="top",
+                           font=dict(size=11, color="#555"))
+        go = _go()
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"fitted {col} range",
+                                 marker=dict(symbol="square", size=12, color="rgba(128,128,128,0.3)"),
+                                 hoverinfo="skip"), **kw)
+    return True
+
+
 def plot_plan(result: Mapping, loss_fit, span_decades: float = 1.5, n: int = 121, title: str | None = None):
     """The loss along the plan's IsoFLOP line (D = C/(6N)) with its interval band, the planned N
     marked with its interval (from :func:`scalelaw.analysis.plan.plan`)."""
@@ -452,10 +489,7 @@ def plot_plan(result: Mapping, loss_fit, span_decades: float = 1.5, n: int = 121
         err = dict(type="data", symmetric=False, array=[result["N_upper"] - N], arrayminus=[N - result["N_lower"]])
     fig.add_trace(go.Scatter(x=[N], y=[result["loss"]], mode="markers", name="plan",
                              marker=dict(color=_PALETTE[3], size=11, symbol="diamond"), error_x=err))
-    lo, hi = (loss_fit.input_ranges or {}).get("N", (None, None))
-    if hi is not None and hi < Ns[-1]:      # then lo <= hi < Ns[-1] too
-        fig.add_vrect(x0=max(lo, Ns[0]), x1=hi, fillcolor="grey", opacity=0.12, line_width=0,
-                      annotation_text="fitted N range", annotation_position="top left")
+    _fitted_range(fig, (loss_fit.input_ranges or {}).get("N"), Ns[0], Ns[-1], "N")
     fig.update_layout(title=title or f"plan: loss along the IsoFLOP line C = {C:.3g} FLOPs",
                       template="plotly_white", xaxis_title=_axis_title("N"), yaxis_title=_axis_title("loss"),
                       height=400, margin=dict(l=60, r=20, t=50, b=50))
@@ -507,5 +541,299 @@ def design_figure(result: Mapping, title: str | None = None):
     return fig
 
 
-__all__ = ["plot_fit", "plot_parity", "plot_residuals", "plot_backtest", "plot_plan", "design_figure", "residuals",
-           "fit_rows", "choose_grouping"]
+def _compute_of(df: pd.DataFrame) -> np.ndarray:
+    """Training compute per row: C when every row has it, else 6ND."""
+    if "C" in df.columns:
+        c = pd.to_numeric(df["C"], errors="coerce").to_numpy(dtype=float)
+        if np.all(np.isfinite(c) & (c > 0)):
+            return c
+    return 6.0 * df["N"].to_numpy(dtype=float) * df["D"].to_numpy(dtype=float)
+
+
+def _needs_allocation(fit, what: str) -> None:
+    law = fit.law
+    if set(law.inputs) != {"N", "D"} or law.optimum is None:
+        raise ScalelawError(f"{what} needs a loss law of N and D with a compute-optimal allocation (e.g. chinchilla); "
+                            f"{law.name!r} has inputs {', '.join(law.inputs)}"
+                            + ("" if law.optimum is not None else " and no optimum"))
+
+
+def _size_groups(N: np.ndarray, bins: int = 8):
+    """(labels per row, representative N per label): one group per model size (to ~1%) when
+    there are at most 12, else ``bins`` quantile bins of ln N represented by their median."""
+    k = np.round(np.log10(N), 2)
+    if len(np.unique(k)) <= _MAX_GROUPS:
+        med = pd.Series(N).groupby(k).median()
+        labels = np.array([_label("N", med[v]) for v in k])
+        rep = {_label("N", m): float(m) for m in med}
+    else:
+        labels = np.asarray(_binned("N", N, bins)).astype(str)
+        rep = {g: float(np.median(N[labels == g])) for g in np.unique(labels)}
+    return _ordered(labels, N), rep
+
+
+def _frontier(fit, Cgrid: np.ndarray, level) -> pd.DataFrame:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit.optimum(compute=np.asarray(Cgrid, dtype=float), level=level)
+
+
+def plot_compute(fit, data: pd.DataFrame, compute: float | None = None, level: float | None = None,
+                 title: str | None = None, n: int = 60):
+    """Loss against training compute on log-log axes: the runs coloured by model size, the
+    fitted loss curve of each model size (D = C / 6N), and the compute-optimal frontier (the
+    law's optimum at each budget) with its interval band, extended to ``compute`` (the planned
+    budget, marked with its interval) beyond the runs (dashed)."""
+    go = _go()
+    law = fit.law
+    _needs_allocation(fit, "a loss-vs-compute figure")
+    df = fit_rows(fit, data)
+    C = _compute_of(df)
+    y = df[law.target].to_numpy(dtype=float)
+    labels, rep = _size_groups(df["N"].to_numpy(dtype=float))
+    lvl = int(round(100 * (level or fit.level)))
+    fig = go.Figure()
+    for i, g in enumerate(labels.categories):
+        m = np.asarray(labels == g)
+        if not m.any():
+            continue
+        color = _PALETTE[i % len(_PALETTE)]
+        fig.add_trace(go.Scatter(x=C[m], y=y[m], mode="markers", name=str(g), legendgroup=str(g),
+                                 marker=dict(color=color, size=7, line=dict(width=0.5, color="white")),
+                                 text=df.loc[m, "run"].astype(str).tolist() if "run" in df.columns else None))
+        Nr = rep[str(g)]
+        Cs = np.geomspace(C[m].min() / 1.6, C[m].max() * 1.6, 40)
+        curve = np.asarray(law.evaluate({"N": np.full(Cs.shape, Nr), "D": Cs / (6.0 * Nr)}, fit.params), dtype=float)
+        fig.add_trace(go.Scatter(x=Cs, y=curve * np.ones_like(Cs), mode="lines", legendgroup=str(g), showlegend=False,
+                                 line=dict(color=color, width=1.2), name=f"fit N={_fmt(Nr)}", hoverinfo="skip"))
+    c_hi = max(float(C.max()), float(compute or 0))
+    Cg = np.geomspace(float(C.min()) / 1.5, c_hi * 1.5, n)
+    opt = _frontier(fit, Cg, level)
+    if "loss_lower" in opt and np.all(np.isfinite(opt["loss_lower"])):
+        fig.add_trace(go.Scatter(x=np.concatenate([Cg, Cg[::-1]]),
+                                 y=np.concatenate([opt["loss_upper"], opt["loss_lower"][::-1]]), fill="toself",
+                                 fillcolor="rgba(0,0,0,0.12)", line=dict(width=0), hoverinfo="skip",
+                                 name=f"{lvl}% interval of the frontier"))
+    inside = Cg <= C.max() * 1.0001
+    k = int(inside.sum())
+    fig.add_trace(go.Scatter(x=Cg[:k + 1], y=opt["loss"][:k + 1], mode="lines", line=dict(color="black", width=2.5),
+                             name="compute-optimal frontier"))
+    if k + 1 < len(Cg):
+        fig.add_trace(go.Scatter(x=Cg[k:], y=opt["loss"][k:], mode="lines",
+                                 line=dict(color="black", width=2.5, dash="dash"), name="frontier beyond the runs"))
+    if compute:
+        p = fit.optimum(compute=float(compute), level=level)
+        err = None
+        if "loss_lower" in p:
+            err = dict(type="data", symmetric=False, array=[p["loss_upper"] - p["loss"]],
+                       arrayminus=[p["loss"] - p["loss_lower"]])
+        fig.add_trace(go.Scatter(x=[float(compute)], y=[p["loss"]], mode="markers", error_y=err,
+                                 name=f"planned C={_fmt(float(compute))}",
+                                 marker=dict(color=_PALETTE[3], size=12, symbol="diamond")))
+    fig.update_layout(title=title or f"{law.name}: loss vs compute with the compute-optimal frontier",
+                      template="plotly_white", xaxis_title="C (FLOPs)", yaxis_title=_axis_title(law.target),
+                      legend_title_text="model size", margin=dict(l=60, r=20, t=50, b=50), height=460)
+    fig.update_xaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def plot_optimum(fit, compute: float | None = None, level: float | None = None, data: pd.DataFrame | None = None,
+                 title: str | None = None, n: int = 60):
+    """Compute-optimal N_opt and D_opt against compute (two log-log panels) with interval bands,
+    from the runs' compute (``data``; else the box of the fitted N and D ranges) to ``compute``
+    (the planned budget, marked with its intervals); the fitted range of N (of D) shaded."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    law = fit.law
+    _needs_allocation(fit, "an N_opt / D_opt figure")
+    rng = fit.input_ranges or {}
+    if data is not None:
+        C = _compute_of(fit_rows(fit, data))
+        c_lo, c_hi = float(C.min()), float(C.max())
+    elif "N" in rng and "D" in rng:
+        c_lo, c_hi = 6.0 * rng["N"][0] * rng["D"][0], 6.0 * rng["N"][1] * rng["D"][1]
+    elif compute:
+        c_lo, c_hi = float(compute) / 1e4, float(compute)
+    else:
+        raise ScalelawError("give the data or a compute budget: this fit records no fitted range")
+    top = max(c_hi, float(compute or 0))
+    Cg = np.geomspace(c_lo / 1.5, top * 1.5, n)
+    opt = _frontier(fit, Cg, level)
+    lvl = int(round(100 * (level or fit.level)))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("N_opt: parameters", "D_opt: tokens"))
+    for j, (key, col) in enumerate((("N_opt", "N"), ("D_opt", "D")), start=1):
+        color = _PALETTE[j - 1]
+        if f"{key}_lower" in opt and np.all(np.isfinite(opt[f"{key}_lower"])):
+            fig.add_trace(go.Scatter(x=np.concatenate([Cg, Cg[::-1]]),
+                                     y=np.concatenate([opt[f"{key}_upper"], opt[f"{key}_lower"][::-1]]),
+                                     fill="toself", fillcolor=_rgba(color, 0.2), line=dict(width=0), hoverinfo="skip",
+                                     name=f"{lvl}% interval of {key}"), row=1, col=j)
+        fig.add_trace(go.Scatter(x=Cg, y=opt[key], mode="lines", line=dict(color=color, width=2.5), name=key),
+                      row=1, col=j)
+        r = rng.get(col)
+        if r:
+            fig.add_hrect(y0=r[0], y1=r[1], fillcolor="grey", opacity=0.10, line_width=0, layer="below", row=1, col=j)
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"fitted {col} range",
+                                     marker=dict(symbol="square", size=12, color="rgba(128,128,128,0.3)"),
+                                     hoverinfo="skip"), row=1, col=j)
+        if compute:
+            p = fit.optimum(compute=float(compute), level=level)
+            err = None
+            if f"{key}_lower" in p:
+                err = dict(type="data", symmetric=False, array=[p[f"{key}_upper"] - p[key]],
+                           arrayminus=[p[key] - p[f"{key}_lower"]])
+            fig.add_trace(go.Scatter(x=[float(compute)], y=[p[key]], mode="markers", error_y=err,
+                                     marker=dict(color=_PALETTE[3], size=11, symbol="diamond"),
+                                     name=f"planned {key} = {_fmt(p[key])}"), row=1, col=j)
+        fig.update_xaxes(type="log", exponentformat="power", title_text="C (FLOPs)", row=1, col=j)
+        fig.update_yaxes(type="log", exponentformat="power", title_text=_axis_title(col), row=1, col=j)
+    fig.update_layout(title=title or f"{law.name}: compute-optimal allocation", template="plotly_white",
+                      margin=dict(l=60, r=20, t=70, b=50), height=420)
+    return fig
+
+
+def plot_isoflop(result, compute: float | None = None, title: str | None = None, n: int = 60):
+    """An IsoFLOP analysis (scalelaw.analysis.isoflop): left, the loss of each budget's runs
+    against N with the fitted polynomial in ln N and its minimum; right, the minima's N_opt
+    against C with the fitted N_opt = k C^a and its interval band, extended to ``compute``."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    runs = getattr(result, "runs", None)
+    if runs is None or not len(runs):
+        raise ScalelawError("this IsoFLOP result carries no runs to draw; rerun scalelaw.analysis.isoflop.isoflop")
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.1,
+                        subplot_titles=("loss per budget, fitted minima", "N_opt against compute"))
+    for i, b in enumerate(result.budgets):
+        color = _PALETTE[i % len(_PALETTE)]
+        m = np.isclose(runs["budget"].to_numpy(dtype=float), b.C, rtol=1e-9)
+        name = f"C={_fmt(b.C)}"
+        fig.add_trace(go.Scatter(x=runs.loc[m, "N"], y=runs.loc[m, "loss"], mode="markers", name=name,
+                                 legendgroup=name, marker=dict(color=color, size=7)), row=1, col=1)
+        xs = np.linspace(math.log(b.N_range[0]) - 0.15, math.log(b.N_range[1]) + 0.15, n)
+        fig.add_trace(go.Scatter(x=np.exp(xs), y=np.polyval(b.coef, xs - b.centre), mode="lines", legendgroup=name,
+                                 showlegend=False, line=dict(color=color, width=1.5), hoverinfo="skip"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[b.N_opt], y=[b.loss_opt], mode="markers", legendgroup=name, showlegend=i == 0,
+                                 name="fitted minimum", marker=dict(color="black" if b.bracketed else "red", size=11,
+                                                                   symbol="star", line=dict(width=1, color="white"))),
+                      row=1, col=1)
+    Cb = np.array([b.C for b in result.budgets])
+    top = max(Cb.max(), float(compute or 0))
+    Cg = np.geomspace(Cb.min() / 1.5, top * 1.5, n)
+    pred = pd.DataFrame(result.predict(Cg))
+    lvl = int(round(100 * result.level))
+    if "N_opt_lower" in pred:
+        fig.add_trace(go.Scatter(x=np.concatenate([Cg, Cg[::-1]]),
+                                 y=np.concatenate([pred["N_opt_upper"], pred["N_opt_lower"][::-1]]), fill="toself",
+                                 fillcolor="rgba(0,0,0,0.12)", line=dict(width=0), hoverinfo="skip",
+                                 name=f"{lvl}% interval of N_opt"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=Cg, y=pred["N_opt"], mode="lines", line=dict(color="black", width=2),
+                             name=f"N_opt = {result.k:.3g} C^{result.a:.3f}"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=Cb, y=[b.N_opt for b in result.budgets], mode="markers", name="budget minima",
+                             marker=dict(color=[_PALETTE[i % len(_PALETTE)] for i in range(len(Cb))], size=10,
+                                         symbol="star")), row=1, col=2)
+    if compute:
+        p = result.predict([float(compute)])[0]
+        err = None
+        if "N_opt_lower" in p:
+            err = dict(type="data", symmetric=False, array=[p["N_opt_upper"] - p["N_opt"]],
+                       arrayminus=[p["N_opt"] - p["N_opt_lower"]])
+        fig.add_trace(go.Scatter(x=[float(compute)], y=[p["N_opt"]], mode="markers", error_y=err,
+                                 marker=dict(color=_PALETTE[3], size=11, symbol="diamond"),
+                                 name=f"planned N_opt = {_fmt(p['N_opt'])}"), row=1, col=2)
+    fig.update_xaxes(type="log", exponentformat="power", title_text=_axis_title("N"), row=1, col=1)
+    fig.update_yaxes(title_text=_axis_title("loss"), row=1, col=1)
+    fig.update_xaxes(type="log", exponentformat="power", title_text="C (FLOPs)", row=1, col=2)
+    fig.update_yaxes(type="log", exponentformat="power", title_text="N_opt (parameters)", row=1, col=2)
+    fig.update_layout(title=title or f"IsoFLOP analysis ({'parabola' if result.degree == 2 else 'cubic'} in ln N)",
+                      template="plotly_white", margin=dict(l=60, r=20, t=70, b=50), height=440)
+    return fig
+
+
+def plot_backtest_parity(result: Mapping, title: str | None = None, law=None):
+    """Predicted against observed target for a backtest (scalelaw.predict.backtest): the runs
+    the refit was fitted on and the held-out ones (with their prediction band; red when the
+    band misses), the split in the title and the line y = x. ``law`` as for :func:`plot_backtest`."""
+    go = _go()
+    from .law import get_law
+
+    law = law if law is not None else get_law(result["law"])
+    test = pd.DataFrame(result["rows"])
+    train = pd.DataFrame(result.get("train_rows") or [])
+    if len(test) == 0:
+        raise ScalelawError("the backtest has no held-out rows to draw")
+    fig = go.Figure()
+    if len(train):
+        fig.add_trace(go.Scatter(x=train["actual"], y=train["mean"], mode="markers",
+                                 name=f"fitted on ({result['train']}): {len(train)}",
+                                 marker=dict(color="#7f7f7f", size=7, symbol="circle-open"),
+                                 text=train["run"].astype(str).tolist() if "run" in train.columns else None))
+    actual = test["actual"].to_numpy(dtype=float)
+    inside = (actual >= test["pred_lower"].to_numpy(dtype=float)) & (actual <= test["pred_upper"].to_numpy(dtype=float))
+    for flag, name, color in ((True, "held out, inside the band", "#2ca02c"), (False, "held out, outside the band", "#d62728")):
+        m = inside == flag
+        if not m.any():
+            continue
+        part = test[m]
+        fig.add_trace(go.Scatter(x=part["actual"], y=part["mean"], mode="markers", name=f"{name}: {int(m.sum())}",
+                                 marker=dict(color=color, size=9, symbol="diamond"),
+                                 error_y=dict(type="data", symmetric=False, thickness=1,
+                                              array=(part["pred_upper"] - part["mean"]).to_numpy(dtype=float),
+                                              arrayminus=(part["mean"] - part["pred_lower"]).to_numpy(dtype=float)),
+                                 text=part["run"].astype(str).tolist() if "run" in part.columns else None))
+    allv = np.concatenate([actual, train["actual"].to_numpy(dtype=float)]) if len(train) else actual
+    lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="grey", dash="dash"), name="y = x"))
+    lvl = int(round(100 * result.get("level", 0.95)))
+    head = (f"backtest {law.name}: predicted vs observed; {100 * result['coverage']:.0f}% of held-out runs "
+            f"inside the {lvl}% prediction band")
+    fig.update_layout(title=dict(text=title or head, font=dict(size=13)), template="plotly_white",
+                      xaxis_title=f"observed {_axis_title(law.target)}", yaxis_title=f"predicted {_axis_title(law.target)}",
+                      height=420, margin=dict(l=60, r=20, t=60, b=50))
+    if _log_axis(allv, law):
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def static_images(on: bool = True, fmt: str = "png", width: int = 900, height: int | None = None) -> None:
+    """In a notebook: every plotly figure shown also carries a static image (``fmt`` png or svg,
+    rendered by kaleido with the system's Chromium), beside the interactive figure, so exports
+    (nbconvert HTML, PDF) and code hosts that do not run JavaScript still show it. ``on=False``
+    restores plotly's default renderer."""
+    import plotly.io as pio
+
+    if not on:
+        pio.renderers.default = "plotly_mimetype+notebook"
+        return
+    if fmt not in ("png", "svg"):
+        raise ScalelawError(f"static image format must be png or svg; got {fmt!r}")
+    try:
+        import kaleido
+    except ImportError:
+        raise ScalelawError("static images need kaleido: pip install kaleido (and a Chromium or Chrome browser)") from None
+    renderer = pio.renderers[fmt]
+    renderer.width, renderer.height = width, height
+    start = getattr(kaleido, "start_sync_server", None)
+    if start is not None:      # one browser for every figure, not one per figure (~3 s each)
+        import atexit
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                start(silence_warnings=True)
+                atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+            except Exception:   # already running
+                pass
+    pio.renderers.default = f"plotly_mimetype+{fmt}"
+
+
+__all__ = ["plot_fit", "plot_parity", "plot_residuals", "plot_backtest", "plot_backtest_parity", "plot_plan",
+           "plot_compute", "plot_optimum", "plot_isoflop", "design_figure", "static_images", "residuals", "fit_rows",
+           "choose_grouping"]

@@ -81,10 +81,17 @@ def backtest(law, table: pd.DataFrame, *, train: str, where: str | None = None, 
     rows["rel_error"] = rel
     if "run" in te.columns:
         rows.insert(0, "run", te["run"].astype(str).to_numpy())
+    # the refit on its own rows (what a predicted-vs-observed figure shows beside the held-out)
+    tr_rows = tr if law.prepare is None else law.prepare(tr, **dict(fit_kwargs.get("prepare_options") or {}))
+    tr_pred = f.predict(tr_rows[list(law.inputs)], level=level)
+    tr_pred.insert(len(law.inputs), "actual", pd.to_numeric(tr_rows[law.target], errors="coerce").to_numpy(dtype=float))
+    if "run" in tr_rows.columns:
+        tr_pred.insert(0, "run", tr_rows["run"].astype(str).to_numpy())
     return {
         "law": law.name, "train": train, "n_train": int(len(tr)), "n_test": int(len(te)),
         "params": f.params.to_dict(), "converged": bool(f.diagnostics.get("converged")),
         "identified": f.identified, "problems": f.problems,
         "mean_rel_error": float(np.mean(np.abs(rel))), "max_rel_error": float(np.max(np.abs(rel))),
         "coverage": float(np.mean(inside)), "rows": rows.to_dict(orient="records"),
+        "train_rows": tr_pred.to_dict(orient="records"), "level": level,
     }

@@ -784,6 +784,9 @@ def density_figure(trend: TrendResult, title: str | None = None):
     import plotly.graph_objects as go
 
     d = trend.data
+    dens = pd.to_numeric(d["density"], errors="coerce")
+    dropped = int((~np.isfinite(dens) | (dens <= 0)).sum())
+    d = d.loc[np.isfinite(dens) & (dens > 0)]     # an unbounded density would stretch the log axis to 1e300
     fig = go.Figure()
     other = d.loc[~d["selected"]]
     fig.add_trace(go.Scatter(x=other["release_date"], y=other["density"], mode="markers", name="models",
@@ -800,6 +803,9 @@ def density_figure(trend: TrendResult, title: str | None = None):
     fig.add_trace(go.Scatter(x=xs, y=trend.predict(xs), mode="lines", name=label, line=dict(color="crimson")))
     fig.update_yaxes(type="log", title="capacity density (N_eff / N)")
     fig.update_xaxes(title="release date")
+    if dropped:
+        fig.add_annotation(text=f"{dropped} model(s) without a finite density not shown", xref="paper", yref="paper",
+                           x=0, y=1.06, showarrow=False, font=dict(size=11, color="#8a5a00"))
     fig.update_layout(title=title or f"Capacity density over time ({trend.fit})", template="plotly_white")
     return fig
 
@@ -810,22 +816,36 @@ def effective_size_figure(scored, title: str | None = None):
 
     df = read_scored(scored)
     df = df.loc[np.isfinite(pd.to_numeric(df["N_eff"], errors="coerce"))]
+    # the axis spans the points (N_eff and N) with a decade of margin; interval ends beyond it
+    # (an unbounded upper end of N_eff reads 1e273) are drawn to the edge and said in the hover
+    vals = np.concatenate([df["N_eff"].to_numpy(dtype=float), df["N"].to_numpy(dtype=float)])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    y_lo, y_hi = (float(vals.min()) / 10, float(vals.max()) * 10) if vals.size else (1.0, 10.0)
     fig = go.Figure()
     for is_ref, name, color in ((False, "models", "steelblue"), (True, "reference family", "darkorange")):
         part = df.loc[df.get("is_reference", pd.Series(False, index=df.index)).astype(bool) == is_ref]
         if part.empty:
             continue
-        up = (part["N_eff_upper"] - part["N_eff"]).clip(lower=0) if "N_eff_upper" in part else None
-        lo = (part["N_eff"] - part["N_eff_lower"]).clip(lower=0) if "N_eff_lower" in part else None
+        up = lo = None
+        hover = part["model"].astype(str)
+        if "N_eff_upper" in part:
+            hi_end = pd.to_numeric(part["N_eff_upper"], errors="coerce")
+            beyond = ~(np.isfinite(hi_end) & (hi_end <= y_hi))
+            up = (hi_end.where(~beyond, y_hi) - part["N_eff"]).clip(lower=0)
+            hover = hover + np.where(beyond, " (interval unbounded above within this axis)", "")
+        if "N_eff_lower" in part:
+            lo_end = pd.to_numeric(part["N_eff_lower"], errors="coerce")
+            below = ~(np.isfinite(lo_end) & (lo_end >= y_lo))
+            lo = (part["N_eff"] - lo_end.where(~below, y_lo)).clip(lower=0)
         fig.add_trace(go.Scatter(
             x=part["N"], y=part["N_eff"], mode="markers", name=name, marker=dict(color=color, size=8),
             error_y=None if up is None else dict(type="data", symmetric=False, array=up, arrayminus=lo,
                                                  thickness=1, width=0),
-            text=part["model"], hovertemplate="%{text}<br>N %{x:.3g}<br>N_eff %{y:.3g}<extra></extra>"))
+            text=hover, hovertemplate="%{text}<br>N %{x:.3g}<br>N_eff %{y:.3g}<extra></extra>"))
     lo_, hi_ = float(df["N"].min()), float(df["N"].max())
     fig.add_trace(go.Scatter(x=[lo_, hi_], y=[lo_, hi_], mode="lines", name="N_eff = N (density 1)",
                              line=dict(color="gray", dash="dash")))
     fig.update_xaxes(type="log", title="actual parameters N")
-    fig.update_yaxes(type="log", title="effective parameters N_eff")
+    fig.update_yaxes(type="log", title="effective parameters N_eff", range=[math.log10(y_lo), math.log10(y_hi)])
     fig.update_layout(title=title or "Effective vs actual size", template="plotly_white")
     return fig

@@ -32,6 +32,7 @@ td:first-child,th:first-child{text-align:left}
 .note{color:#8a5a00;background:#fff7e6;border-left:3px solid #f0a500;padding:6px 10px;margin:8px 0}
 .warn{color:#a00;background:#fff0f0;border-left:3px solid #d00;padding:6px 10px;margin:8px 0}
 .figure{margin:6px 0 18px}
+.bad{color:#c00;font-weight:bold}
 nav ul{columns:2;font-size:.92em}
 """
 
@@ -140,11 +141,11 @@ class _Page:
     def add(self, s: str):
         self.parts.append(s)
 
-    def figure(self, fig):
+    def figure(self, fig, kind: str = "figure"):
         import plotly.io as pio
 
         self.n_fig += 1
-        self.add("<div class='figure'>" + pio.to_html(
+        self.add(f"<div class='figure' data-kind='{_esc(kind)}'>" + pio.to_html(
             fig, full_html=False, include_plotlyjs=False, div_id=f"scalelaw-fig-{self.n_fig}",
             config={"displaylogo": False, "responsive": True}) + "</div>")
 
@@ -152,7 +153,7 @@ class _Page:
         self.add(f"<div class='note'>{_esc(msg)}</div>")
         self.warnings.append(f"{where}: {msg}" if where else msg)
 
-    def attempt(self, what: str, where: str, fn):
+    def attempt(self, what: str, where: str, fn, kind: str | None = None):
         try:
             fig = fn()
         except ScalelawError as exc:
@@ -161,11 +162,38 @@ class _Page:
         except Exception as exc:  # keep the page: say what failed
             self.note(f"{what} not drawn ({type(exc).__name__}: {exc})", where)
             return None
-        self.figure(fig)
+        self.figure(fig, kind or what.split()[0].lower())
         return fig
 
 
-def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool, train, tables: dict):
+def poor_coverage(result: dict) -> bool:
+    """True when a backtest's held-out coverage is implausibly low for its level: at most that
+    many of n held-out runs inside a band that should hold ``level`` of them has a binomial
+    probability below 5%."""
+    from scipy import stats
+
+    n = int(result.get("n_test") or 0)
+    if n == 0:
+        return False
+    k = int(round(result["coverage"] * n))
+    return bool(stats.binom.cdf(k, n, result.get("level", 0.95)) < 0.05)
+
+
+def _isoflop_of(fit: Fit, rows: pd.DataFrame):
+    """The IsoFLOP analysis of the fitted rows when they have that shape (at least two compute
+    budgets, each with three model sizes or more), else None."""
+    from .isoflop import isoflop
+
+    if not {"N", "D"} <= set(fit.law.inputs) or "loss" != fit.law.target:
+        return None
+    try:
+        return isoflop(rows, degree=2)
+    except ScalelawError:
+        return None
+
+
+def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool, train, tables: dict,
+                 plan_compute: float | None = None):
     from .. import plots
 
     anchor = f"fit-{k}"
@@ -195,6 +223,17 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
     drawn = page.attempt("fit figure", name, lambda: plots.plot_fit(fit, table, title=f"{name}: {law.formula}"))
     if drawn is None:
         return
+    if set(law.inputs) == {"N", "D"} and law.optimum is not None:
+        page.add("<h3>Loss against compute, with the compute-optimal frontier</h3>")
+        page.attempt("compute figure", name, lambda: plots.plot_compute(
+            fit, table, compute=plan_compute, title=f"{name}: loss vs compute"))
+        page.add("<h3>Compute-optimal N and D</h3>")
+        page.attempt("allocation figure", name, lambda: plots.plot_optimum(
+            fit, compute=plan_compute, data=table, title=f"{name}: compute-optimal allocation"))
+        iso = _isoflop_of(fit, plots.fit_rows(fit, table))
+        if iso is not None:
+            page.add("<h3>IsoFLOP profiles (Chinchilla's approach 2 on the same runs)</h3>")
+            page.attempt("IsoFLOP figure", name, lambda: plots.plot_isoflop(iso, compute=plan_compute))
     page.add("<h3>Residuals</h3>")
     page.attempt("residual figure", name, lambda: plots.plot_residuals(fit, table, title=f"{name}: residuals"))
     if backtest and not fit.label:
@@ -208,9 +247,16 @@ def _fit_section(page: _Page, k: int, name: str, fit: Fit, data, backtest: bool,
             page.note(f"backtest: the refit on {bt['n_train']} runs ({bt['train']}) "
                       + ("did NOT converge" if not bt["converged"] else f"is NOT IDENTIFIED: {bt['problems'][0]}")
                       + "; its errors are not reliable", name)
+        lvl = int(round(100 * bt["level"]))
+        cover = f"{100 * bt['coverage']:.0f}% inside the {lvl}% prediction band"
+        if poor_coverage(bt):
+            cover = f"<span class='bad'>{cover}: poor coverage, the bands are too narrow for these runs</span>"
+            page.warnings.append(f"{name}: backtest coverage {100 * bt['coverage']:.0f}% of {bt['n_test']} held-out "
+                                 f"runs inside the {lvl}% band")
         page.add(f"<p>Refit on {bt['n_train']} runs ({_esc(bt['train'])}), predicted the other {bt['n_test']}: "
                  f"mean |relative error| <b>{100 * bt['mean_rel_error']:.2f}%</b>, max "
-                 f"{100 * bt['max_rel_error']:.2f}%, {100 * bt['coverage']:.0f}% inside the prediction band.</p>")
+                 f"{100 * bt['max_rel_error']:.2f}%, {cover}.</p>")
+        page.attempt("parity figure", name, lambda: plots.plot_backtest_parity(bt, law=fit.law))
         page.attempt("backtest figure", name, lambda: plots.plot_backtest(bt, law=fit.law))
 
 
@@ -250,23 +296,45 @@ def _plan_section(page: _Page, roles: dict, compute: float, level: float):
     return res
 
 
+PLOTLY_JS = ("inline", "cdn")
+
+
+def _plotly_script(how: str) -> str:
+    """The page's plotly.js: embedded (opens offline) or loaded from plotly's CDN, in the version
+    this plotly.py bundles (what its figure JSON is written for)."""
+    import plotly
+
+    if how == "cdn":
+        from plotly.io._utils import plotly_cdn_url
+
+        return f"<script type='text/javascript' src='{_esc(plotly_cdn_url())}' charset='utf-8'></script>\n"
+    from plotly.offline import get_plotlyjs
+
+    return (f"<script type='text/javascript'>/* plotly.js {plotly.__version__} (bundled by plotly.py) */\n"
+            f"{get_plotlyjs()}</script>")
+
+
 def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compute: float | None = None,
                  train: str | None = None, backtest: bool = True, title: str = "scalelaw report",
-                 level: float | None = None, progress: bool | None = None) -> tuple[str, dict]:
+                 level: float | None = None, progress: bool | None = None,
+                 plotly_js: str = "inline") -> tuple[str, dict]:
     """The report page as an HTML string, and a dict describing it.
 
     fits: Fit objects, (name, Fit) pairs, fit JSON paths or published fit names.
     data: the run table for the figures (default: each fit's recorded source when readable).
     plan_compute: add the plan for this budget, using the fits by role (loss / lr / batch / error).
-    train: backtest split (filter expression, scalelaw.expr, of rows to fit on); default the smallest 75% of runs
-        by compute. backtest=False skips the backtests (each refits the law).
+    train: backtest split (filter expression, scalelaw.expr, of the rows to fit on); default the
+        split by compute of scalelaw.predict.default_split. backtest=False skips the backtests
+        (each refits the law).
+    plotly_js: "inline" (the default: plotly's JavaScript in the page, which opens offline) or
+        "cdn" (a script tag loading it from plotly's CDN: a page ~4.5 MB smaller that needs the
+        network to draw its figures).
     """
-    import plotly
-    from plotly.offline import get_plotlyjs
-
     from .. import __version__
     from ..progress import Progress
 
+    if plotly_js not in PLOTLY_JS:
+        raise ScalelawError(f"--plotly must be one of {', '.join(PLOTLY_JS)}; got {plotly_js!r}")
     if not fits:
         raise ScalelawError("give at least one fit to report on")
     loaded = [_load(item, i) for i, item in enumerate(fits)]
@@ -274,7 +342,7 @@ def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compu
     bar = Progress(total=len(loaded) + (1 if plan_compute else 0), desc="report", enabled=progress)
     tables: dict = {}     # fits made on the same table read it once
     for k, (name, f) in enumerate(loaded):
-        _fit_section(page, k, name, f, data, backtest, train, tables)
+        _fit_section(page, k, name, f, data, backtest, train, tables, plan_compute)
         bar.update()
     plan_res = None
     if plan_compute is not None:
@@ -289,11 +357,12 @@ def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compu
             f"<meta name='generator' content='scalelaw {_esc(__version__)}'>"
             f"<title>{_esc(title)}</title><style>{_CSS}</style>"
             "<script type='text/javascript'>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-            f"<script type='text/javascript'>/* plotly.js {plotly.__version__} (bundled by plotly.py) */\n"
-            f"{get_plotlyjs()}</script></head>\n")
+            + _plotly_script(plotly_js) + "</head>\n")
+    offline = ("Self-contained: works offline." if plotly_js == "inline" else
+               "Figures load plotly.js from its CDN: they need the network.")
     body = (f"<body><main><h1>{_esc(title)}</h1>"
             f"<p class='meta'>scalelaw {_esc(__version__)} &middot; generated {now} &middot; "
-            f"{len(loaded)} fit(s){' &middot; plan' if plan_res else ''}. Self-contained: works offline.</p>"
+            f"{len(loaded)} fit(s){' &middot; plan' if plan_res else ''}. {offline}</p>"
             f"<nav><ul>{toc}</ul></nav>" + "\n".join(page.parts) + "</main></body></html>\n")
     info = {"fits": [{"name": n, "law": f.law.name} for n, f in loaded], "figures": page.n_fig,
             "plan": plan_res, "warnings": page.warnings}

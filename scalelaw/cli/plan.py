@@ -63,15 +63,20 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
 @click.option("--plan-compute", type=float, default=None, metavar="C",
               help="Add the plan for this budget, from the loss fit (and lr/bs/downstream fits) given.")
 @click.option("--train", default=None, metavar="EXPR",
-              help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: the smallest 75% by compute).')
+              help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: by compute, about the largest '
+                   'quarter of runs held out, whole compute levels on each side; docs/python.md).')
+@click.option("--plotly", "plotly_js", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
+              help="plotly.js embedded in the page (opens offline) or loaded from its CDN (4.5 MB smaller, "
+                   "needs the network).")
 @click.option("--no-backtest", is_flag=True, help="Skip the backtests (they refit each law).")
 @click.option("--title", default="scalelaw report", show_default=True, help="Title of the page.")
 @force_option()
 @json_option("Print what was written as one JSON object.")
-def report_cmd(fits, output, data, plan_compute, train, no_backtest, title, force, as_json):
+def report_cmd(fits, output, data, plan_compute, train, no_backtest, plotly_js, title, force, as_json):
     """One self-contained HTML page for FITS: summaries, data with curves, residuals, backtests, plan.
 
-    The page embeds plotly's JavaScript, so it opens offline and can be mailed as one file.
+    The page embeds plotly's JavaScript, so it opens offline and can be mailed as one file
+    (--plotly cdn loads it from the network instead).
     """
     from ..analysis.report import write_report
     from ..progress import enabled_by_default
@@ -80,7 +85,8 @@ def report_cmd(fits, output, data, plan_compute, train, no_backtest, title, forc
     check_writable(output, force)
     table = load_data(data) if data else None
     info = write_report(output, list(fits), data=table, plan_compute=plan_compute, train=train,
-                        backtest=not no_backtest, title=title, force=force, progress=enabled_by_default())
+                        backtest=not no_backtest, title=title, force=force, progress=enabled_by_default(),
+                        plotly_js=plotly_js)
     for w in info.get("warnings", []):
         warn(w)
     if as_json:
