@@ -307,7 +307,8 @@ def plot_fit(fit, data: pd.DataFrame, x: str | None = None, group: str | None = 
                 x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([pred["upper"], pred["lower"][::-1]]),
                 fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
                 # one legend entry for every group's band (it shows or hides them all)
-                name=f"{lvl}% interval of the curve", legendgroup="bands", showlegend=not banded))
+                name=f"{lvl}% interval of the curve", legendgroup="bands", showlegend=not banded,
+                legendrank=1001))   # listed after the groups
             banded = True
         fig.add_trace(go.Scatter(x=xs, y=pred["mean"], mode="lines", line=dict(color=color, width=2),
                                  name=f"fit {name}" if g is not None else "fit", legendgroup=str(i),

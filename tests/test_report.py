@@ -167,13 +167,13 @@ def _chromium():
     return None
 
 
-def test_report_renders_in_headless_chromium(page, tmp_path):
+def _rendered_dom(html: str, tmp_path) -> str:
+    """The page's DOM after headless Chromium ran its scripts (skips without Chromium, except in CI)."""
     exe = _chromium()
     if exe is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true but no chromium on PATH: install it (apt-get install -y chromium)")
         pytest.skip("chromium not found on PATH (apt-get install -y chromium); the browser check needs it")
-    html, info = page
     path = tmp_path / "report.html"
     path.write_text(html)
     with tempfile.TemporaryDirectory() as profile:
@@ -181,8 +181,13 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", path.as_uri()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    dom = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_report_renders_in_headless_chromium(page, tmp_path):
+    html, info = page
+    dom = _rendered_dom(html, tmp_path)
     # plotly draws each figure into .main-svg elements (two per figure: plot and overlay layers)
     assert dom.count('class="main-svg"') >= info["figures"], dom[:500]
     assert dom.count('class="plot-container plotly"') == info["figures"]
@@ -448,23 +453,11 @@ def test_plotly_cdn_or_inline_and_the_one_fit_page_stays_under_5_mb(tmp_path, ch
     assert bad.exit_code == 2
 
 
-def test_new_figure_kinds_draw_non_empty_traces_in_headless_chromium(tmp_path, chin, table, iso_fit):
-    exe = _chromium()
-    if exe is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but no chromium on PATH: install it (apt-get install -y chromium)")
-        pytest.skip("chromium not found on PATH (apt-get install -y chromium); the browser check needs it")
+def test_new_figure_kinds_draw_non_empty_traces_in_headless_chromium(tmp_path, iso_fit):
     f_iso, df_iso = iso_fit
     html, info = build_report([("iso", f_iso)], df_iso, plan_compute=1e21)
-    path = tmp_path / "report.html"
-    path.write_text(html)
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", path.as_uri()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    parts = re.split(r'<div class="figure" data-kind="([a-z]+)">', proc.stdout)[1:]
+    dom = _rendered_dom(html, tmp_path)
+    parts = re.split(r'<div class="figure" data-kind="([a-z]+)">', dom)[1:]
     drawn = dict(zip(parts[::2], parts[1::2]))
     assert {"fit", "compute", "allocation", "isoflop", "residual", "parity", "backtest", "plan"} <= set(drawn), set(drawn)
     for kind, dom in drawn.items():
