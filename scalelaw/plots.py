@@ -635,7 +635,7 @@ def plot_compute(fit, data: pd.DataFrame, compute: float | None = None, level: f
                                  marker=dict(color=_PALETTE[3], size=12, symbol="diamond")))
     fig.update_layout(title=title or f"{law.name}: loss vs compute with the compute-optimal frontier",
                       template="plotly_white", xaxis_title="C (FLOPs)", yaxis_title=_axis_title(law.target),
-                      legend_title_text="model size", margin=dict(l=60, r=20, t=50, b=50), height=460)
+                      legend_title_text="model size", margin=dict(l=60, r=20, t=50, b=50), height=520)
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log")
     return fig

@@ -137,17 +137,45 @@ class _Page:
         self.toc: list = []
         self.n_fig = 0
         self.warnings: list = []
+        self.template = None     # the figures' shared plotly template, written once
 
     def add(self, s: str):
         self.parts.append(s)
 
     def figure(self, fig, kind: str = "figure"):
-        import plotly.io as pio
+        """Embed a figure. Its template (plotly_white: ~7 KB of JSON) is written once for the
+        page (``template_script``) rather than once per figure, which keeps a one-fit page with
+        every figure under 5 MB beside plotly.js's 4.8 MB."""
+        from plotly.io.json import to_json_plotly
 
         self.n_fig += 1
-        self.add(f"<div class='figure' data-kind='{_esc(kind)}'>" + pio.to_html(
-            fig, full_html=False, include_plotlyjs=False, div_id=f"scalelaw-fig-{self.n_fig}",
-            config={"displaylogo": False, "responsive": True}) + "</div>")
+        for tr in fig.data:
+            if getattr(tr, "fill", None) == "toself" and tr.hoverinfo == "skip":   # bands: no values shown
+                for k in ("x", "y"):
+                    v = getattr(tr, k)
+                    if isinstance(v, np.ndarray) and v.dtype == np.float64 and np.all(np.abs(v[np.isfinite(v)]) < 1e38):
+                        setattr(tr, k, v.astype(np.float32))    # half the bytes; 7 digits are plenty to draw
+        d = fig.to_plotly_json()
+        layout = dict(d.get("layout") or {})
+        template = layout.pop("template", None)
+        if template is not None and self.template is None:
+            self.template = template
+        tmpl = "SCALELAW_TEMPLATE" if template is not None and template == self.template else \
+            (to_json_plotly(template) if template is not None else "undefined")
+        div = f"scalelaw-fig-{self.n_fig}"
+        height = layout.get("height") or 450
+        self.add(f"<div class='figure' data-kind='{_esc(kind)}'><div id='{div}' class='plotly-graph-div' "
+                 f"style='height:{int(height)}px; width:100%;'></div><script type='text/javascript'>"
+                 f"Plotly.newPlot('{div}', {to_json_plotly(d.get('data') or [])}, "
+                 f"Object.assign({to_json_plotly(layout)}, {{template: {tmpl}}}), "
+                 "{\"displaylogo\": false, \"responsive\": true});</script></div>")
+
+    def template_script(self) -> str:
+        from plotly.io.json import to_json_plotly
+
+        if self.template is None:
+            return ""
+        return f"<script type='text/javascript'>window.SCALELAW_TEMPLATE = {to_json_plotly(self.template)};</script>\n"
 
     def note(self, msg: str, where: str = ""):
         self.add(f"<div class='note'>{_esc(msg)}</div>")
@@ -357,7 +385,7 @@ def build_report(fits: Sequence, data: pd.DataFrame | None = None, *, plan_compu
             f"<meta name='generator' content='scalelaw {_esc(__version__)}'>"
             f"<title>{_esc(title)}</title><style>{_CSS}</style>"
             "<script type='text/javascript'>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-            + _plotly_script(plotly_js) + "</head>\n")
+            + _plotly_script(plotly_js) + page.template_script() + "</head>\n")
     offline = ("Self-contained: works offline." if plotly_js == "inline" else
                "Figures load plotly.js from its CDN: they need the network.")
     body = (f"<body><main><h1>{_esc(title)}</h1>"
