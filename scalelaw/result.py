@@ -259,14 +259,15 @@ class Fit:
 
     @property
     def aic(self) -> float:
-        """Akaike's criterion -2 loglike + 2k with k the free parameters (as statsmodels and lmfit
-        count them); only comparable between fits to the same rows and target transform."""
-        return -2 * self.loglike + 2 * len(self.free)
+        """Akaike's criterion -2 loglike + 2k, k = free parameters + 1 (the residual variance, as R
+        and ``scalelaw compare`` count it; statsmodels and lmfit leave it out, so their AIC is 2
+        lower). Only comparable between fits to the same rows and target transform."""
+        return -2 * self.loglike + 2 * (len(self.free) + 1)
 
     @property
     def bic(self) -> float:
-        """Schwarz's criterion -2 loglike + k ln(n)."""
-        return -2 * self.loglike + len(self.free) * math.log(self.n_obs) if self.n_obs else math.nan
+        """Schwarz's criterion -2 loglike + k ln(n), k as for :attr:`aic`."""
+        return -2 * self.loglike + (len(self.free) + 1) * math.log(self.n_obs) if self.n_obs else math.nan
 
     @property
     def rmse(self) -> float:

@@ -164,12 +164,20 @@ def test_residuals_are_a_series_on_the_tables_index(runs):
     assert isinstance(r, pd.Series) and r.index.equals(kept.index)
     pred = f.predict(kept[["N", "D"]])["mean"].to_numpy()
     assert np.allclose(r.to_numpy(), np.log(pred) - np.log(kept["loss"].to_numpy()))
-    # likelihood criteria from those residuals (Gaussian, ML variance, k = free parameters)
+    # likelihood criteria from those residuals (Gaussian, ML variance, k = 5 free parameters + the variance)
     n, rss = len(r), float((r ** 2).sum())
     ll = -n / 2 * (math.log(2 * math.pi * rss / n) + 1)
-    assert f.loglike == pytest.approx(ll) and f.aic == pytest.approx(-2 * ll + 10)
-    assert f.bic == pytest.approx(-2 * ll + 5 * math.log(n)) and f.dof == n - 5
+    assert f.loglike == pytest.approx(ll) and f.aic == pytest.approx(-2 * ll + 12)
+    assert f.bic == pytest.approx(-2 * ll + 6 * math.log(n)) and f.dof == n - 5
     assert f.rmse == pytest.approx(float(np.sqrt(np.mean((pred - kept["loss"].to_numpy()) ** 2))))
+
+
+def test_criteria_agree_with_scalelaw_compare(runs):
+    from scalelaw.compare import _information
+
+    f = sl.fit(runs, "chinchilla")
+    info = _information(f.law, f, runs)
+    assert f.aic == pytest.approx(info["aic"]) and f.bic == pytest.approx(info["bic"])
 
 
 def test_corr_and_summary_list_high_correlations(boot_fit):
