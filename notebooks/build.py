@@ -315,8 +315,18 @@ def output_kinds(nb) -> list:
     between the committed and a fresh run says whether the committed outputs are current (same
     cells printing, displaying tables and figures with their images) without comparing numbers
     that the last digits of a platform's arithmetic may change."""
-    return [[(o.output_type, tuple(sorted(o.get("data", {})))) for o in c.outputs]
-            for c in nb.cells if c.cell_type == "code"]
+    out = []
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        kinds = []
+        for o in c.outputs:
+            k = (o.output_type, o.get("name", "")) if o.output_type == "stream" else \
+                (o.output_type, tuple(sorted(o.get("data", {}))))
+            if not (kinds and k == kinds[-1] and o.output_type == "stream"):   # a print may arrive in chunks
+                kinds.append(k)
+        out.append(kinds)
+    return out
 
 
 FIGURE_MIME = "application/vnd.plotly.v1+json"

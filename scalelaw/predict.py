@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .compare import split
+from .errors import ScalelawError
+from .fit import select_rows
 from .law import get_law
 from .varpro import fit_with
 
