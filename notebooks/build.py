@@ -54,9 +54,9 @@ As Epoch did, the five highest-loss runs are dropped (240 are fitted)."""),
 runs = sl.load("chinchilla-epoch")          # a registered dataset: `scalelaw data list`
 print(len(runs), "runs;", runs.attrs["note"])
 runs[["N", "D", "C", "loss"]].describe()"""),
-    ("md", "## Fit with a bootstrap over runs\nEpoch used 4,000 resamples; 400 keep this notebook quick."),
+    ("md", "## Fit with a bootstrap over runs\nEpoch used 4,000 resamples; 200 keep this notebook quick."),
     ("code", """\
-chin = sl.fit(runs, "chinchilla", boot=400, seed=0)
+chin = sl.fit(runs, "chinchilla", boot=200, seed=0)
 chin.summary()"""),
     ("md", """\
 The summary lists A with alpha and B with beta among the parameters correlated above 0.9: within
@@ -107,7 +107,7 @@ pd.DataFrame({"scalelaw": [p["N"], p["D"], p["loss"]], "Epoch": [7.225e10, 1.329
              index=["N_opt", "D_opt", "loss"]).assign(rel_diff=lambda t: t.scalelaw / t.Epoch - 1)"""),
     ("code", "plots.plot_plan(p, chin)"),
     ("md", """\
-The same from a shell: `scalelaw fit chinchilla chinchilla-epoch --boot 400 -o chin.json`, then
+The same from a shell: `scalelaw fit chinchilla chinchilla-epoch --boot 200 -o chin.json`, then
 `scalelaw plan --compute 5.76e23 --loss chin.json` and `scalelaw report chin.json -o report.html
 --data chinchilla-epoch --plan-compute 5.76e23`."""),
 ]

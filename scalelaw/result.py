@@ -220,10 +220,11 @@ class Fit:
         the engine fits some parameters on, to first order)."""
         free = list(self.free)
         if self.boot is not None and len(self.boot):
-            s = self.param_samples()
+            s = self.param_samples()          # None when the bootstrap gives no interval
             idx = [self.law.param_names.index(n) for n in free]
             with np.errstate(all="ignore"):
-                c = np.corrcoef(s[:, idx], rowvar=False) if len(s) > 1 else np.full((len(free),) * 2, np.nan)
+                c = np.corrcoef(s[:, idx], rowvar=False) if s is not None and len(s) > 1 else \
+                    np.full((len(free),) * 2, np.nan)
         elif self.cov is not None and np.all(np.isfinite(self.cov)):
             cov = np.asarray(self.cov, dtype=float)
             sd = np.sqrt(np.clip(np.diag(cov), 0, None))

@@ -76,7 +76,7 @@ def test_residual_bootstrap_draws_rescaled_residuals(small):
 def test_each_method_gives_an_interval_around_the_estimate(small, method):
     g = with_interval(small, method, k=200, seed=1)
     assert g.settings["interval"] == method and method in g.interval_method
-    assert g.params == small.params
+    assert dict(g.params) == dict(small.params)
     row = g.predict(TARGET).iloc[0]
     assert row.lower < row["mean"] < row.upper
     assert row.pred_lower < row.lower and row.upper < row.pred_upper
