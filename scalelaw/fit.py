@@ -451,6 +451,33 @@ def _blas_single(fn):
     return wrapper
 
 
+MAX_BOOT = 100_000   # bootstrap resamples: more adds nothing a user can see and takes days
+
+
+def check_fit_args(law, *, fixed=None, seed=0, boot=0, scheduler=None) -> None:
+    """Refuse impossible fit arguments before any work: a fixed value outside its parameter's
+    bounds (or not finite), a negative or non-integer seed, a negative or absurd bootstrap count,
+    a malformed scheduler address."""
+    law = get_law(law)
+    for k, v in dict(fixed or {}).items():
+        p = law.param(k)
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ScalelawError(f"--fix {k}= needs a number; got {v!r}") from None
+        if not math.isfinite(x) or not (p.lower <= x <= p.upper) or (p.log and x <= 0):
+            raise ScalelawError(f"--fix {k}={v!r} is outside the bounds of parameter {k} of law {law.name!r} "
+                                f"[{p.lower:g}, {p.upper:g}]{' (and must be positive)' if p.log else ''}; "
+                                "give a value inside them")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ScalelawError(f"--seed must be a whole number from 0 to 2**63-1; got {seed!r}")
+    if isinstance(boot, bool) or not isinstance(boot, (int, np.integer)) or not 0 <= boot <= MAX_BOOT:
+        raise ScalelawError(f"--boot must be a whole number from 0 to {MAX_BOOT}; got {boot!r}")
+    if scheduler:
+        from .parallel import check_scheduler
+        check_scheduler(scheduler)
+
+
 @_blas_single
 def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float | str = 1e-3,
         where: str | None = None, weights=None, fixed: Mapping[str, float] | None = None,
@@ -480,6 +507,7 @@ def fit(law, data: pd.DataFrame, *, objective: str | None = None, delta: float |
     from .result import Fit
     from .progress import Progress
 
+    check_fit_args(law, fixed=fixed, seed=seed, boot=boot, scheduler=scheduler)
     if isinstance(delta, str):
         if delta != "auto":
             raise ScalelawError(f"--delta must be a positive number or 'auto'; got {delta!r}")

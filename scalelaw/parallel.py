@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
@@ -16,11 +17,26 @@ def _context():
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def check_scheduler(address) -> str:
+    """A Dask scheduler address (scheme://host:port) or ScalelawError; checked before connecting, since
+    an address Dask cannot parse leaves a half-made client behind that hangs at exit."""
+    a = str(address).strip()
+    m = re.fullmatch(r"([a-z]+)://([^\s/:]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?/?", a)
+    if m is None or m.group(1) not in _SCHEMES or (m.group(3) is not None and not 0 < int(m.group(3)) < 65536):
+        raise ScalelawError(f"--scheduler {address!r} is not a Dask scheduler address; give "
+                            f"SCHEME://HOST:PORT with SCHEME one of {', '.join(_SCHEMES)}, e.g. tcp://host:8786")
+    return a
+
+
 def map_chunks(fn: Callable, tasks: Sequence, *, n_jobs: int | None = None, scheduler: str | None = None,
                sizes: Sequence[int] | None = None, progress: Callable | None = None) -> list:
     """Apply ``fn`` to every task, in order; ``progress(size)`` is called as each task finishes."""
     sizes = list(sizes) if sizes is not None else [1] * len(tasks)
     if scheduler:
+        check_scheduler(scheduler)
         try:
             from distributed import Client
         except ImportError:

@@ -317,6 +317,10 @@ class Fit:
             v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
             if np.any(~np.isfinite(v)):
                 raise ScalelawError(f"input {c!r} must be a finite number; got {df[c].tolist()!r}")
+            if np.any(v <= 0):
+                bad = float(v[v <= 0][0])
+                raise ScalelawError(f"input {c!r} must be positive (every input of law {self.law.name!r} is a "
+                                    f"size, count, budget or loss); got {bad:g}")
             df[c] = v
         if self.law.check_inputs is not None:
             self.law.check_inputs(df, "the prediction inputs")

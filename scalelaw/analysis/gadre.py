@@ -417,24 +417,31 @@ def reproduce(df: pd.DataFrame | None = None, *, dataset: str = "rpj", loss_obje
 def write_reference_fits(res: dict, folder, force: bool = False) -> list:
     """Save the protocol's fits as gadre-<dataset>-loss.json / -err.json (Fit.save), with a
     ``reference`` block for `scalelaw check`: published constants within 0.5% (RedPajama only)."""
-    from ..util import atomic_write_text, dumps
+    from ..util import atomic_write_text, check_targets, dumps
+
+    paths = reference_fit_paths(res["dataset"], folder, force)
+    texts = []
+    for (kind, pub_key), path in zip((("loss", "params_loss"), ("error", "params_err")), paths):
+        d = res["fits"][kind].to_dict()
+        if res["dataset"] == "rpj":
+            d["reference"] = {"published": {k: {"value": v, "rtol": 5e-3} for k, v in PUBLISHED[pub_key].items()},
+                              "citation": "Gadre et al. 2024 (arXiv:2403.08540), RedPajama, C4 validation loss, "
+                                          "17-task average top-1 error"}
+        texts.append(dumps(d) + "\n")
+    check_targets(paths, force)   # again: every target is checked before any is written
+    for path, text in zip(paths, texts):
+        atomic_write_text(path, text, force=force)
+    return [str(p) for p in paths]
+
+
+def reference_fit_paths(dataset: str, folder, force: bool = False) -> list:
+    """The two files write_reference_fits writes, each checked (exists without force, folder, ...)."""
+    from ..util import check_targets
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ScalelawError(f"folder {folder} does not exist; create it first")
-    out = []
-    for kind, pub_key, fname in (("loss", "params_loss", "loss"), ("error", "params_err", "err")):
-        path = folder / f"gadre-{res['dataset']}-{fname}.json"
-        fit = res["fits"][kind]
-        fit.save(path, force=force)
-        if res["dataset"] == "rpj":
-            d = json.loads(path.read_text())
-            d["reference"] = {"published": {k: {"value": v, "rtol": 5e-3} for k, v in PUBLISHED[pub_key].items()},
-                              "citation": "Gadre et al. 2024 (arXiv:2403.08540), RedPajama, C4 validation loss, "
-                                          "17-task average top-1 error"}
-            atomic_write_text(path, dumps(d) + "\n", force=True)
-        out.append(str(path))
-    return out
+    return check_targets([folder / f"gadre-{dataset}-{f}.json" for f in ("loss", "err")], force)
 
 
 # ---- cutoff backtests --------------------------------------------------------------------------

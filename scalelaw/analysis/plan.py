@@ -63,6 +63,23 @@ def _role(law) -> str | None:
 
 
 def _as_fit(fit, option: str) -> Fit | None:
+    f = _load_as_fit(fit, option)
+    if f is not None:
+        role = _ROLE_OF_OPTION[option]
+        got = _role(f.law)
+        # a critical-batch law (target B_crit) may feed --bs; otherwise the law's target is the role's
+        if got != role and not (role == "batch_tokens" and f.law.target == "B_crit"):
+            raise ScalelawError(f"{option} needs a fit of {_ROLE_WHAT[role]}, but the fit given is of law "
+                                f"{f.law.name!r} (target {f.law.target!r}); give a fit of the right law")
+    return f
+
+
+_ROLE_WHAT = {"loss": "the loss (target loss, e.g. law chinchilla)", "lr": "the optimal learning rate (target lr, "
+              "e.g. law lr_opt)", "batch_tokens": "the optimal batch size (target batch_tokens, e.g. law bs_opt)",
+              "error": "downstream error against loss (e.g. law downstream_exp)"}
+
+
+def _load_as_fit(fit, option: str) -> Fit | None:
     if fit is None:
         return None
     if isinstance(fit, Fit):

@@ -86,17 +86,57 @@ def where_option(example: str):
 
 
 LEVEL = click.FloatRange(0, 1, min_open=True, max_open=True)
+MAX_BOOT = 100_000       # resamples (the library refuses more too: scalelaw.fit.MAX_BOOT)
+MAX_SAMPLES = 10_000_000  # sampled candidates (mixture recommend)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float (no nan/inf), optionally > 0 (``positive``) or >= 0 (``nonneg``)."""
+
+    name = "float"
+
+    def __init__(self, positive: bool = False, nonneg: bool = False):
+        self.positive, self.nonneg = positive, nonneg
+        self.name = "positive number" if positive else ("number >= 0" if nonneg else "number")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            x = value
+        else:
+            try:
+                x = float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.positive and not x > 0:
+            self.fail(f"{value!r} must be positive", param, ctx)
+        if self.nonneg and not x >= 0:
+            self.fail(f"{value!r} must not be negative", param, ctx)
+        return x
+
+
+FINITE = FiniteFloat()
+POSITIVE = FiniteFloat(positive=True)
+NONNEG = FiniteFloat(nonneg=True)
+
+
+def output_path(ctx, param, value):
+    """-o/--output: an empty path is refused (it would silently write nothing)."""
+    if value is not None and str(value).strip() == "":
+        raise click.BadParameter("the output path is empty; give a file name", ctx=ctx, param=param)
+    return value
 
 
 def boot_option(default: int, help: str | None = None):
     """--boot K. Each verb keeps its own default (0 where bootstrapping is opt-in) and its own
     help, which says what is resampled (runs, models, ...)."""
-    return click.option("--boot", type=click.IntRange(0), default=default, show_default=True, help=help)
+    return click.option("--boot", type=click.IntRange(0, MAX_BOOT), default=default, show_default=True, help=help)
 
 
 def seed_option(help: str | None = "Seed of the bootstrap."):
     """--seed S (default 0) of a verb's random resampling."""
-    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+    return click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help=help)
 
 
 def level_option(default: float | None = 0.95):

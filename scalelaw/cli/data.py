@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ScalelawError
 from ..util import atomic_write_bytes, check_writable, dumps
 from .app import main
-from .common import count, emit_json, force_option, json_option, load_data, table_options
+from .common import NONNEG, output_path, count, emit_json, force_option, json_option, load_data, table_options
 
 OUT_FORMATS = (".parquet", ".pq", ".csv", ".jsonl", ".json")
 
@@ -120,12 +120,12 @@ def _jsonable_attrs(attrs: dict) -> dict:
 
 @main.command("ingest")
 @click.argument("logs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Run table to write (.parquet, .csv or .jsonl).")
+@click.option("-o", "--output", callback=output_path, required=True, help="Run table to write (.parquet, .csv or .jsonl).")
 @table_options
 @click.option("--reduce", "reduce", type=click.Choice(["final", "smooth", "min"]), default=None,
               help="One row per run: last step, smoothed final loss, or lowest loss.")
-@click.option("--warmup", type=float, default=0.0, show_default=True, help="Drop steps below this before reducing.")
-@click.option("--ema", type=float, default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
+@click.option("--warmup", type=NONNEG, default=0.0, show_default=True, help="Drop steps below this before reducing.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
 @click.option("--window", type=int, default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
 @click.option("--format", "fmt", default=None, help="Force the input format (csv, wandb-history, tensorboard, ...).")
 @force_option()

@@ -5,7 +5,7 @@ import click
 
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import bootstrap_options, force_option, json_option, parse_pairs
+from .common import NONNEG, POSITIVE, output_path, bootstrap_options, force_option, json_option, parse_pairs
 
 
 @main.group()
@@ -26,15 +26,15 @@ def density():
                    "the average score.")
 @click.option("--method", type=click.Choice(["auto", "one-step", "two-step"]), default="auto", show_default=True,
               help="two-step needs a 'loss' column on the reference rows; auto picks it when present.")
-@click.option("--tokens", type=float, default=None,
+@click.option("--tokens", type=POSITIVE, default=None,
               help="Reference token budget D_ref (default: geometric median of the reference rows' D).")
 @click.option("--baseline", "baselines", multiple=True, metavar="BENCH=SCORE",
               help="Random baseline of a benchmark (overrides the declared one).")
-@click.option("--scale", type=float, default=1.0, show_default=True, help="Scores lie in [0, SCALE].")
-@click.option("--margin", type=float, default=0.05, show_default=True,
+@click.option("--scale", type=POSITIVE, default=1.0, show_default=True, help="Scores lie in [0, SCALE].")
+@click.option("--margin", type=NONNEG, default=0.05, show_default=True,
               help="Flag scores within this fraction of the baseline-to-ceiling range from either end.")
 @bootstrap_options(200, "Bootstrap resamples over reference models.")
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "output", callback=output_path, type=click.Path(dir_okay=False),
               help="Write the scored table here (CSV; .json for JSON rows).")
 @force_option()
 @json_option("Print a JSON list of rows.")

@@ -13,8 +13,8 @@ from ..errors import ScalelawError
 from ..law import OBJECTIVES, all_laws, get_law
 from .app import main
 from ..result import EXTRAPOLATION_WARN, health_warning, no_range_warning
-from .common import (bootstrap_options, coerce, emit_json, fail, force_option, interval_option, json_option,
-                     level_option, load_data, parse_pairs, table_options, warn, where_option)
+from .common import (POSITIVE, bootstrap_options, coerce, emit_json, fail, force_option, interval_option, json_option,
+                     level_option, load_data, output_path, parse_pairs, table_options, warn, where_option)
 
 
 @main.command("laws")
@@ -140,9 +140,9 @@ def relay_warnings(caught, skip=()) -> None:
 @click.argument("data")
 @_fit_options
 @bootstrap_options(0, "Bootstrap resamples over runs.")
-@click.option("--jobs", type=click.IntRange(1), default=None, help="Local processes (default: all cores).")
+@click.option("--jobs", type=click.IntRange(1, 1024), default=None, help="Local processes (default: all cores).")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to run multi-start and bootstrap on.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit JSON here.")
+@click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), help="Write the fit JSON here.")
 @force_option()
 @json_option("Print the fit as one JSON object.")
 def fit_cmd(law, data, where, objective, delta, fixes, options, weights, method, law_files, bounds, best_per_cell,
@@ -195,6 +195,16 @@ def _grid_from_at(at) -> pd.DataFrame:
     keys = list(vals)
     lists = [v if isinstance(v, list) else [v] for v in vals.values()]
     return pd.DataFrame(list(itertools.product(*lists)), columns=keys)
+
+
+def _check_at_names(at, X: pd.DataFrame, f, name: str) -> None:
+    """--at names an input the law does not take: refused (it would be silently ignored)."""
+    if not at:
+        return
+    extra = [c for c in X.columns if c not in f.law.inputs]
+    if extra:
+        raise ScalelawError(f"--at {extra[0]}=: law {f.law.name!r} ({name}) takes no input {extra[0]!r}; its inputs "
+                            f"are {', '.join(f.law.inputs)}")
 
 
 def _warn_extrapolation(df: pd.DataFrame, fit_name: str, fits=()):
@@ -257,12 +267,14 @@ def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
         from ..analysis.gadre import chain_predict
 
         fits = (load_fit(parts[0]), load_fit(parts[1]))
+        _check_at_names(at, X, fits[0], parts[0])
         out = chain_predict(*fits, X, level=level or 0.95)
         name = parts[0]
     else:
         if not fit:
             raise ScalelawError("give a FIT file (or a published fit name), or --chain LOSSFIT,ERRFIT")
         f = _with_interval(load_fit(fit, law=law_name), interval, "predict")
+        _check_at_names(at, X, f, fit)
         out = f.predict(X, level=level)
         name, fits = fit, (f,)
     _warn_extrapolation(out, name, fits)
@@ -274,7 +286,7 @@ def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
 
 @main.command("optimum")
 @click.argument("fit")
-@click.option("--compute", "computes", multiple=True, type=float, required=True, metavar="C",
+@click.option("--compute", "computes", multiple=True, type=POSITIVE, required=True, metavar="C",
               help="Training budget in FLOPs; repeat for several budgets (a line each; a JSON list with --json).")
 @click.option("--law", "law_name", metavar="LAW", help="Which law, when a published fit name belongs to several.")
 @level_option(None)

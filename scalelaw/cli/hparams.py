@@ -10,7 +10,7 @@ from ..errors import ScalelawError
 from .app import main
 from ..result import EXTRAPOLATION_WARN, health_warning, no_range_warning
 from .fitting import frame_text
-from .common import (count, emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
+from .common import (MAX_BOOT, NONNEG, POSITIVE, output_path, count, emit_json, force_option, json_option, level_option, parse_pairs, seed_option, table_options,
                      warn, where_option)
 
 
@@ -28,7 +28,7 @@ def _sweep_options(f):
     f = click.option("--n", "n", default="total", show_default=True, metavar="total|active|COL",
                      help="Parameter count used as N: total, active (MoE N_active) or a column name.")(f)
     f = click.option("--loss-col", default=None, metavar="COL", help="Loss column (default: smooth_loss, else loss).")(f)
-    f = click.option("--tol", type=float, default=0.0025, show_default=True,
+    f = click.option("--tol", type=NONNEG, default=0.0025, show_default=True,
                      help="Plateau: runs within this relative gap of the cell's best.")(f)
     f = where_option("N < 1e9")(f)
     f = table_options(f)
@@ -55,9 +55,9 @@ def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
               help="Learning-rate fit: a fit JSON (law lr_opt / lr_power) or a published name.")
 @click.option("--bs", "bs_fit", default="steplaw-2025", show_default=True, metavar="FIT",
               help="Batch-size fit: a fit JSON (law bs_opt / bs_opt_nd) or a published name.")
-@click.option("--N", "N", type=float, required=True, help="Parameters (non-embedding for Step Law fits).")
-@click.option("--D", "D", type=float, required=True, help="Training tokens.")
-@click.option("--seq-len", type=float, default=2048, show_default=True, help="Tokens per sequence.")
+@click.option("--N", "N", type=POSITIVE, required=True, help="Parameters (non-embedding for Step Law fits).")
+@click.option("--D", "D", type=POSITIVE, required=True, help="Training tokens.")
+@click.option("--seq-len", type=POSITIVE, default=2048, show_default=True, help="Tokens per sequence.")
 @level_option()
 @json_option("Print one JSON object.")
 def hparams_cmd(lr_fit, bs_fit, N, D, seq_len, level, as_json):
@@ -97,7 +97,7 @@ def sweep_group():
 @sweep_group.command("cells")
 @click.argument("data")
 @_sweep_options
-@click.option("--bowl-tol", type=float, default=0.01, show_default=True,
+@click.option("--bowl-tol", type=NONNEG, default=0.01, show_default=True,
               help="Bowl fit: runs within this relative gap of the cell's best (at least 10 runs).")
 @json_option()
 def sweep_cells(data, maps, units, where, tol, loss_col, n, bowl_tol, as_json):
@@ -166,7 +166,7 @@ def sweep_loco(data, maps, units, where, tol, loss_col, n, select, bs_law, lr_la
               help="Batch-size fit (file or published name) to draw; give --lr too.")
 @click.option("--select", type=click.Choice(["plateau", "best", "bowl"]), default="plateau", show_default=True,
               help="Rows the laws are fitted on (without --lr/--bs); --kind laws draws them as points.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @force_option()
 def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, bs_fit, select, output, force):
     """Write a plotly HTML figure: the loss landscape per cell, or the fitted laws vs the cells' optima."""
@@ -202,9 +202,9 @@ def sweep_plot(data, maps, units, where, tol, loss_col, n, kind, cell, lr_fit, b
 @click.argument("fit")
 @click.argument("data")
 @table_options
-@click.option("-k", "k", type=click.IntRange(2), default=1000, show_default=True, help="Resamples of cells.")
+@click.option("-k", "k", type=click.IntRange(2, MAX_BOOT), default=1000, show_default=True, help="Resamples of cells.")
 @seed_option()
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit with cell-bootstrap samples here.")
+@click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), help="Write the fit with cell-bootstrap samples here.")
 @force_option()
 @json_option()
 def sweep_cellboot(fit, data, maps, units, k, seed, output, force, as_json):

@@ -6,7 +6,7 @@ import click
 from .app import main
 from ..errors import ScalelawError
 from ..result import EXTRAPOLATION_WARN
-from .common import bootstrap_options, emit_json, json_option, load_data, parse_pairs, table_options, warn, where_option
+from .common import NONNEG, bootstrap_options, emit_json, json_option, load_data, parse_pairs, table_options, warn, where_option
 
 
 @main.command("isoflop")
@@ -21,7 +21,7 @@ from .common import bootstrap_options, emit_json, json_option, load_data, parse_
               help="--method local: runs within this factor of the minimum's N (each side) are fitted, widened "
                    "to hold 5 sizes.")
 @where_option("C >= 1e19")
-@click.option("--tol", type=float, default=0.1, show_default=True,
+@click.option("--tol", type=NONNEG, default=0.1, show_default=True,
               help="Runs within this relative distance in C of a budget's first run form one budget.")
 @bootstrap_options(0, "Bootstrap resamples over runs within budgets (intervals for N_opt = k C^a).")
 @click.option("--at", "at", multiple=True, metavar="C=VALUE[,VALUE...]",

@@ -6,7 +6,7 @@ import click
 from ..errors import ScalelawError
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import (LEVEL, boot_option, emit_json, force_option, json_option, level_option, parse_pairs,
+from .common import (LEVEL, MAX_SAMPLES, POSITIVE, output_path, boot_option, emit_json, force_option, json_option, level_option, parse_pairs,
                      seed_option)
 
 
@@ -41,17 +41,17 @@ def mixture():
 @click.option("--prior", "prior", multiple=True, metavar="DOMAIN=SHARE",
               help="Token share of each domain (the Dirichlet prior of `recommend`). Default: RegMix's Pile token "
                    "shares for Pile domains, else the mean training mixture.")
-@click.option("--rounds", type=click.IntRange(1), default=None, help="gbdt boosting rounds [1000].")
+@click.option("--rounds", type=click.IntRange(1, 100_000), default=None, help="gbdt boosting rounds [1000].")
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=None,
               help="gbdt learning rate [0.01].")
-@click.option("--seed", type=int, default=None, help="gbdt seed [42].")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="gbdt seed [42].")
 @click.option("--valid", default=None, metavar="TABLE",
               help="gbdt: choose the number of rounds by early stopping on this table (held-out runs of the "
                    "training runs' model size); RegMix's notebook stops on its 1M test set.")
 @click.option("--early-stopping", type=click.IntRange(1), default=None, metavar="N",
               help="gbdt with --valid: stop after N rounds without improvement of the validation L1 or L2 "
                    "error [3, RegMix's].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit (JSON) here.")
+@click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), help="Write the fit (JSON) here.")
 @force_option()
 @json_option("Print the fit as JSON.")
 def fit_cmd(table, target, model, tests, prior, rounds, learning_rate, seed, valid, early_stopping, output, force,
@@ -105,7 +105,7 @@ def evaluate_cmd(fit, table, level, as_json):
 
 @mixture.command("recommend")
 @click.argument("fit", type=click.Path(dir_okay=False))
-@click.option("--samples", type=click.IntRange(1), default=100_000, show_default=True,
+@click.option("--samples", type=click.IntRange(1, MAX_SAMPLES), default=100_000, show_default=True,
               help="Candidate mixtures drawn from the Dirichlet prior.")
 @click.option("--top-k", type=click.IntRange(1), default=128, show_default=True,
               help="The recommendation is the mean of the K best predicted.")
@@ -121,13 +121,13 @@ def evaluate_cmd(fit, table, level, as_json):
               help="At most this many passes over each domain's available tokens (RegMix's MAXIMUM_USAGE).")
 @click.option("--available-tokens", "available", multiple=True, metavar="DOMAIN=N",
               help="Tokens available in a domain (default: token share x --corpus-tokens).")
-@click.option("--corpus-tokens", type=float, default=None, help="Total tokens of the corpus.")
-@click.option("--train-tokens", type=float, default=None,
+@click.option("--corpus-tokens", type=POSITIVE, default=None, help="Total tokens of the corpus.")
+@click.option("--train-tokens", type=POSITIVE, default=None,
               help="Tokens of the training run (default: the corpus size, i.e. weight <= epochs x share).")
 @boot_option(20, "Bootstrap refits for the interval (0: none).")
 @level_option()
 @click.option("--table", default=None, help="Training table for the bootstrap (default: the fit's recorded source).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the recommendation (JSON) here.")
+@click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), help="Write the recommendation (JSON) here.")
 @force_option()
 @json_option("Print the recommendation as JSON.")
 def recommend_cmd(fit, samples, top_k, seed, temperature, strength, min_weight, max_weight, max_epochs, available,

@@ -9,7 +9,7 @@ import click
 from ..errors import ScalelawError
 from ..law import OBJECTIVES
 from .app import main
-from .common import bootstrap_options, emit_json, force_option, json_option, warn
+from .common import POSITIVE, output_path, bootstrap_options, emit_json, force_option, json_option, warn
 
 DATASETS = ("rpj", "c4_original", "rw_original")
 
@@ -48,8 +48,10 @@ def gadre_group():
 @json_option()
 def reproduce_cmd(data, dataset, loss_objective, err_objective, error_column, boot, seed, write_dir, force, as_json):
     """Gadre's protocol: fit on 5 (loss) / 6 (error) small runs, predict 1.4B M=640 and 6.9B M=20."""
-    from ..analysis.gadre import reproduce
+    from ..analysis.gadre import reference_fit_paths, reproduce
 
+    if write_dir:   # refuse existing targets before the fits run, not after
+        reference_fit_paths(dataset, write_dir, force)
     res = reproduce(_table(data), dataset=dataset, loss_objective=loss_objective, err_objective=err_objective,
                     boot=boot, seed=seed, error_column=error_column)
     written = []
@@ -82,7 +84,7 @@ def reproduce_cmd(data, dataset, loss_objective, err_objective, error_column, bo
 @click.option("--data", help="exp_data folder, run table or dataset name (default: gadre-overtrain).")
 @click.option("--dataset", "datasets", multiple=True, type=click.Choice(DATASETS),
               help="Training set(s) (default: all three).")
-@click.option("--cutoff", "cutoffs", multiple=True, type=float,
+@click.option("--cutoff", "cutoffs", multiple=True, type=POSITIVE,
               help="Compute cutoff(s) C = 6ND: fit below, predict at or above (default 3e19, 1e20, 3e20).")
 @click.option("--objective", "objectives", multiple=True, type=click.Choice(OBJECTIVES),
               help="Objective(s) to compare (default huber-log and lsq).")
@@ -112,9 +114,9 @@ def backtest_cmd(data, datasets, cutoffs, objectives, error_column, no_direct, a
 @click.argument("kind", type=click.Choice(["loss", "error"]))
 @click.option("--data", help="exp_data folder, run table or dataset name (default: gadre-overtrain).")
 @click.option("--dataset", type=click.Choice(DATASETS), default="rpj", show_default=True)
-@click.option("--cutoff", type=float, default=None,
+@click.option("--cutoff", type=POSITIVE, default=None,
               help="Fit below this compute and mark the rest as held out (default: Gadre's protocol).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("-o", "--output", callback=output_path, required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @force_option()
 def plot_cmd(kind, data, dataset, cutoff, output, force):
     """Loss vs compute per M (KIND=loss) or error vs loss (KIND=error), with held-out runs."""

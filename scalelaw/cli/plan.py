@@ -4,13 +4,14 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .common import emit_json, force_option, interval_option, json_option, level_option, load_data, parse_pairs, warn
+from .common import (POSITIVE, emit_json, force_option, interval_option, json_option, level_option, load_data,
+                     output_path, parse_pairs, warn)
 
 
 @main.command("plan")
-@click.option("--compute", type=float, default=None, metavar="C",
+@click.option("--compute", type=POSITIVE, default=None, metavar="C",
               help="Training budget in FLOPs (C = 6ND); give exactly one of --compute and --target-loss.")
-@click.option("--target-loss", type=float, default=None, metavar="L",
+@click.option("--target-loss", type=POSITIVE, default=None, metavar="L",
               help="Instead of --compute: the loss to reach; prints the compute needed.")
 @click.option("--loss", "loss_fit", required=True, metavar="FIT",
               help="Loss fit (JSON from `scalelaw fit -o`, or a published name such as epoch-2024).")
@@ -20,9 +21,9 @@ from .common import emit_json, force_option, interval_option, json_option, level
               help="Fit of the optimal batch size in tokens (e.g. law bs_opt), or a published name such as steplaw-2025.")
 @click.option("--downstream", "downstream_fit", metavar="FIT",
               help="Fit of downstream error against loss (e.g. law downstream_exp), or a published name.")
-@click.option("--tokens-per-param", type=float, default=None, metavar="R",
+@click.option("--tokens-per-param", type=POSITIVE, default=None, metavar="R",
               help="Constrain the split: D = R N (instead of compute-optimal).")
-@click.option("--params", type=float, default=None, metavar="N",
+@click.option("--params", type=POSITIVE, default=None, metavar="N",
               help="Constrain the split: a model of N parameters, D = C / (6N).")
 @click.option("--at", "at", multiple=True, metavar="INPUT=VALUE",
               help="Value of a further law input the plan does not compute (e.g. U=25e9).")
@@ -56,11 +57,11 @@ def plan_cmd(compute, target_loss, loss_fit, lr_fit, bs_fit, downstream_fit, tok
 
 @main.command("report")
 @click.argument("fits", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("-o", "--output", callback=output_path, required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
 @click.option("--data", "data", metavar="TABLE",
               help="Run table (file or dataset name) to draw data, curves and residuals from "
                    "(default: each fit's recorded source, when readable).")
-@click.option("--plan-compute", type=float, default=None, metavar="C",
+@click.option("--plan-compute", type=POSITIVE, default=None, metavar="C",
               help="Add the plan for this budget, from the loss fit (and lr/bs/downstream fits) given.")
 @click.option("--train", default=None, metavar="EXPR",
               help='Backtest split: rows to fit on, e.g. "C < 1e21" (default: by compute, about the largest '
