@@ -22,6 +22,18 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
 
 
+def require_dataset_name(src) -> str:
+    """A recorded data source is re-read only when it names a registered public dataset: a path
+    written in a (shared, untrusted) fit file never makes scalelaw read a local file."""
+    from .datasets import names
+
+    if not isinstance(src, str) or src not in set(names()):
+        raise ScalelawError(f"the file's data source {str(src)[:80]!r} is not a registered public dataset; "
+                            "`scalelaw check` refits only from those (scalelaw data list), never from a path "
+                            "recorded in a file")
+    return src
+
+
 def refit(d: dict):
     """Refit a law fit from its recorded dataset and settings."""
     from .io import load_table
@@ -30,6 +42,7 @@ def refit(d: dict):
     src = (d.get("data") or {}).get("source")
     if not src:
         raise ScalelawError("fit file records no data source; it cannot be re-checked")
+    require_dataset_name(src)
     table = load_table(src)
     s = d.get("settings") or {}
     named = lambda key: s.get(key) if isinstance(s.get(key), str) else None  # noqa: E731 (column names only)
@@ -106,12 +119,11 @@ def check_law_fit(d: dict, name: str) -> list[str]:
 
 def check_file(path) -> list[str]:
     """Drift messages for one reference file (empty when everything holds)."""
+    from .fitschema import read_json, validate_law_fit
+
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ScalelawError(f"cannot read reference file {p}: {exc}") from None
-    kind = d.get("kind", "law-fit") if isinstance(d, dict) else None
+    d = read_json(p, "reference file")
+    kind = d.get("kind", "law-fit")
     if kind == "mixture":
         from .analysis.mixture import check_reference
         return list(check_reference(p))
@@ -119,6 +131,7 @@ def check_file(path) -> list[str]:
         from .analysis.trajectory import check_reference_values
         return list(check_reference_values(p))
     if kind == "law-fit" and "law" in d:
+        validate_law_fit(d, str(p))
         if d.get("label"):  # published constants: nothing to refit
             return []
         return check_law_fit(d, p.name)

@@ -465,10 +465,9 @@ def check_fit_args(law, *, fixed=None, seed=0, boot=0, scheduler=None) -> None:
             x = float(v)
         except (TypeError, ValueError):
             raise ScalelawError(f"--fix {k}= needs a number; got {v!r}") from None
-        if not math.isfinite(x) or not (p.lower <= x <= p.upper) or (p.log and x <= 0):
+        if not math.isfinite(x) or not (p.lower <= x <= p.upper):
             raise ScalelawError(f"--fix {k}={v!r} is outside the bounds of parameter {k} of law {law.name!r} "
-                                f"[{p.lower:g}, {p.upper:g}]{' (and must be positive)' if p.log else ''}; "
-                                "give a value inside them")
+                                f"[{p.lower:g}, {p.upper:g}]; give a value inside them")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ScalelawError(f"--seed must be a whole number from 0 to 2**63-1; got {seed!r}")
     if isinstance(boot, bool) or not isinstance(boot, (int, np.integer)) or not 0 <= boot <= MAX_BOOT:

@@ -581,8 +581,20 @@ class Fit:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "Fit":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, src: str = "fit JSON") -> "Fit":
+        """A Fit from JSON text, validated against the fit-file schema (scalelaw.fitschema)."""
+        from .fitschema import _refuse_constant, validate_law_fit
+
+        try:
+            d = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ScalelawError(f"{src} is nested too deeply; it is not a fit") from None
+        except ValueError as exc:
+            raise ScalelawError(f"cannot read {src}: {exc}") from None
+        if not isinstance(d, dict) or "law" not in d or "params" not in d:
+            raise ScalelawError(f"{src} is not a scalelaw fit (no 'law'/'params' keys)")
+        validate_law_fit(d, src)
+        return cls.from_dict(d)
 
 
 def _keyword_frame(inputs: Mapping) -> pd.DataFrame:
@@ -611,15 +623,19 @@ def load_fit(path, law: str | None = None) -> Fit:
             return ready
         raise ScalelawError(f"fit file {path} does not exist; give a JSON file written by `scalelaw fit -o`, "
                             f"or a published fit name ({', '.join(published_names())})")
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ScalelawError(f"cannot read fit file {p}: {exc}; it must be JSON written by `scalelaw fit -o`") from None
-    if not isinstance(d, dict) or "law" not in d or "params" not in d:
+    from .fitschema import read_json, validate_law_fit
+
+    d = read_json(p)
+    if d.get("kind") == "mixture":
+        raise ScalelawError(f"{p} is a mixture fit; use it with `scalelaw mixture evaluate|recommend`")
+    if "law" not in d or "params" not in d:
         raise ScalelawError(f"{p} is not a scalelaw fit file (no 'law'/'params' keys)")
+    validate_law_fit(d, str(p))
     if law is not None and d["law"] != get_law(law).name:
         raise ScalelawError(f"{p} is a fit of law {d['law']!r}, not {law!r}")
-    return Fit.from_dict(d)
+    f = Fit.from_dict(d)
+    f.from_file = True   # its recorded data source is read only when it names a public dataset
+    return f
 
 
 def _floats(params: Mapping) -> dict:

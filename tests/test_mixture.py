@@ -295,8 +295,12 @@ def test_bootstrap_skips_and_counts_refits_that_break(tmp_path):
     tr, fitp = tmp_path / "rare.csv", tmp_path / "rare.json"
     df.to_csv(tr, index=False)
     assert CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
+    # a path recorded in a fit file is not read on its own (docs/security.md): the user names the table
     r = CliRunner().invoke(main, ["mixture", "recommend", str(fitp), "--samples", "5000", "--top-k", "16",
                                   "--boot", "40"])
+    assert r.exit_code == 2 and "never read on its own" in r.output and "--table" in r.output, r.output
+    r = CliRunner().invoke(main, ["mixture", "recommend", str(fitp), "--samples", "5000", "--top-k", "16",
+                                  "--boot", "40", "--table", str(tr)])
     assert r.exit_code == 0 and "bootstrap refits failed and are left out" in r.output, r.output
 
 

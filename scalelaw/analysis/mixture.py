@@ -537,9 +537,15 @@ class GBDTMixture(MixtureModel):
 
         s = d.get("settings") or {}
         m = cls(**{k: s[k] for k in ("rounds", "learning_rate", "seed", "num_threads", "early_stopping") if k in s})
+        from ..fitschema import check_model_text
+
+        text, doms = d.get("model_text"), d.get("domains")
+        if not isinstance(text, str) or not isinstance(doms, list):
+            raise ScalelawError("a gbdt mixture fit needs model_text and domains; refit with `scalelaw mixture fit`.")
+        check_model_text(text, len(doms), "mixture fit")   # before any native code parses it
         try:
             with _native_stderr_silenced():  # LightGBM's C++ prints "[Fatal] ..." itself; we say it once
-                m.booster = lgb.Booster(model_str=d["model_text"])
+                m.booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
             why = (str(exc).strip().splitlines() or ["?"])[0]
             msg = f"model_text is not a LightGBM model ({why}); refit with `scalelaw mixture fit`."
@@ -720,6 +726,9 @@ class MixtureFit:
         if summ and self.model.name == "linear":
             d["summary"] = summ
         if self.model.name == "gbdt":
+            from ..fitschema import model_sha256
+
+            d["model_sha256"] = model_sha256(md["model_text"])   # checked before LightGBM parses it
             d["model_text"] = md["model_text"]  # last: long
         return d
 
@@ -753,19 +762,21 @@ def load_fit(path) -> MixtureFit:
 
 def _read_fit(path) -> tuple[MixtureFit, dict]:
     """The fit in a fit file and the file's JSON; every problem with the file is a one-line ScalelawError."""
+    from ..fitschema import read_json, validate_mixture_fit
+
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except FileNotFoundError:
+    if not p.exists():
         raise ScalelawError(
-            f"mixture fit {p} does not exist; write one with `scalelaw mixture fit ... -o {p}`.") from None
-    except (OSError, ValueError) as exc:
-        raise ScalelawError(f"cannot read mixture fit {p}: {exc}") from None
-    if not isinstance(d, dict):
-        raise ScalelawError(f"{p} is not a mixture fit file")
+            f"mixture fit {p} does not exist; write one with `scalelaw mixture fit ... -o {p}`.")
+    d = read_json(p, "mixture fit")
+    if d.get("kind") != "mixture":
+        raise ScalelawError(f"{p}: not a mixture fit (kind {d.get('kind')!r}); fit one with `scalelaw mixture fit`.")
+    validate_mixture_fit(d, str(p))
     refit = "refit it with `scalelaw mixture fit`"
     try:
-        return MixtureFit.from_dict(d), d
+        fit = MixtureFit.from_dict(d)
+        fit.from_file = True    # its recorded source is read only when it names a public dataset
+        return fit, d
     except KeyError as exc:
         raise ScalelawError(f"{p}: mixture fit lacks {exc}; {refit}.") from None
     except ScalelawError as exc:
@@ -1217,6 +1228,13 @@ def _training_xy(fit: MixtureFit, table) -> tuple[np.ndarray, np.ndarray]:
         raise ScalelawError(f"the fit records no training table for the bootstrap; {fix}.")
     if src == "DataFrame" and not Path(src).exists():
         raise ScalelawError(f"the fit was made from a DataFrame, so it records no table to resample; {fix}.")
+    if getattr(fit, "from_file", False):
+        from ..check import require_dataset_name
+        try:
+            require_dataset_name(src)
+        except ScalelawError:
+            raise ScalelawError(f"the fit file records its training table as {str(src)[:80]!r}, a path; a path "
+                                f"written in a fit file is never read on its own: {fix}.") from None
     try:
         df, X, y = _read_xy(src, fit.domains, fit.target, src)
     except ScalelawError as exc:
@@ -1376,6 +1394,10 @@ def check_reference(path) -> list[str]:
     src = (d.get("data") or {}).get("source")
     if not src:
         return [f"{name}: records no data source; it cannot be re-checked"]
+    from ..check import require_dataset_name
+    require_dataset_name(src)
+    if (s.get("valid") or {}).get("source"):
+        require_dataset_name(s["valid"]["source"])
     ref = d.get("reference") or {}
     tol = float(ref.get("spearman_atol", 0.005))
     msgs: list[str] = []

@@ -62,16 +62,17 @@ def _role(law) -> str | None:
     return "loss" if t == "loss" else None
 
 
+def _check_role(f: Fit, option: str) -> None:
+    """A fit given for --lr/--bs/--downstream/--loss must be of a law of that role (its target)."""
+    role = _ROLE_OF_OPTION[option]
+    # a critical-batch law (target B_crit) may feed --bs; otherwise the law's target is the role's
+    if _role(f.law) != role and not (role == "batch_tokens" and f.law.target == "B_crit"):
+        raise ScalelawError(f"{option} needs a fit of {_ROLE_WHAT[role]}, but the fit given is of law "
+                            f"{f.law.name!r} (target {f.law.target!r}); give a fit of the right law")
+
+
 def _as_fit(fit, option: str) -> Fit | None:
-    f = _load_as_fit(fit, option)
-    if f is not None:
-        role = _ROLE_OF_OPTION[option]
-        got = _role(f.law)
-        # a critical-batch law (target B_crit) may feed --bs; otherwise the law's target is the role's
-        if got != role and not (role == "batch_tokens" and f.law.target == "B_crit"):
-            raise ScalelawError(f"{option} needs a fit of {_ROLE_WHAT[role]}, but the fit given is of law "
-                                f"{f.law.name!r} (target {f.law.target!r}); give a fit of the right law")
-    return f
+    return _load_as_fit(fit, option)
 
 
 _ROLE_WHAT = {"loss": "the loss (target loss, e.g. law chinchilla)", "lr": "the optimal learning rate (target lr, "
@@ -347,6 +348,9 @@ def plan(compute=None, loss_fit=None, lr_fit=None, bs_fit=None, downstream_fit=N
         _check_inputs(fits["lr"], "--lr", avail | {"batch_tokens", "loss"})
     if "error" in fits:
         _check_inputs(fits["error"], "--downstream", avail | {"loss"})
+    for key, option in (("loss", "--loss"), ("lr", "--lr"), ("batch_tokens", "--bs"), ("error", "--downstream")):
+        if key in fits:
+            _check_role(fits[key], option)
     if mode == "compute-optimal" and not _uses_split(law) and len(fits) > 1 and any(
             _uses_split(f.law) for k, f in fits.items() if k != "loss"):
         raise ScalelawError(f"loss law {law.name!r} depends on C only, so it cannot choose N and D for the "

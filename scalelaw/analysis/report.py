@@ -84,6 +84,10 @@ def _source_table(fit: Fit, cache: dict | None = None):
     src = (fit.data or {}).get("source")
     if not src or fit.label:
         return None
+    if getattr(fit, "from_file", False):   # a path written in a fit file is never read on its own
+        from ..datasets import names
+        if src not in set(names()):
+            return None
     cache = {} if cache is None else cache
     if src not in cache:
         try:

@@ -55,8 +55,8 @@ def _fmt_iv(v, lo, hi, fmt="{:.4g}"):
               help="Learning-rate fit: a fit JSON (law lr_opt / lr_power) or a published name.")
 @click.option("--bs", "bs_fit", default="steplaw-2025", show_default=True, metavar="FIT",
               help="Batch-size fit: a fit JSON (law bs_opt / bs_opt_nd) or a published name.")
-@click.option("--N", "N", type=POSITIVE, required=True, help="Parameters (non-embedding for Step Law fits).")
-@click.option("--D", "D", type=POSITIVE, required=True, help="Training tokens.")
+@click.option("--N", "N", type=float, required=True, help="Parameters (non-embedding for Step Law fits).")
+@click.option("--D", "D", type=float, required=True, help="Training tokens.")
 @click.option("--seq-len", type=POSITIVE, default=2048, show_default=True, help="Tokens per sequence.")
 @level_option()
 @json_option("Print one JSON object.")

@@ -126,7 +126,8 @@ def evaluate_cmd(fit, table, level, as_json):
               help="Tokens of the training run (default: the corpus size, i.e. weight <= epochs x share).")
 @boot_option(20, "Bootstrap refits for the interval (0: none).")
 @level_option()
-@click.option("--table", default=None, help="Training table for the bootstrap (default: the fit's recorded source).")
+@click.option("--table", default=None, help="Training table for the bootstrap (default: the fit's recorded source when it names a "
+                   "public dataset; a path recorded in a fit file is never read on its own).")
 @click.option("-o", "--output", callback=output_path, type=click.Path(dir_okay=False), help="Write the recommendation (JSON) here.")
 @force_option()
 @json_option("Print the recommendation as JSON.")
