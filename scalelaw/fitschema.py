@@ -101,6 +101,14 @@ class _V:
         raise ScalelawError(f"{self.src}: key {key!r} must be {expected}; got {_short(got)}. The file is damaged "
                             "or was not written by scalelaw; refit it")
 
+    def known_keys(self, d: dict, allowed: set, what: str) -> None:
+        """Depth and finiteness limits, then no top-level key outside ``allowed``."""
+        check_tree(d, self.src)
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise ScalelawError(f"{self.src}: unknown key {unknown[0]!r} ({what} has {', '.join(sorted(allowed))}); "
+                                "the file is damaged or was not written by this scalelaw")
+
     def dict(self, d, key, optional=True):
         v = d.get(key.rsplit(".", 1)[-1]) if isinstance(d, dict) else None
         if v is None and optional:
@@ -172,11 +180,7 @@ def validate_law_fit(d: dict, src: str = "fit file"):
     from .result import SCHEMA
 
     v = _V(src)
-    check_tree(d, src)
-    unknown = sorted(set(d) - LAW_FIT_KEYS)
-    if unknown:
-        raise ScalelawError(f"{src}: unknown key {unknown[0]!r} (a law fit has {', '.join(sorted(LAW_FIT_KEYS))}); "
-                            "the file is damaged or was not written by this scalelaw")
+    v.known_keys(d, LAW_FIT_KEYS, "a law fit")
     if d.get("kind", "law-fit") != "law-fit":
         v.fail("kind", "'law-fit'", d.get("kind"))
     if d.get("schema") != SCHEMA or isinstance(d.get("schema"), bool):
@@ -344,11 +348,7 @@ MAX_DOMAINS = 1000
 
 def validate_mixture_fit(d: dict, src: str = "mixture fit") -> None:
     v = _V(src)
-    check_tree(d, src)
-    unknown = sorted(set(d) - MIXTURE_KEYS)
-    if unknown:
-        raise ScalelawError(f"{src}: unknown key {unknown[0]!r} (a mixture fit has {', '.join(sorted(MIXTURE_KEYS))}); "
-                            "the file is damaged or was not written by this scalelaw")
+    v.known_keys(d, MIXTURE_KEYS, "a mixture fit")
     if d.get("schema") != 1 or isinstance(d.get("schema"), bool):
         v.fail("schema", "1", d.get("schema"))
     if d.get("model") not in MIXTURE_MODELS:
