@@ -54,6 +54,19 @@ def _describe(p: Path) -> str | None:
     return None
 
 
+def require_readable(path, what: str = "input") -> Path:
+    """A regular file or folder to read; a device, pipe or socket (/dev/zero, a FIFO) would never end
+    or block, so it is refused before anything opens it."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise ScalelawError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise ScalelawError(f"{what} {p} is a device, pipe or socket, not a file; give a file")
+    return p
+
+
 def check_writable(path: str | os.PathLike, force: bool) -> Path:
     """Refuse an output path that exists (unless ``force``), is a folder/device, or whose folder is missing.
 

@@ -219,3 +219,13 @@ def test_library_refuses_the_same(tmp_path):
             fit("chinchilla", ladder(), n_jobs=1, **kw)
     with pytest.raises(ScalelawError, match="must be positive"):
         load_fit(FIT).predict({"N": [0.0], "D": [1e9]})
+
+
+def test_devices_and_pipes_are_never_read(tmp_path):
+    """/dev/zero never ends and a FIFO blocks: both refused before anything opens them."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    for args in (["inspect", "/dev/zero"], ["inspect", str(fifo)], ["fit", "chinchilla", str(fifo)],
+                 ["predict", FIT, "--table", "/dev/zero"], ["predict", "/dev/zero", "--at", "N=1e9"],
+                 ["check", str(fifo)]):
+        assert "not a" in _one_error(CliRunner().invoke(main, args)), args

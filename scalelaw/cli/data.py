@@ -126,7 +126,7 @@ def _jsonable_attrs(attrs: dict) -> dict:
               help="One row per run: last step, smoothed final loss, or lowest loss.")
 @click.option("--warmup", type=NONNEG, default=0.0, show_default=True, help="Drop steps below this before reducing.")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True, help="EMA history weight for --reduce smooth.")
-@click.option("--window", type=int, default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
+@click.option("--window", type=click.IntRange(1, 10**9), default=None, help="Mean of the last WINDOW losses for --reduce smooth (instead of EMA).")
 @click.option("--format", "fmt", default=None, help="Force the input format (csv, wandb-history, tensorboard, ...).")
 @force_option()
 @json_option()

@@ -255,6 +255,9 @@ def predict_cmd(fit, at, table, chain, law_name, level, interval, as_json):
     if table and at:
         raise ScalelawError(f"give the inputs either with --table ({table}) or with --at, not both; "
                             "add the --at values as columns of the table, or drop --table")
+    if table:
+        from ..util import require_readable
+        require_readable(table, "--table")
     X = pd.read_csv(table) if table else _grid_from_at(at)
     fits = ()
     if chain:

@@ -813,6 +813,8 @@ def _read_source(source, *, mapping, units, reduce, fmt, warmup, ema, window, op
         hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close else
                 "check the path, or see `scalelaw data list` for dataset names")
         raise ScalelawError(f"{s} is neither an existing file or folder nor a registered dataset; {hint}")
+    from ..util import require_readable
+    require_readable(s, "input")
     if reduce and fmt in (None, "csv", "wandb-history"):
         from .tabular import try_stream_reduce
 
