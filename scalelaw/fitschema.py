@@ -169,7 +169,7 @@ class _V:
 
 
 # ---- law fits ------------------------------------------------------------------------------------
-LAW_FIT_KEYS = {"schema", "kind", "law", "law_version", "formula", "params", "free", "stderr", "ci", "level",
+LAW_FIT_KEYS = {"schema", "kind", "law", "law_version", "formula", "law_spec", "params", "free", "stderr", "ci", "level",
                 "interval_method", "derived", "objective", "n_obs", "input_ranges", "diagnostics", "data",
                 "settings", "versions", "theta", "cov", "log_residuals", "label", "boot", "reference"}
 
@@ -186,10 +186,17 @@ def validate_law_fit(d: dict, src: str = "fit file"):
     if d.get("schema") != SCHEMA or isinstance(d.get("schema"), bool):
         raise ScalelawError(f"{src}: fit file has schema {_short(d.get('schema'))}; this scalelaw reads schema {SCHEMA}")
     name = v.str(d.get("law"), "law", null=False, max_len=200)
-    try:
-        law = get_law(name)
-    except ScalelawError as exc:
-        raise ScalelawError(f"{src}: key 'law': {exc}") from None
+    if d.get("law_spec") is not None:   # a user-defined formula law: re-parsed by scalelaw.expr, never run
+        from .formula import law_from_spec
+        try:
+            law = law_from_spec(v.dict(d, "law_spec"))
+        except ScalelawError as exc:
+            raise ScalelawError(f"{src}: key 'law_spec': {exc}") from None
+    else:
+        try:
+            law = get_law(name)
+        except ScalelawError as exc:
+            raise ScalelawError(f"{src}: key 'law': {exc}") from None
     version = v.int(d.get("law_version", law.version), "law_version", lo=0, hi=10**6)
     if version != law.version:
         raise ScalelawError(f"{src}: fit was made with law {law.name!r} version {version}, this scalelaw has version "
