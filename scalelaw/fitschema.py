@@ -384,8 +384,9 @@ def validate_mixture_fit(d: dict, src: str = "mixture fit") -> None:
             if not (isinstance(sha, str) and HEX64.fullmatch(sha)):
                 v.fail("model_sha256", "64 hexadecimal digits", sha)
             if hashlib.sha256(text.encode("utf-8")).hexdigest() != sha:
-                raise ScalelawError(f"{src}: key 'model_text' does not match its recorded sha256 (model_sha256): "
-                                    "the model was truncated or edited; refit it with `scalelaw mixture fit`")
+                raise ScalelawError(f"{src}: key 'model_text' is not a LightGBM model scalelaw wrote: it does not "
+                                    "match its recorded sha256 (model_sha256), so it was truncated or edited; refit "
+                                    "it with `scalelaw mixture fit`")
         # the structure (check_model_text) is checked where the model is built, before LightGBM sees it
     elif "model_text" in d or "model_sha256" in d:
         v.fail("model_text", f"absent for a {model} model", "a model text")

@@ -443,7 +443,8 @@ def test_cli_fit_evaluate_recommend(tmp_path):
     m = json.loads(r.output)
     assert {"spearman", "pearson", "mse"} <= set(m) and m["spearman"] > 0.95
     r = CliRunner().invoke(main, ["mixture", "recommend", str(out), "--samples", "5000", "--top-k", "32",
-                                  "--seed", "2", "--boot", "5", "--max-weight", "a=0.5", "--json"])
+                                  "--seed", "2", "--boot", "5", "--max-weight", "a=0.5", "--json",
+                                  "--table", str(tr)])   # a path recorded in a fit file is not read on its own
     assert r.exit_code == 0, r.output
     rec = json.loads(r.output)
     assert rec["mixture"]["a"] <= 0.5 + 1e-12 and len(rec["interval"]) == 2
@@ -456,7 +457,7 @@ def test_cli_recommend_output_file_does_not_depend_on_json_flag(tmp_path):
     tr, fitp = tmp_path / "train.csv", tmp_path / "fit.json"
     _table(100).to_csv(tr, index=False)
     assert CliRunner().invoke(main, ["mixture", "fit", str(tr), "--target", "loss_x", "-o", str(fitp)]).exit_code == 0
-    base = ["mixture", "recommend", str(fitp), "--samples", "3000", "--top-k", "16", "--boot", "4"]
+    base = ["mixture", "recommend", str(fitp), "--samples", "3000", "--top-k", "16", "--boot", "4", "--table", str(tr)]
     r1 = CliRunner().invoke(main, base + ["-o", str(tmp_path / "a.json")])
     r2 = CliRunner().invoke(main, base + ["-o", str(tmp_path / "b.json"), "--json"])
     assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
