@@ -23,14 +23,28 @@ def _rel(a: float, b: float) -> float:
 
 
 def require_dataset_name(src) -> str:
-    """A recorded data source is re-read only when it names a registered public dataset: a path
-    written in a (shared, untrusted) fit file never makes scalelaw read a local file."""
+    """A recorded data source read without the user naming it: only a registered public dataset."""
     from .datasets import names
 
     if not isinstance(src, str) or src not in set(names()):
-        raise ScalelawError(f"the file's data source {str(src)[:80]!r} is not a registered public dataset; "
-                            "`scalelaw check` refits only from those (scalelaw data list), never from a path "
-                            "recorded in a file")
+        raise ScalelawError(f"the file's data source {str(src)[:80]!r} is not a registered public dataset "
+                            "(scalelaw data list)")
+    return src
+
+
+def checkable_source(src) -> str:
+    """The data `scalelaw check` refits from: a registered public dataset, or a regular file (re-reading
+    the recorded data is what check is for; a device, pipe or folder is never opened)."""
+    from .datasets import names
+    from .util import require_readable
+
+    if not isinstance(src, str) or not src.strip() or len(src) > 4096:
+        raise ScalelawError(f"the file's data source {str(src)[:80]!r} is not a dataset name or a file path")
+    if src in set(names()):
+        return src
+    if not Path(src).is_file():
+        require_readable(src, "recorded data source")
+        raise ScalelawError(f"the recorded data source {src[:80]!r} is not a regular file; it cannot be re-checked")
     return src
 
 
@@ -42,7 +56,7 @@ def refit(d: dict):
     src = (d.get("data") or {}).get("source")
     if not src:
         raise ScalelawError("fit file records no data source; it cannot be re-checked")
-    require_dataset_name(src)
+    checkable_source(src)
     table = load_table(src)
     s = d.get("settings") or {}
     named = lambda key: s.get(key) if isinstance(s.get(key), str) else None  # noqa: E731 (column names only)
@@ -122,7 +136,7 @@ def check_file(path) -> list[str]:
     from .fitschema import read_json, validate_law_fit
 
     p = Path(path)
-    d = read_json(p, "reference file")
+    d = read_json(p, "reference file", finite=False)
     kind = d.get("kind", "law-fit")
     if kind == "mixture":
         from .analysis.mixture import check_reference
@@ -131,7 +145,11 @@ def check_file(path) -> list[str]:
         from .analysis.trajectory import check_reference_values
         return list(check_reference_values(p))
     if kind == "law-fit" and "law" in d:
-        validate_law_fit(d, str(p))
+        try:
+            bad = bad_params(d)          # reported as drift (exit 1) by check_law_fit
+        except (ScalelawError, TypeError, KeyError):
+            bad = []
+        validate_law_fit(d, str(p), finite=False, check_params=not bad)
         if d.get("label"):  # published constants: nothing to refit
             return []
         return check_law_fit(d, p.name)

@@ -43,8 +43,9 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def read_json(path, what: str = "fit file") -> dict:
-    """The JSON object in ``path``, read with limits (see the module docstring)."""
+def read_json(path, what: str = "fit file", finite: bool = True) -> dict:
+    """The JSON object in ``path``, read with limits (see the module docstring). ``finite=False``
+    (scalelaw check, which reports a NaN parameter as drift) accepts NaN/Infinity values."""
     p = Path(str(path))
     try:
         st = os.stat(p)
@@ -61,7 +62,7 @@ def read_json(path, what: str = "fit file") -> dict:
         with open(p, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
         text = raw.decode("utf-8")
-        d = json.loads(text, parse_constant=_refuse_constant)
+        d = json.loads(text, parse_constant=_refuse_constant) if finite else json.loads(text)
     except UnicodeDecodeError:
         raise ScalelawError(f"cannot read {what} {p}: it is not UTF-8 text; it must be JSON written by scalelaw") from None
     except RecursionError:
@@ -70,11 +71,11 @@ def read_json(path, what: str = "fit file") -> dict:
         raise ScalelawError(f"cannot read {what} {p}: {exc}; it must be JSON written by `scalelaw fit -o`") from None
     if not isinstance(d, dict):
         raise ScalelawError(f"{p} is not a scalelaw {what} (a JSON object is expected, not {type(d).__name__})")
-    check_tree(d, str(p))
+    check_tree(d, str(p), finite)
     return d
 
 
-def check_tree(d, src: str) -> None:
+def check_tree(d, src: str, finite: bool = True) -> None:
     """Nesting depth at most MAX_DEPTH and every number finite, without recursion."""
     stack = [(d, 1, "")]
     while stack:
@@ -88,7 +89,7 @@ def check_tree(d, src: str) -> None:
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 stack.append((x, depth + 1, f"{key}[{i}]"))
-        elif isinstance(v, float) and not math.isfinite(v):
+        elif finite and isinstance(v, float) and not math.isfinite(v):
             raise ScalelawError(f"{src}: key {key!r} holds {v!r}, not a finite number; the file is damaged")
 
 
@@ -101,9 +102,9 @@ class _V:
         raise ScalelawError(f"{self.src}: key {key!r} must be {expected}; got {_short(got)}. The file is damaged "
                             "or was not written by scalelaw; refit it")
 
-    def known_keys(self, d: dict, allowed: set, what: str) -> None:
+    def known_keys(self, d: dict, allowed: set, what: str, finite: bool = True) -> None:
         """Depth and finiteness limits, then no top-level key outside ``allowed``."""
-        check_tree(d, self.src)
+        check_tree(d, self.src, finite)
         unknown = sorted(set(d) - allowed)
         if unknown:
             raise ScalelawError(f"{self.src}: unknown key {unknown[0]!r} ({what} has {', '.join(sorted(allowed))}); "
@@ -174,13 +175,16 @@ LAW_FIT_KEYS = {"schema", "kind", "law", "law_version", "formula", "law_spec", "
                 "settings", "versions", "theta", "cov", "log_residuals", "label", "boot", "reference"}
 
 
-def validate_law_fit(d: dict, src: str = "fit file"):
-    """Refuse anything in a law fit (Fit.to_dict) outside the schema; returns the law."""
+def validate_law_fit(d: dict, src: str = "fit file", *, finite: bool = True, check_params: bool = True):
+    """Refuse anything in a law fit (Fit.to_dict) outside the schema; returns the law.
+
+    ``check_params=False`` and ``finite=False`` are for `scalelaw check`, which reports a missing,
+    null or non-finite recorded parameter as drift (exit 1) rather than refusing the file."""
     from .law import get_law
     from .result import SCHEMA
 
     v = _V(src)
-    v.known_keys(d, LAW_FIT_KEYS, "a law fit")
+    v.known_keys(d, LAW_FIT_KEYS, "a law fit", finite)
     if d.get("kind", "law-fit") != "law-fit":
         v.fail("kind", "'law-fit'", d.get("kind"))
     if d.get("schema") != SCHEMA or isinstance(d.get("schema"), bool):
@@ -204,11 +208,12 @@ def validate_law_fit(d: dict, src: str = "fit file"):
     names = list(law.param_names)
     v.str(d.get("formula"), "formula")
     params = d.get("params")
-    if not isinstance(params, dict) or set(params) != set(names):
-        v.fail("params", f"an object with exactly the parameters of {law.name!r} ({', '.join(names)})",
-               sorted(params) if isinstance(params, dict) else params)
-    for p in law.params:
-        v.num(params[p.name], f"params.{p.name}", p.lower, p.upper)
+    if check_params:
+        if not isinstance(params, dict) or set(params) != set(names):
+            v.fail("params", f"an object with exactly the parameters of {law.name!r} ({', '.join(names)})",
+                   sorted(params) if isinstance(params, dict) else params)
+        for p in law.params:
+            v.num(params[p.name], f"params.{p.name}", p.lower, p.upper)
     free = d.get("free")
     if free is not None:
         v.names(free, "free", set(names))

@@ -1394,10 +1394,10 @@ def check_reference(path) -> list[str]:
     src = (d.get("data") or {}).get("source")
     if not src:
         return [f"{name}: records no data source; it cannot be re-checked"]
-    from ..check import require_dataset_name
-    require_dataset_name(src)
+    from ..check import checkable_source
+    checkable_source(src)
     if (s.get("valid") or {}).get("source"):
-        require_dataset_name(s["valid"]["source"])
+        checkable_source(s["valid"]["source"])
     ref = d.get("reference") or {}
     tol = float(ref.get("spearman_atol", 0.005))
     msgs: list[str] = []
