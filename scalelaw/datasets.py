@@ -34,6 +34,7 @@ STEPLAW = ("step-law", "steplaw", "32a8f4cc50247695fb56cc6c9117abdf67c97763")
 REGMIX = ("sail-sg", "regmix", "b004d3a3f39846dcec6b3740da22bcd1ba95a5d0")
 OBSSCALING = ("ryoungj", "ObsScaling", "4d6e1e43fd2635d04654aa77d1df9d5266ea0382")
 OPEN_ATHENA = ("Open-Athena", "scaling-law-analysis", "3e0656ee3dce1a2c89aa67691920f5eb9d30f0fc")
+PYTHIA = ("EleutherAI", "pythia", "a19eecb807ec2c79a39ebf18108816e6ffffc1d5")
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,22 @@ class Dataset:
         return RAW_URL.format(owner=self.owner, repo=self.repo, commit=self.commit, path=path)
 
 
+#: repositories registering hundreds of files keep their hashes in a manifest of their own, so the
+#: main one stays small (Pythia: one result file per checkpoint, 405 files)
+SIDE_MANIFESTS = {"EleutherAI/pythia@a19eecb807ec2c79a39ebf18108816e6ffffc1d5":
+                  MANIFEST.with_name("datasets_manifest_pythia.json")}
+
+
 @lru_cache(maxsize=1)
 def _manifest() -> dict[str, dict[str, str]]:
-    try:
-        return json.loads(MANIFEST.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ScalelawError(f"cannot read the dataset manifest {MANIFEST} ({exc}); reinstall scalelaw") from None
+    man = {}
+    for key, path in ((None, MANIFEST), *SIDE_MANIFESTS.items()):
+        try:
+            got = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ScalelawError(f"cannot read the dataset manifest {path} ({exc}); reinstall scalelaw") from None
+        man.update(got if key is None else {key: got})
+    return man
 
 
 # ---- loaders --------------------------------------------------------------------------------------
@@ -181,6 +192,13 @@ def _open_athena(files: list[Path], experiment: str | None = None) -> pd.DataFra
     return df
 
 
+def _pythia(files: list[Path]) -> pd.DataFrame:
+    from .io.lmeval import read_files
+
+    root = Path(os.path.commonpath([str(f) for f in files]))
+    return read_files(files, root=root, source=str(root))
+
+
 _CITE_CHIN = ("Besiroglu, Erdil, Barnett, You (2024). Chinchilla Scaling: A replication attempt. arXiv:2404.10102; "
               "original data: Hoffmann et al. (2022), arXiv:2203.15556")
 _CITE_GADRE = ("Gadre et al. (2024). Language models scale reliably with over-training and on downstream tasks. "
@@ -189,6 +207,9 @@ _CITE_STEP = "Li et al. (2025). Predictable Scale: Part I -- Optimal Hyperparame
 _CITE_REGMIX = "Liu et al. (2025). RegMix: Data Mixture as Regression for Language Model Pre-training. ICLR 2025, arXiv:2407.01492"
 _CITE_OBS = ("Ruan, Maddison, Hashimoto (2024). Observational Scaling Laws and the Predictability of Language "
              "Model Performance. arXiv:2405.10938")
+
+_CITE_PYTHIA = ("Biderman et al. (2023). Pythia: A Suite for Analyzing Large Language Models Across Training and "
+                "Scaling. ICML 2023, arXiv:2304.01373")
 
 _RM = "data/"
 REGISTRY: dict[str, Dataset] = {}
@@ -262,6 +283,16 @@ for _name, (_exp, _rows, _cite) in OPEN_ATHENA_SETS.items():
     _add(Dataset(_name, *OPEN_ATHENA, (_OA_FILE,), "none stated (cite the source study)", f"{_cite}; {_CITE_OA}",
                  f"IsoFLOP set {_exp} of isoflops-open-athena (N, D, C = budget, loss, outlier flags).",
                  lambda f, e=_exp: _open_athena(f, e), ("N", "D", "C", "loss"), _rows))
+_PYTHIA_EVALS = "evals/pythia-v1/pythia-{}/"
+for _name, _sizes, _suffix, _what in (
+        ("pythia", ("70m", "160m", "410m", "1.4b", "2.8b", "6.9b", "12b"), "", "the Pile"),
+        ("pythia-deduped", ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"), "-deduped",
+         "the deduplicated Pile")):
+    _add(Dataset(_name, *PYTHIA, tuple(_PYTHIA_EVALS.format(s + _suffix) for s in _sizes), "Apache-2.0", _CITE_PYTHIA,
+                 f"Pythia zero-shot lm-evaluation-harness results at 27 checkpoints (step 0 to 143000) of "
+                 f"{len(_sizes)} models trained on {_what}: one row per (run, step); N and N_nonembed from the Pythia "
+                 "paper (Table 1), D = step x 2,097,152 tokens, score_<task> = acc and stderr_<task> per task.",
+                 _pythia, ("N", "step"), 27 * len(_sizes)))
 _add(Dataset("release-dates", None, None, None, ("extra/release_dates.csv",), "compiled facts (cite the source column)",
              "see the 'source' column of each row",
              "First public release date of each obsscaling-base model (model, family, release_date, precision, "
@@ -396,7 +427,13 @@ def build_manifest(mirror: str | os.PathLike) -> dict:
     return {k: dict(sorted(v.items())) for k, v in sorted(man.items())}
 
 
-if __name__ == "__main__":  # python -m scalelaw.datasets MIRROR > scalelaw/datasets_manifest.json
+if __name__ == "__main__":
+    # python -m scalelaw.datasets MIRROR > scalelaw/datasets_manifest.json (without SIDE_MANIFESTS' repositories);
+    # python -m scalelaw.datasets MIRROR KEY > the side manifest of repository KEY (see SIDE_MANIFESTS)
     import sys
 
-    print(json.dumps(build_manifest(sys.argv[1]), indent=1))
+    _all = build_manifest(sys.argv[1])
+    if len(sys.argv) > 2:
+        print(json.dumps(_all[sys.argv[2]], indent=1))
+    else:
+        print(json.dumps({k: v for k, v in _all.items() if k not in SIDE_MANIFESTS}, indent=1))

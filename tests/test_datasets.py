@@ -19,7 +19,8 @@ EXPECTED_ROWS = {"chinchilla-epoch": 240, "chinchilla-epoch-all": 245, "gadre-ov
                  "isoflops-open-athena": 947, "isoflops-open-athena-raw": 947, "isoflops-chinchilla-epoch": 123,
                  "isoflops-chinchilla-scalefit": 124, "isoflops-llama3": 133, "isoflops-llama3-exp": 133,
                  "isoflops-marin-comma": 85, "isoflops-marin-dclm": 85, "isoflops-marin-nemotron": 88,
-                 "isoflops-misfitting": 176}
+                 "isoflops-misfitting": 176,
+                 "pythia": 189, "pythia-deduped": 216}
 
 
 def test_names_are_the_contract():
@@ -141,6 +142,9 @@ def test_manifest_is_small_and_complete():
     assert sum(len(v) for v in man.values()) == 225
     assert len(man["mlfoundations/scaling@a003c4913793ac2ae7ef87b28ecb562955d026d5"]) == 209
     assert datasets.MANIFEST.stat().st_size < 64_000
+    # a repository of hundreds of files keeps its hashes in a side manifest: one per Pythia checkpoint file
+    side = datasets.SIDE_MANIFESTS["EleutherAI/pythia@a19eecb807ec2c79a39ebf18108816e6ffffc1d5"]
+    assert len(json.loads(side.read_text())) == 405 and side.stat().st_size < 64_000
     assert datasets.combined_sha256({"a": "1"}) == hashlib.sha256(b"a\x001\n").hexdigest()
 
 

@@ -29,7 +29,7 @@ __all__ = ["load_table", "load_tables", "read_raw", "reduce_runs", "detect_forma
 
 REDUCERS = ("final", "smooth", "min")
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "wandb-history", "wandb-panel", "tensorboard",
-           "hf-trainer", "openlm", "megatron", "nanogpt", "obsscaling", "steplaw", "regmix")
+           "hf-trainer", "openlm", "megatron", "nanogpt", "obsscaling", "steplaw", "regmix", "lmeval")
 
 
 # ---- reduce ---------------------------------------------------------------------------------------
@@ -272,7 +272,9 @@ def detect_format(path: Path) -> str:
             return "openlm"
         if (p / "exp_data" / "models").is_dir():
             return "openlm"
-        return "folder"
+        from .lmeval import is_results_folder
+
+        return "lmeval" if is_results_folder(p) else "folder"
     name = p.name.lower()
     if "tfevents" in name:
         return "tensorboard"
@@ -297,7 +299,9 @@ def detect_format(path: Path) -> str:
             return "hf-trainer"
         if head.lstrip().startswith(b"{") and b'"hyperparameters"' in head:
             return "openlm"
-        return "json"
+        from .lmeval import sniff
+
+        return "lmeval" if sniff(head) else "json"
     if suf in (".csv", ".tsv", ".gz") or suf == "":
         return tabular.sniff_csv(p)
     raise ScalelawError(f"{p}: unknown file type {suf!r}; give CSV, Parquet, JSONL, a TensorBoard event file, "
@@ -306,7 +310,7 @@ def detect_format(path: Path) -> str:
 
 def read_raw(path, fmt: str | None = None, **opts) -> pd.DataFrame:
     """Read one file or folder into a (not yet validated) table with source-specific columns mapped."""
-    from . import hf, openlm, regmix, tabular, tensorboard, textlogs, wandb
+    from . import hf, lmeval, openlm, regmix, tabular, tensorboard, textlogs, wandb
 
     p = Path(path)
     if not p.exists():
@@ -320,7 +324,7 @@ def read_raw(path, fmt: str | None = None, **opts) -> pd.DataFrame:
         "tensorboard": tensorboard.read_events, "hf-trainer": hf.read_trainer_state,
         "openlm": openlm.read_exp_data, "megatron": textlogs.read_megatron, "nanogpt": textlogs.read_nanogpt,
         "obsscaling": tabular.read_obsscaling, "steplaw": tabular.read_steplaw,
-        "regmix": regmix.read_single, "folder": read_folder,
+        "regmix": regmix.read_single, "folder": read_folder, "lmeval": lmeval.read_lmeval,
     }
     if fmt not in readers:
         raise ScalelawError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
