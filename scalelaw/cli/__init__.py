@@ -18,5 +18,6 @@ from . import data  # noqa: E402,F401  data list/info/fetch, ingest, inspect
 from . import mixture  # noqa: E402,F401
 from . import compare  # noqa: E402,F401  compare LAW [LAW...] DATA
 from . import design  # noqa: E402,F401
+from . import trajectory  # noqa: E402,F401  trajectory fit/flags/emergence/plot/predict/backtest
 
 __all__ = ["main"]

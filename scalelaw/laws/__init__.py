@@ -4,6 +4,7 @@ from . import density  # noqa: F401
 from . import overtrain, downstream  # noqa
 from . import hparams  # noqa
 from . import architecture  # noqa: F401
+from . import anneal  # noqa: F401  lr_anneal (Tissue et al. 2024)
 
 # `import scalelaw as sl; sl.laws()` calls scalelaw.api.laws (the registered laws as a table)
 from .._callable import make_callable  # noqa: E402
