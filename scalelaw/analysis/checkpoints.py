@@ -45,7 +45,7 @@ FAMILIES = (("mmlu", ("hendryckstest_", "mmlu")), ("arc", ("arc_",)), ("lambada"
             ("commonsense", ("piqa", "winogrande", "wsc", "hellaswag", "copa", "boolq")),
             ("science/logic QA", ("sciq", "logiqa", "openbookqa")))
 
-#: the flag rules (also in docs/trajectory.md); z = 2, z_drop = 3, gap = 0.9 by default
+#: the flag rules (also in docs/trajectory.md); z = 2, z_drop = 4, gap = 0.9 by default
 RULES = {
     "at_chance": "final score (last checkpoint) - chance <= z * its stderr (0.02 when no stderr)",
     "saturated": "final score closes at least `gap` of the distance from chance to 1: "
@@ -191,7 +191,7 @@ def _max_drop(s: np.ndarray, se: np.ndarray) -> tuple[float, float]:
 
 
 def flag_tasks(df: pd.DataFrame, tasks: Sequence[str] | None = None, chance: Mapping | None = None, *,
-               z: float = 2.0, z_drop: float = 3.0, gap: float = 0.9) -> pd.DataFrame:
+               z: float = 2.0, z_drop: float = 4.0, gap: float = 0.9) -> pd.DataFrame:
     """One row per (task, run): final score, chance, the three flags (rules in :data:`RULES`),
     the largest drop and the compute at which the task leaves chance."""
     df, tasks = expand_tasks(df, tasks)
@@ -324,7 +324,7 @@ def _z(level: float) -> float:
 
 
 def tokens_power_law(D: np.ndarray, s: np.ndarray, se: np.ndarray, D_final: float, level: float = 0.95):
-    """Baseline: score(D) = a - b D^-c fitted on one run's own checkpoints (weighted by stderr),
+    """Baseline: score(D) = a - b D^-c fitted on one run's own checkpoints with D >= 0.1 N (weighted by stderr),
     evaluated at D_final; interval from the fit's covariance plus the residual scatter."""
     from scipy.optimize import curve_fit
 
@@ -393,13 +393,16 @@ def predict_final(df: pd.DataFrame, run: str, fraction: float, tasks: Sequence[s
                "last_upper": float(s[-1] + z * se[-1]) if len(s) else math.nan}
         try:
             ft = fit_task(train, t, x, starts=[starts[t]] if starts and t in starts else None, level=level)
-            p = ft.predict(pd.DataFrame({"N": [N], "D": [D_final]}), level=level).iloc[0]
+            with warnings.catch_warnings():  # an interval clipped at the [0, 1] bound is expected here
+                warnings.simplefilter("ignore")
+                p = ft.predict(pd.DataFrame({"N": [N], "D": [D_final]}), level=level).iloc[0]
             row.update({"predicted": 1.0 - float(p["mean"]), "lower": 1.0 - float(p["pred_upper"]),
                         "upper": 1.0 - float(p["pred_lower"]), "params": dict(ft.params)})
         except ScalelawError as exc:
             row.update({"predicted": math.nan, "lower": math.nan, "upper": math.nan, "error": str(exc)})
-        if len(s) >= 4:
-            m, lo, hi = tokens_power_law(d["D"].to_numpy(float), s, se, D_final, level)
+        pl = (d["D"] >= M_MIN * N).to_numpy()  # the checkpoints the law may use too (D >= 0.1 N)
+        if pl.sum() >= 4:
+            m, lo, hi = tokens_power_law(d["D"].to_numpy(float)[pl], s[pl], se[pl], D_final, level)
         else:
             m = lo = hi = math.nan
         row.update({"powerlaw": m, "powerlaw_lower": lo, "powerlaw_upper": hi})

@@ -69,7 +69,7 @@ def fit_cmd(data, tasks, x, maps, units, as_json):
 @task_option
 @chance_option
 @click.option("--z", type=float, default=2.0, show_default=True, help="Stderrs above chance to count as above it.")
-@click.option("--z-drop", type=float, default=3.0, show_default=True,
+@click.option("--z-drop", type=float, default=4.0, show_default=True,
               help="Combined stderrs a drop below the best earlier checkpoint needs to count as non-monotonic.")
 @click.option("--gap", type=float, default=0.9, show_default=True,
               help="Saturated: the final score closes this fraction of the distance from chance to 1.")
@@ -119,9 +119,10 @@ def emergence_cmd(data, tasks, chances, z, maps, units, as_json):
         return
     cols = list(em.columns)
     click.echo("compute (FLOPs) at which each task leaves chance ('-': never during training)")
-    click.echo(f"{'task':<30}" + "".join(f"{str(c)[-12:]:>13}" for c in cols))
+    w = max([10] + [len(str(c)) + 1 for c in cols])
+    click.echo(f"{'task':<30}" + "".join(f"{str(c):>{w}}" for c in cols))
     for t, row in em.iterrows():
-        click.echo(f"{str(t)[:29]:<30}" + "".join(f"{_g(row[c]):>13}" for c in cols))
+        click.echo(f"{str(t)[:29]:<30}" + "".join(f"{_g(row[c]):>{w}}" for c in cols))
 
 
 @trajectory.command("plot")
