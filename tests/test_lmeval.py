@@ -89,3 +89,20 @@ def test_duplicate_checkpoint_and_cli_error(tmp_path):
         read_lmeval(tmp_path, tokens_per_step=1e6, params={"m": 1e8})
     r = CliRunner().invoke(main, ["inspect", str(tmp_path)])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and r.output.startswith("error: ")
+
+
+def test_cli_reads_harness_results_with_sizes_and_tokens_given(tmp_path):
+    for run in ("small", "big"):
+        for step, acc in ((1000, 0.3), (2000, 0.5)):
+            _current(tmp_path / run / f"results_{step}.json", acc, step)
+    r = CliRunner().invoke(main, ["-q", "trajectory", "emergence", str(tmp_path), "--json"])
+    assert r.exit_code == 2 and "lacks column(s) N, D" in r.output
+    assert "give model sizes with --params RUN=N; give D with --tokens-per-step" in r.output
+    r = CliRunner().invoke(main, ["-q", "trajectory", "emergence", str(tmp_path), "--params", "small=1e8",
+                                  "--tokens-per-step", "1e6", "--json"])
+    assert r.exit_code == 2 and "parameter count N unknown for run(s) big; give it (--params big=<N>" in r.output
+    r = CliRunner().invoke(main, ["-q", "trajectory", "emergence", str(tmp_path), "--params", "small=1e8",
+                                  "--params", "big=4e8", "--tokens-per-step", "1e6", "--json"])
+    assert r.exit_code == 0, r.output
+    # arc_easy leaves chance (0.25) at step 1000: C = 6 N D with D = 1000 x 1e6
+    assert json.loads(r.output)["arc_easy"] == {"small": 6 * 1e8 * 1e9, "big": 6 * 4e8 * 1e9}

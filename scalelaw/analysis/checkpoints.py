@@ -142,14 +142,21 @@ def chance_of(task: str, df: pd.DataFrame | None = None, chance: Mapping | None 
 def _need(df: pd.DataFrame, cols) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
+        how = "; ".join(h for c, h in (("N", "give model sizes with --params RUN=N"),
+                                        ("D", "give D with --tokens-per-step")) if c in missing)
         raise ScalelawError(f"{df.attrs.get('source', 'the table')} lacks column(s) {', '.join(missing)}; a "
-                            "per-checkpoint table needs run, step, N, D and score_<task>")
+                            f"per-checkpoint table needs run, step, N, D and score_<task>{': ' + how if how else ''}")
 
 
 def _runs(df: pd.DataFrame) -> list[str]:
     """Run ids ordered by model size."""
     _need(df, ("run", "N"))
-    return list(df.groupby("run")["N"].first().sort_values(kind="stable").index)
+    sizes = df.groupby("run")["N"].first()
+    if sizes.isna().any():
+        bad = list(sizes[sizes.isna()].index)
+        raise ScalelawError(f"{df.attrs.get('source', 'the table')}: parameter count N unknown for run(s) "
+                            f"{', '.join(map(str, bad[:5]))}; give it (--params {bad[0]}=<N>, or a column N)")
+    return list(sizes.sort_values(kind="stable").index)
 
 
 def _series(df: pd.DataFrame, run: str, task: str, positive_only: bool = True):

@@ -23,8 +23,21 @@ def chance_option(f):
                         help="Chance level of a task (overrides the declared one; see docs/trajectory.md).")(f)
 
 
-def _load(data, maps, units):
-    return load_data(data, maps, units)
+def data_options(f):
+    """--map, --units, --params and --tokens-per-step (for lm-evaluation-harness results)."""
+    f = click.option("--params", "params", multiple=True, metavar="RUN=N",
+                     help="Parameter count of a run of lm-evaluation-harness results (Pythia's are known).")(f)
+    f = click.option("--tokens-per-step", "tokens_per_step", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Tokens per optimiser step, for lm-evaluation-harness results without a config beside "
+                          "them (D = step x this; Pythia's 2,097,152 is known).")(f)
+    return table_options(f)
+
+
+def _load(data, maps, units, tokens_per_step=None, params=()):
+    kw = {"tokens_per_step": tokens_per_step} if tokens_per_step else {}
+    if params:
+        kw["params"] = parse_pairs(params, "--params", numeric=True, example="my-model=1.6e8", many=False)
+    return load_data(data, maps, units, **kw)
 
 
 def _g(v) -> str:
@@ -43,14 +56,14 @@ def trajectory():
 @click.option("--x", "x", type=click.Choice(["tokens", "loss"]), default=None,
               help="Fit error against (N, D) with downstream_direct (tokens, compute C = 6ND), or against the "
                    "validation loss with downstream_sigmoid [default: loss when the table has one, else tokens].")
-@table_options
+@data_options
 @json_option("Print one JSON list: per task the law, parameters, rows and residual sd.")
-def fit_cmd(data, tasks, x, maps, units, as_json):
+def fit_cmd(data, tasks, x, maps, units, tokens_per_step, params, as_json):
     """Fit a downstream law per task across every checkpoint of every size in DATA (a table, a
     folder of lm-evaluation-harness results, or a dataset such as 'pythia')."""
     from ..analysis.checkpoints import fit_tasks
 
-    res = fit_tasks(_load(data, maps, units), tasks or None, x)
+    res = fit_tasks(_load(data, maps, units, tokens_per_step, params), tasks or None, x)
     rows = res.rows()
     if as_json:
         click.echo(dumps(rows))
@@ -74,14 +87,14 @@ def fit_cmd(data, tasks, x, maps, units, as_json):
 @click.option("--gap", type=float, default=0.9, show_default=True,
               help="Saturated: the final score closes this fraction of the distance from chance to 1.")
 @click.option("--per-run", is_flag=True, help="One line per (task, run) instead of per task.")
-@table_options
+@data_options
 @json_option("Print {rules, tasks: [...], runs: [...]}.")
-def flags_cmd(data, tasks, chances, z, z_drop, gap, per_run, maps, units, as_json):
+def flags_cmd(data, tasks, chances, z, z_drop, gap, per_run, maps, units, tokens_per_step, params, as_json):
     """Flag tasks at chance, saturated or non-monotonic over training (rules: docs/trajectory.md)."""
     from ..analysis.checkpoints import RULES, flag_tasks, summarize_flags
 
     chance = parse_pairs(chances, "--chance", numeric=True, example="piqa=0.5", many=False)
-    fl = flag_tasks(_load(data, maps, units), tasks or None, chance, z=z, z_drop=z_drop, gap=gap)
+    fl = flag_tasks(_load(data, maps, units, tokens_per_step, params), tasks or None, chance, z=z, z_drop=z_drop, gap=gap)
     summ = summarize_flags(fl)
     if as_json:
         click.echo(dumps({"rules": RULES, "settings": {"z": z, "z_drop": z_drop, "gap": gap},
@@ -105,14 +118,14 @@ def flags_cmd(data, tasks, chances, z, z_drop, gap, per_run, maps, units, as_jso
 @task_option
 @chance_option
 @click.option("--z", type=float, default=2.0, show_default=True, help="Stderrs above chance to count as above it.")
-@table_options
+@data_options
 @json_option("Print {task: {run: compute or null}}.")
-def emergence_cmd(data, tasks, chances, z, maps, units, as_json):
+def emergence_cmd(data, tasks, chances, z, maps, units, tokens_per_step, params, as_json):
     """Compute (FLOPs, 6ND) at which each task leaves chance for good, per model size."""
     from ..analysis.checkpoints import emergence
 
     chance = parse_pairs(chances, "--chance", numeric=True, example="piqa=0.5", many=False)
-    em = emergence(_load(data, maps, units), tasks or None, chance, z=z)
+    em = emergence(_load(data, maps, units, tokens_per_step, params), tasks or None, chance, z=z)
     if as_json:
         click.echo(dumps({t: {r: (None if not math.isfinite(v) else float(v)) for r, v in row.items()}
                           for t, row in em.iterrows()}))
@@ -131,13 +144,13 @@ def emergence_cmd(data, tasks, chances, z, maps, units, as_json):
 @click.option("--no-fit", is_flag=True, help="Only the checkpoints, without the fitted curves.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @force_option()
-@table_options
-def plot_cmd(data, task, no_fit, output, force, maps, units):
+@data_options
+def plot_cmd(data, task, no_fit, output, force, maps, units, tokens_per_step, params):
     """Score against tokens per model size, with the downstream law fitted across checkpoints."""
     from ..analysis.checkpoints import expand_tasks, figure, fit_task
 
     check_writable(output, force)
-    df, (name,) = expand_tasks(_load(data, maps, units), [task])
+    df, (name,) = expand_tasks(_load(data, maps, units, tokens_per_step, params), [task])
     fig = figure(df, name, None if no_fit else fit_task(df, name, "tokens"))
     atomic_write_text(output, fig.to_html(include_plotlyjs=True, full_html=True), force=force)
     click.echo(f"wrote {output}")
@@ -159,13 +172,13 @@ def _predict_rows(df):
               help="The run's planned last step [default: its last checkpoint in DATA].")
 @task_option
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
-@table_options
+@data_options
 @json_option("Print one JSON list, one object per task.")
-def predict_cmd(data, run, fraction, final_step, tasks, level, maps, units, as_json):
+def predict_cmd(data, run, fraction, final_step, tasks, level, maps, units, tokens_per_step, params, as_json):
     """Predict RUN's final score per task from its first FRACTION of training plus smaller runs."""
     from ..analysis.checkpoints import predict_final
 
-    res = predict_final(_load(data, maps, units), run, fraction, tasks or None, final_step=final_step, level=level)
+    res = predict_final(_load(data, maps, units, tokens_per_step, params), run, fraction, tasks or None, final_step=final_step, level=level)
     rows = _predict_rows(res)
     if as_json:
         click.echo(dumps(rows))
@@ -190,16 +203,16 @@ def predict_cmd(data, run, fraction, final_step, tasks, level, maps, units, as_j
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every prediction here (CSV).")
 @force_option()
-@table_options
+@data_options
 @json_option("Print {summary: [...], predictions: [...]}.")
-def backtest_cmd(data, tasks, fractions, targets, level, output, force, maps, units, as_json):
+def backtest_cmd(data, tasks, fractions, targets, level, output, force, maps, units, tokens_per_step, params, as_json):
     """Predict each target run's final scores from its start; MAE and coverage per task family
     against the last observed value and a per-run power law in tokens."""
     from ..analysis.checkpoints import backtest, score_backtest
 
     if output:
         check_writable(output, force)
-    bt = backtest(_load(data, maps, units), tasks or None, fractions or (0.1, 0.25, 0.5), targets=targets or None,
+    bt = backtest(_load(data, maps, units, tokens_per_step, params), tasks or None, fractions or (0.1, 0.25, 0.5), targets=targets or None,
                   level=level)
     summ = score_backtest(bt)
     if output:
