@@ -91,6 +91,9 @@ def test_predict_final_from_a_quarter_of_training():
     res = ck.predict_final(df, "m3e+09", 0.25, ["arc_easy"]).iloc[0]
     assert res["observed_step"] == 33000 and res["final_step"] == 143000
     assert res["lower"] <= res["actual"] <= res["upper"]
+    # the fit's own interval, widened by the measured factor (docs/trajectory.md)
+    assert res["lower_fit"] > res["lower"] and res["upper_fit"] < res["upper"]
+    assert res["upper"] - res["predicted"] == pytest.approx(ck.INTERVAL_SCALE * (res["upper_fit"] - res["predicted"]))
     assert abs(res["predicted"] - res["actual"]) < 0.03
     assert abs(res["predicted"] - res["actual"]) < abs(res["last_observed"] - res["actual"])
     with pytest.raises(ScalelawError, match="is the smallest in the table"):

@@ -158,7 +158,7 @@ def plot_cmd(data, task, no_fit, output, force, maps, units, tokens_per_step, pa
 
 def _predict_rows(df):
     keep = ("task", "family", "run", "fraction", "observed_step", "final_step", "predicted", "lower", "upper",
-            "last_observed", "powerlaw", "actual", "error")
+            "lower_fit", "upper_fit", "last_observed", "powerlaw", "actual", "error")
     return [{k: r[k] for k in keep if k in r and not (isinstance(r[k], float) and k == "error")}
             for r in df.to_dict("records")]
 
@@ -229,13 +229,15 @@ def backtest_cmd(data, tasks, fractions, targets, level, output, force, maps, un
 def format_backtest(summ, level: float = 0.95) -> str:
     """The backtest summary as a Markdown table (MAE in accuracy points, coverage of the intervals)."""
     lvl = int(round(level * 100))
-    lines = [f"| family | f | n | law MAE | law {lvl}% coverage | last-value MAE | last-value coverage | "
-             "tokens power law MAE | power law coverage |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| family | f | n | law MAE | law {lvl}% coverage (fit's own interval) | law width | last-value MAE | "
+             "last-value coverage | tokens power law MAE | power law coverage | power law width |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summ.iterrows():
         c = lambda v: "-" if not math.isfinite(v) else f"{v:.0%}"
-        lines.append(f"| {r['family']} | {r['fraction']:g} | {r['n']} | {r['law_mae']:.2f} | {c(r['law_coverage'])} | "
+        lines.append(f"| {r['family']} | {r['fraction']:g} | {r['n']} | {r['law_mae']:.2f} | {c(r['law_coverage'])} "
+                     f"({c(r['fit_coverage'])}) | {r['law_width']:.1f} | "
                      f"{r['last_mae']:.2f} | {c(r['last_coverage'])} | {r['powerlaw_mae']:.2f} | "
-                     f"{c(r['powerlaw_coverage'])} |")
+                     f"{c(r['powerlaw_coverage'])} | {r['powerlaw_width']:.1f} |")
     return "\n".join(lines)
 
 
