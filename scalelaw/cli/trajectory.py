@@ -8,7 +8,7 @@ import click
 
 from ..util import atomic_write_text, check_writable, dumps
 from .app import main
-from .common import force_option, json_option, load_data, parse_pairs, table_options
+from .common import force_option, json_option, level_option, load_data, parse_pairs, table_options
 
 TASK_HELP = ("Task (repeatable), as in score_<task>; a pattern ending in '*' averages the matching tasks "
              "(e.g. 'hendrycksTest_*' -> hendrycksTest_avg). Default: every task.")
@@ -171,7 +171,7 @@ def _predict_rows(df):
 @click.option("--final-step", type=float, default=None,
               help="The run's planned last step [default: its last checkpoint in DATA].")
 @task_option
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@level_option()
 @data_options
 @json_option("Print one JSON list, one object per task.")
 def predict_cmd(data, run, fraction, final_step, tasks, level, maps, units, tokens_per_step, params, as_json):
@@ -200,7 +200,7 @@ def predict_cmd(data, run, fraction, final_step, tasks, level, maps, units, toke
               help="Fractions of training observed (repeatable) [default: 0.1, 0.25, 0.5].")
 @click.option("--target", "targets", multiple=True, help="Runs to predict (repeatable) [default: every run with "
               "at least two smaller ones].")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@level_option()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every prediction here (CSV).")
 @force_option()
 @data_options
@@ -253,7 +253,7 @@ def format_backtest(summ, level: float = 0.95) -> str:
 @click.option("--decay-frac", type=click.FloatRange(0, 1, min_open=True), default=0.2, show_default=True,
               help="wsd: fraction of the steps spent decaying.")
 @click.option("--every", type=click.IntRange(1), default=None, help="Print every K-th step [default: 20 points].")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@level_option(None)
 @json_option("Print one JSON list of {step, lr, S1, S2, mean, lower, upper, pred_lower, pred_upper}.")
 def anneal_cmd(fit_path, kind, steps, peak, warmup_steps, final, decay_frac, every, level, as_json):
     """Loss curve under another learning-rate schedule, from a fit of the lr_anneal law
