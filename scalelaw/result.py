@@ -317,10 +317,14 @@ class Fit:
             v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
             if np.any(~np.isfinite(v)):
                 raise ScalelawError(f"input {c!r} must be a finite number; got {df[c].tolist()!r}")
-            if np.any(v <= 0):
-                bad = float(v[v <= 0][0])
-                raise ScalelawError(f"input {c!r} must be positive (every input of law {self.law.name!r} is a "
-                                    f"size, count, budget or loss); got {bad:g}")
+            # inputs are sizes, counts, budgets or losses (> 0) unless the law declares a domain
+            # reaching 0 or below (e.g. lr_anneal's annealing area S2, 0 for a constant schedule)
+            lo = (self.law.domain or {}).get(c, (None, None))[0]
+            out = (v < lo) if lo is not None and lo <= 0 else (v <= 0)
+            if np.any(out):
+                bad = float(v[out][0])
+                what = f">= {lo:g}" if lo is not None and lo <= 0 else "positive"
+                raise ScalelawError(f"input {c!r} must be {what} (law {self.law.name!r}); got {bad:g}")
             df[c] = v
         if self.law.check_inputs is not None:
             self.law.check_inputs(df, "the prediction inputs")
