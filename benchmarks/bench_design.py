@@ -96,7 +96,8 @@ def one(args):
         df = runs.assign(loss=y * np.exp(noise * e))
         rec = {"study": study, "ladder": name, "runs": len(runs), "compute": float((6 * df.N * df.D).sum())}
         try:
-            f = fit("chinchilla", df, seed=study, n_jobs=1)
+            # the fit's own bootstrap serves "bootstrap" and "bootstrap-t"; residual-t refits its own
+            f = fit("chinchilla", df, boot=boot, seed=study, n_jobs=1)
             at = {"N": [target["N"]], "D": [target["D"]]}
             for method in METHODS:
                 g = with_interval(f, method, k=boot)
@@ -123,9 +124,18 @@ def main(argv=None):
     ap.add_argument("--boot", type=int, default=200, help="resamples of each refitting interval method")
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the design's parameter draws")
+    ap.add_argument("--truth-seed", type=int, default=1, help="seed of the truths and noise (split a run in parts)")
+    ap.add_argument("--first", type=int, default=0, help="number of the first study (noise seeds follow it)")
     ap.add_argument("--out", default=None, help="write the per-study records as JSON lines here")
+    ap.add_argument("--summarize", metavar="JSONL", help="only print the table of records written by --out")
     a = ap.parse_args(argv)
+    if a.summarize:
+        df = pd.read_json(a.summarize, lines=True)
+        names = list(dict.fromkeys(df.ladder))
+        opt = PRIOR.optimum(compute=a.target_compute)
+        return summarize(df, {n: None for n in names}, {"N": float(opt["N_opt"]), "D": float(opt["D_opt"])},
+                         a, float("nan"))
 
     opt = PRIOR.optimum(compute=a.target_compute)
     target = {"N": float(opt["N_opt"]), "D": float(opt["D_opt"])}
@@ -136,20 +146,28 @@ def main(argv=None):
     layouts = ladders(a.budget, d["runs"])
     for k, v in layouts.items():
         print(f"  {k:12s} {len(v):3d} runs, compute {(6 * v.N * v.D).sum():.3g}, N {v.N.min():.3g}..{v.N.max():.3g}")
-    jobs = [(i, t, layouts, target, a.noise, a.t3, a.boot) for i, t in enumerate(truths(a.studies, a.seed + 1))]
+    jobs = [(a.first + i, t, layouts, target, a.noise, a.t3, a.boot)
+            for i, t in enumerate(truths(a.studies, a.truth_seed))]
     recs = []
     t0 = time.perf_counter()
+    sink = open(a.out, "w") if a.out else None   # records as they finish: a stopped run keeps them
     with ProcessPoolExecutor(a.jobs) as ex:
-        for r in ex.map(one, jobs, chunksize=4):
+        for r in ex.map(one, jobs, chunksize=1):
             recs.extend(r)
+            if sink:
+                for rec in r:
+                    sink.write(json.dumps(rec) + "\n")
+                sink.flush()
+    if sink:
+        sink.close()
     el = time.perf_counter() - t0
-    df = pd.DataFrame(recs)
-    if a.out:
-        with open(a.out, "w") as fh:
-            for r in recs:
-                fh.write(json.dumps(r) + "\n")
+    summarize(pd.DataFrame(recs), layouts, target, a, el)
+
+
+def summarize(df, layouts, target, a, el):
     noise = f"{'t3' if a.t3 else 'lognormal'} {100 * a.noise:g}%"
-    print(f"\n{a.studies} studies, budget {a.budget:.3g} FLOPs, target {target['N']:.3g} params x {target['D']:.3g} "
+    studies = df.study.nunique()
+    print(f"\n{studies} studies, budget {a.budget:.3g} FLOPs, target {target['N']:.3g} params x {target['D']:.3g} "
           f"tokens, noise {noise}, {a.boot} resamples per interval, {el:.0f} s")
     print("| ladder | runs | interval | median 95% width | coverage | median abs error | failed fits |")
     print("|---|---|---|---|---|---|---|")
@@ -168,6 +186,7 @@ def main(argv=None):
         for base in ("fixed-ratio", "isoflop-5"):
             r = med["designed", m] / med[base, m]
             print(f"{m}: designed width / {base} width (medians): {r:.3f} ({100 * (1 - r):.0f}% narrower)")
+
 
 if __name__ == "__main__":
     main()

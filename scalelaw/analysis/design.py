@@ -549,6 +549,8 @@ def format_design(res: dict) -> str:
     b, a = res["before"], res["after"]
     lines.append(f"expected {lvl}% interval width at the target (relative): before {100 * b['relative_width']:.3g}%, "
                  f"after {100 * a['relative_width']:.3g}%")
+    lines.append("fit the new runs and predict with --interval residual-t (or delta): a bootstrap over runs is "
+                 "wide on designed ladders (docs/design.md)")
     lines.append(f"noise sd {res['method']['noise_sd']:.3g} ({res['method']['noise_from']}); "
                  f"{res['method']['candidates']}; target {res['extrapolation']:.3g}x the largest proposed run in compute")
     return "\n".join(lines)
