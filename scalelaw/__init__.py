@@ -4,7 +4,8 @@
     fit = sl.fit("chinchilla-epoch", "chinchilla", boot=200)   # a DataFrame, a path or a dataset name
     fit.summary(); fit.predict(N=7e10, D=1.4e12); fit.optimum(compute=[1e22, 5.76e23]); fit.plot()
 
-Package level: ``load``, ``fit``, ``load_fit``, ``laws``, ``plan``, ``isoflop``, ``backtest``
+Package level: ``load``, ``fit``, ``load_fit``, ``laws``, ``plan``, ``isoflop``, ``backtest``,
+``design``
 (scalelaw.api; docs/python.md) and the submodules ``plots``, ``io``, ``datasets``. They are
 imported on first use, so ``import scalelaw`` (and ``scalelaw --version``) stays cheap.
 
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 
 from .errors import ScalelawError  # noqa: E402
 
-_API = ("load", "fit", "load_fit", "laws", "plan", "isoflop", "backtest")
+_API = ("load", "fit", "load_fit", "laws", "plan", "isoflop", "backtest", "design")
 _SUBMODULES = ("plots", "io", "datasets", "result", "api")
 _LAW = ("Law", "Param")    # sl.Law.from_formula(...) builds a user-defined law
 

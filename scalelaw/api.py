@@ -155,3 +155,12 @@ def backtest(data, law, *, train: str | None = None, columns: Mapping | None = N
 
 
 __all__ = ["load", "fit", "load_fit", "laws", "plan", "isoflop", "backtest"]
+
+
+def design(fit, **kwargs) -> dict:
+    """Which runs to train next: :func:`scalelaw.analysis.design.design` (docs/design.md).
+
+    ``fit`` is a Fit, a fit file or a published name (e.g. "epoch-2024"); keywords as the
+    function's (target=, target_compute=, budget=, k=, ...)."""
+    from .analysis.design import design as _design
+    return _design(fit, **kwargs)

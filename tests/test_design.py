@@ -169,3 +169,11 @@ def test_design_from_an_unidentified_fit_warns():
     assert f.diagnostics.get("identified") is False
     res = dz.design(f, target=TARGET, budget=1e20, k=4)
     assert any("identif" in w.lower() for w in res["warnings"])
+
+
+def test_package_level_design_is_the_same_function():
+    import scalelaw as sl
+
+    a = sl.design("epoch-2024", target=TARGET, budget=1e20, k=3, draws=16)
+    b = dz.design("epoch-2024", target=TARGET, budget=1e20, k=3, draws=16)
+    assert a["runs"] == b["runs"] and a["after"] == b["after"]
