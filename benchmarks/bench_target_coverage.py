@@ -125,12 +125,7 @@ def targets(N, D):
 
 def run_study(task):
     design, n, kind, i, K, check = task
-    rng = np.random.default_rng([DESIGNS.index(design), n, NOISES.index(kind), i])
-    N, D = layout(design, n, rng)
-    sd = float(np.exp(rng.uniform(np.log(0.005), np.log(0.02))))
-    y = LAW.evaluate({"N": N, "D": D}, TRUTH) * np.exp(noise(kind, rng, n, sd))
-    tg = targets(N, D)
-    fresh = [t["L"] * float(np.exp(noise(kind, rng, 1, sd)[0])) for t in tg]
+    N, D, y, sd, tg, fresh = study_data(design, n, kind, i)
     df = pd.DataFrame({"N": N, "D": D, "loss": y})
     rec = {"design": design, "n": n, "noise": kind, "i": i, "targets": tg, "fresh": fresh, "sd": sd,
            "lnr_sd": float(np.std(np.log(D / N)))}
@@ -164,7 +159,8 @@ def run_study(task):
             for m, g in fits.items():
                 pr = g.predict(X)
                 os_ = [g.optimum(compute=c) for c in C]
-                o = {k: [x[k] for x in os_] for k in ("N_opt", "N_opt_lower", "N_opt_upper")}
+                # an optimum whose interval is withheld (unidentified draws) has no *_lower/_upper: a miss
+                o = {k: [x.get(k, np.nan) for x in os_] for k in ("N_opt", "N_opt_lower", "N_opt_upper")}
                 r = {"mean": pr["mean"].tolist(), "lo": pr["lower"].tolist(), "hi": pr["upper"].tolist(),
                      "plo": pr["pred_lower"].tolist(), "phi": pr["pred_upper"].tolist(),
                      "nopt": np.atleast_1d(o["N_opt"]).tolist(), "nlo": np.atleast_1d(o["N_opt_lower"]).tolist(),

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import ScalelawError
 from ..result import Fit, load_fit
+from .plan import _positive
 
 FLOPS_PER_TOKEN_PARAM = 6.0
 PRIOR_WIDEN = 3.0            # published standard errors are multiplied by this for a prior
@@ -525,16 +526,6 @@ def design(fit, *, target: Mapping | None = None, target_compute: float | None =
         "candidates": {"N": N.tolist(), "D": D.tolist(), "C": cost.tolist(),
                        "chosen": [bool(i in set(chosen)) for i in range(len(N))]},
     }
-
-
-def _positive(value, option: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ScalelawError(f"{option} must be a positive number; got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ScalelawError(f"{option} must be a positive finite number; got {value!r}")
-    return v
 
 
 def format_design(res: dict) -> str:
